@@ -1,0 +1,38 @@
+//! The client-server API.
+
+pub mod account;
+pub mod account_data;
+pub mod capabilities;
+pub mod devices;
+pub mod discovery;
+pub mod filter;
+pub mod login;
+pub mod profile;
+pub mod push_rules;
+pub mod register;
+
+use crate::error::{Error, Result};
+use crate::http::auth::User;
+use crate::http::router::Router;
+
+pub fn routes(r: &mut Router) {
+    discovery::routes(r);
+    capabilities::routes(r);
+    register::routes(r);
+    login::routes(r);
+    account::routes(r);
+    devices::routes(r);
+    profile::routes(r);
+    account_data::routes(r);
+    filter::routes(r);
+    push_rules::routes(r);
+}
+
+/// Endpoints under `/user/{userId}/...` act only on the caller's own data.
+pub fn require_self(user: &User, path_user: &str, what: &str) -> Result<()> {
+    if user.user_id == path_user {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!("Cannot {what} for other users.")))
+    }
+}

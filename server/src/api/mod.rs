@@ -1,0 +1,13 @@
+//! HTTP handlers, one file per spec module. Handlers parse, call services, shape responses.
+
+pub mod admin;
+pub mod client;
+
+use crate::http::router::Router;
+
+pub fn router() -> Router {
+    let mut r = Router::default();
+    client::routes(&mut r);
+    admin::routes(&mut r);
+    r
+}

@@ -1,0 +1,137 @@
+//! `glia generate`: a commented `homeserver.yaml` with Synapse's key names, a signing key
+//! and a registration shared secret, like `python -m synapse.app.homeserver --generate-config`.
+
+use std::path::{Path, PathBuf};
+
+use ruma::ServerName;
+
+use crate::keys;
+
+pub struct Generated {
+    pub config_path: PathBuf,
+    pub signing_key_path: PathBuf,
+}
+
+pub fn generate(
+    server_name: &str,
+    data_dir: &Path,
+    config_path: Option<&Path>,
+) -> Result<Generated, String> {
+    let name = ServerName::parse(server_name)
+        .map_err(|e| format!("--server-name {server_name:?} is not a valid server name: {e}"))?;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let data_dir = data_dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let config_path = config_path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| data_dir.join("homeserver.yaml"));
+    if config_path.exists() {
+        return Err(format!(
+            "{} already exists; not overwriting it",
+            config_path.display()
+        ));
+    }
+    let signing_key_path = data_dir.join(format!("{name}.signing.key"));
+    if !signing_key_path.exists() {
+        let (line, _) = keys::generate().map_err(|e| e.to_string())?;
+        keys::write_private_file(&signing_key_path, &line).map_err(|e| e.to_string())?;
+    }
+    let secret = crate::users::random_string(48);
+    let text = template(name.as_str(), &data_dir, &signing_key_path, &secret);
+    keys::write_private_file(&config_path, &text).map_err(|e| e.to_string())?;
+    Ok(Generated {
+        config_path,
+        signing_key_path,
+    })
+}
+
+fn template(server_name: &str, data_dir: &Path, key: &Path, secret: &str) -> String {
+    let d = data_dir.display();
+    let k = key.display();
+    format!(
+        r#"# Glia configuration. Key names follow Synapse's homeserver.yaml, so Synapse
+# documentation and hardening snippets apply. Check it with: glia check-config -c <this file>
+
+# The domain in your users' IDs (@alice:{server_name}). It cannot be changed later.
+server_name: "{server_name}"
+
+# The URL clients use to reach this server (served in /.well-known/matrix/client).
+# public_baseurl: "https://{server_name}/"
+
+listeners:
+  # Plain HTTP for a reverse proxy (Traefik, nginx) on the same machine or network.
+  - port: 8008
+    bind_addresses: ['::1', '127.0.0.1']
+    type: http
+    tls: false
+    # Trust X-Forwarded-For from the proxy, so logs and rate limits see real clients.
+    x_forwarded: true
+    resources:
+      - names: [client, federation]
+
+  # Direct TLS for federation on port 8448, if no proxy terminates TLS:
+  # - port: 8448
+  #   type: http
+  #   tls: true
+  #   resources:
+  #     - names: [federation]
+
+# PEM files for listeners with `tls: true`.
+# tls_certificate_path: "{d}/{server_name}.tls.crt"
+# tls_private_key_path: "{d}/{server_name}.tls.key"
+
+database:
+  name: sqlite3
+  args:
+    database: "{d}/homeserver.db"
+    # full (default) survives power loss; normal survives crashes only, and is faster.
+    # synchronous: full
+
+media_store_path: "{d}/media_store"
+signing_key_path: "{k}"
+
+# Lets `glia register-user -c <this file>` create accounts. Keep it secret.
+registration_shared_secret: "{secret}"
+
+# Hardening defaults: registration closed, no guests.
+enable_registration: false
+allow_guest_access: false
+
+# Open registration without captcha or tokens attracts spam bots; Glia refuses to start
+# with enable_registration: true unless this is set too.
+# enable_registration_without_verification: false
+
+# password_config:
+#   policy:
+#     enabled: true
+#     minimum_length: 12
+
+# Serve /.well-known/matrix/server pointing federation at port 443 of server_name.
+# serve_server_wellknown: false
+
+report_stats: false
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_config_is_valid_and_not_overwritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = generate("example.org", dir.path(), None).expect("generate");
+        let (c, report) = crate::config::Config::from_file(&g.config_path).expect("valid config");
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        assert_eq!(c.server_name.as_str(), "example.org");
+        assert!(c.registration_shared_secret.is_some());
+        crate::keys::SigningKey::load(&c.signing_key_path).expect("key loads");
+        assert!(
+            generate("example.org", dir.path(), None).is_err(),
+            "refuses to overwrite"
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! The one error type: every failure a request can meet maps to an HTTP status and a Matrix
+//! `errcode`, so handlers return `Result<_, Error>` and never build error bodies themselves.
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    UnknownToken(String),
+    #[error("{0}")]
+    MissingToken(String),
+    #[error("{0}")]
+    BadJson(String),
+    #[error("{0}")]
+    NotJson(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unrecognized(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// Data the server manages itself (405 `M_BAD_JSON`, e.g. `m.push_rules` account data).
+    #[error("{0}")]
+    ServerControlled(String),
+    #[error("{0}")]
+    InvalidUsername(String),
+    #[error("{0}")]
+    UserInUse(String),
+    #[error("{0}")]
+    InvalidParam(String),
+    #[error("{0}")]
+    MissingParam(String),
+    #[error("{0}")]
+    Unknown(String),
+    #[error("{0}")]
+    UserDeactivated(String),
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("{0}")]
+    GuestAccessForbidden(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    LimitExceeded(String, u64),
+    /// User-interactive authentication must continue: the body is the UIA state object.
+    #[error("user-interactive authentication required")]
+    Uia(Value),
+    /// A failure inside the server; the cause is logged, never sent to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        use Error::*;
+        match self {
+            Forbidden(_) | UserDeactivated(_) | GuestAccessForbidden(_) => StatusCode::FORBIDDEN,
+            UnknownToken(_) | MissingToken(_) | Uia(_) | Unauthorized(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            BadJson(_) | NotJson(_) | InvalidUsername(_) | UserInUse(_) | InvalidParam(_)
+            | MissingParam(_) | Unknown(_) | WeakPassword(_) => StatusCode::BAD_REQUEST,
+            NotFound(_) | Unrecognized(_) => StatusCode::NOT_FOUND,
+            MethodNotAllowed(_) | ServerControlled(_) => StatusCode::METHOD_NOT_ALLOWED,
+            TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            LimitExceeded(..) => StatusCode::TOO_MANY_REQUESTS,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn errcode(&self) -> &'static str {
+        use Error::*;
+        match self {
+            Forbidden(_) | Uia(_) => "M_FORBIDDEN",
+            UnknownToken(_) => "M_UNKNOWN_TOKEN",
+            MissingToken(_) => "M_MISSING_TOKEN",
+            BadJson(_) | ServerControlled(_) => "M_BAD_JSON",
+            NotJson(_) => "M_NOT_JSON",
+            NotFound(_) => "M_NOT_FOUND",
+            Unrecognized(_) | MethodNotAllowed(_) => "M_UNRECOGNIZED",
+            TooLarge(_) => "M_TOO_LARGE",
+            InvalidUsername(_) => "M_INVALID_USERNAME",
+            UserInUse(_) => "M_USER_IN_USE",
+            InvalidParam(_) => "M_INVALID_PARAM",
+            MissingParam(_) => "M_MISSING_PARAM",
+            Unknown(_) | Internal(_) => "M_UNKNOWN",
+            UserDeactivated(_) => "M_USER_DEACTIVATED",
+            WeakPassword(_) => "M_WEAK_PASSWORD",
+            GuestAccessForbidden(_) => "M_GUEST_ACCESS_FORBIDDEN",
+            Unauthorized(_) => "M_UNAUTHORIZED",
+            LimitExceeded(..) => "M_LIMIT_EXCEEDED",
+        }
+    }
+
+    /// The JSON body sent to the client.
+    pub fn body(&self) -> Value {
+        match self {
+            Error::Uia(v) => v.clone(),
+            Error::Internal(_) => json!({"errcode": "M_UNKNOWN", "error": "Internal server error"}),
+            Error::LimitExceeded(msg, ms) => {
+                json!({"errcode": self.errcode(), "error": msg, "retry_after_ms": ms})
+            }
+            other => json!({"errcode": other.errcode(), "error": other.to_string()}),
+        }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Internal(format!("database: {e}"))
+    }
+}
+
+/// Shorthand constructors keep call sites short: `Err(forbidden("..."))`.
+pub fn forbidden(msg: impl Into<String>) -> Error {
+    Error::Forbidden(msg.into())
+}
+pub fn bad_json(msg: impl Into<String>) -> Error {
+    Error::BadJson(msg.into())
+}
+pub fn not_found(msg: impl Into<String>) -> Error {
+    Error::NotFound(msg.into())
+}
+pub fn invalid_param(msg: impl Into<String>) -> Error {
+    Error::InvalidParam(msg.into())
+}
+pub fn missing_param(msg: impl Into<String>) -> Error {
+    Error::MissingParam(msg.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_codes_follow_the_spec() {
+        let e = Error::UnknownToken("x".into());
+        assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(e.body()["errcode"], "M_UNKNOWN_TOKEN");
+        let e = Error::MethodNotAllowed("x".into());
+        assert_eq!((e.status().as_u16(), e.errcode()), (405, "M_UNRECOGNIZED"));
+        let e = Error::Internal("secret path /etc".into());
+        assert!(
+            !e.body().to_string().contains("/etc"),
+            "internal causes never leak"
+        );
+        let e = Error::LimitExceeded("slow down".into(), 1500);
+        assert_eq!(e.body()["retry_after_ms"], 1500);
+    }
+}

@@ -1,0 +1,47 @@
+//! Numbered schema migrations, compiled into the binary and applied at start-up, each in a
+//! transaction of its own. `PRAGMA user_version` records how many have been applied.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_accounts",
+    include_str!("../../migrations/0001_accounts.sql"),
+)];
+
+pub fn apply(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current as usize > MIGRATIONS.len() {
+        return Err(Error::internal(format!(
+            "the database is at schema version {current}, newer than this Glia knows ({}); \
+             run a newer Glia or restore a backup",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let txn = conn.transaction()?;
+        txn.execute_batch(sql)
+            .map_err(|e| Error::internal(format!("migration {name} failed: {e}")))?;
+        txn.pragma_update(None, "user_version", (i + 1) as i64)?;
+        txn.commit()?;
+        tracing::info!(migration = name, "applied schema migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_are_idempotent() {
+        let mut c = Connection::open_in_memory().expect("open");
+        apply(&mut c).expect("first");
+        apply(&mut c).expect("second is a no-op");
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(v as usize, MIGRATIONS.len());
+    }
+}
