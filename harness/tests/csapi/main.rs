@@ -1,8 +1,8 @@
 //! Client-server API scenarios, named after the Complement tests they mirror.
 //! Run against in-process Glia by default; `GLIA_HARNESS_URL=...` runs them elsewhere.
 
+mod admin_register;
 mod apidoc_login;
 mod apidoc_register;
 mod apidoc_versions;
 mod bad_input;
-mod admin_register;

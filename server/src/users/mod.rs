@@ -89,9 +89,11 @@ pub fn user_id_for_localpart(localpart: &str, server: &ServerName) -> Result<Str
 }
 
 /// Resolve what a client typed at login (`alice` or `@alice:server`) to a local user ID.
+/// Glia stores user IDs in lower case (registration folds them), so the lookup is
+/// case-insensitive as in Synapse.
 pub fn local_user_id(app: &App, input: &str) -> Option<String> {
     let full = if input.starts_with('@') {
-        input.to_string()
+        input.to_lowercase()
     } else {
         format!("@{}:{}", input.to_lowercase(), app.config.server_name)
     };

@@ -1,6 +1,7 @@
 //! The Synapse-compatible admin API under `/_synapse/admin/`, so existing tools work.
 
 pub mod register;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ pub fn routes(r: &mut Router) {
     r.get("/_synapse/admin/v1/server_version", server_version);
     r.get("/_synapse/admin/v1/register", register::nonce);
     r.post("/_synapse/admin/v1/register", register::register);
+    r.get("/_synapse/admin/v2/users/{}", users::query_user);
 }
 
 async fn server_version(_app: Arc<App>, _req: Req) -> Result<Resp> {

@@ -64,9 +64,8 @@ async fn register_guest(
     login: Option<(Option<String>, Option<String>)>,
 ) -> Result<Resp> {
     if !app.config.allow_guest_access {
-        return Err(Error::GuestAccessForbidden(
-            "Guest access is disabled".into(),
-        ));
+        // Synapse answers M_FORBIDDEN here; M_GUEST_ACCESS_FORBIDDEN is for guests' requests.
+        return Err(Error::Forbidden("Guest access is disabled".into()));
     }
     // Guests get numeric localparts, which normal registration refuses (as in Synapse).
     let mut attempt = 0;
