@@ -124,3 +124,77 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer_on(path: &std::path::Path) -> Writer {
+        let c = Connection::open(path).expect("open");
+        c.execute_batch(
+            "PRAGMA journal_mode=WAL; CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL);",
+        )
+        .expect("schema");
+        Writer::start(c).expect("writer")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_does_not_poison_its_batch() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("w.db");
+        let w = writer_on(&path);
+        let mut tasks = vec![];
+        for k in 0..200i64 {
+            let w = w.clone();
+            tasks.push(tokio::spawn(async move {
+                w.run(move |c| {
+                    c.execute("INSERT INTO t (k, v) VALUES (?1, 'x')", [k])?;
+                    if k % 7 == 0 {
+                        // Violates NOT NULL: this job fails, and its insert above is undone.
+                        c.execute("INSERT INTO t (k, v) VALUES (?1, NULL)", [k + 1000])?;
+                    }
+                    Ok(k)
+                })
+                .await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.expect("join") {
+                Ok(_) => ok += 1,
+                Err(e) => assert!(e.to_string().contains("NOT NULL"), "{e}"),
+            }
+        }
+        w.close();
+        let c = Connection::open(&path).expect("reopen");
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(n, ok);
+        assert_eq!(ok, 200 - (0..200).filter(|k| k % 7 == 0).count() as i64);
+        let bad: i64 = c
+            .query_row("SELECT COUNT(*) FROM t WHERE k % 7 = 0", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(bad, 0, "failed jobs left nothing behind");
+    }
+
+    #[tokio::test]
+    async fn close_commits_what_was_queued_and_refuses_more() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("w.db");
+        let w = writer_on(&path);
+        w.run(|c| Ok(c.execute("INSERT INTO t (k, v) VALUES (1, 'a')", [])?))
+            .await
+            .expect("write");
+        w.close();
+        assert!(
+            w.run(|_| Ok(())).await.is_err(),
+            "a closed writer refuses jobs"
+        );
+        let c = Connection::open(&path).expect("reopen");
+        let v: String = c
+            .query_row("SELECT v FROM t WHERE k = 1", [], |r| r.get(0))
+            .expect("row");
+        assert_eq!(v, "a");
+    }
+}
