@@ -24,13 +24,14 @@ pub fn routes(r: &mut Router) {
     );
 }
 
-/// Types the server manages through other endpoints (spec: 405 / 400 for these).
-fn check_settable(data_type: &str, in_room: bool) -> Result<()> {
+/// Types the server manages through other endpoints: 405 for these, "both global and
+/// room-specific" (spec: client-server API, "Client Config", server behaviour).
+fn check_settable(data_type: &str) -> Result<()> {
     match data_type {
-        "m.fully_read" if in_room => Err(Error::ServerControlled(
+        "m.fully_read" => Err(Error::ServerControlled(
             "Cannot set m.fully_read through this API; use /read_markers".into(),
         )),
-        "m.push_rules" if !in_room => Err(Error::ServerControlled(
+        "m.push_rules" => Err(Error::ServerControlled(
             "Cannot set m.push_rules through this API; use /pushrules".into(),
         )),
         "" => Err(invalid_param("Empty account data type")),
@@ -47,7 +48,7 @@ fn room_param(req: &Req) -> Result<String> {
 async fn put(app: Arc<App>, req: Req, room_id: String, data_type: String) -> Result<Resp> {
     let me = app.auth(&req).await?;
     super::require_self(&me, req.param(0), "add account data")?;
-    check_settable(&data_type, !room_id.is_empty())?;
+    check_settable(&data_type)?;
     let content = serde_json::to_string(&req.json_object(false)?).map_err(Error::internal)?;
     let nid = me.user_nid;
     app.db

@@ -110,15 +110,30 @@ fn rule_json(rules: &Ruleset, kind: &str, rule_id: &str) -> Result<Value> {
         .ok_or_else(|| not_found("Unknown rule"))
 }
 
+/// The ruleset as clients get it: every kind present, as an empty array when it has no
+/// rules (ruma leaves empty kinds out; the spec's examples and Synapse always list all five,
+/// and clients index them without checking).
+fn ruleset_json(rules: &Ruleset) -> Result<Value> {
+    let mut v = serde_json::to_value(rules).map_err(Error::internal)?;
+    if let Some(m) = v.as_object_mut() {
+        for kind in ["override", "content", "room", "sender", "underride"] {
+            m.entry(kind).or_insert_with(|| json!([]));
+        }
+    }
+    Ok(v)
+}
+
 async fn all(app: Arc<App>, req: Req) -> Result<Resp> {
     let u = app.auth(&req).await?;
-    Ok(ok(&json!({"global": load(&app, &u).await?})))
+    Ok(ok(
+        &json!({"global": ruleset_json(&load(&app, &u).await?)?}),
+    ))
 }
 
 async fn scope(app: Arc<App>, req: Req) -> Result<Resp> {
     let u = app.auth(&req).await?;
     check_scope(&req)?;
-    Ok(ok(&load(&app, &u).await?))
+    Ok(ok(&ruleset_json(&load(&app, &u).await?)?))
 }
 
 async fn kind(app: Arc<App>, req: Req) -> Result<Resp> {
@@ -191,7 +206,10 @@ async fn put_rule(app: Arc<App>, req: Req) -> Result<Resp> {
         rules
             .insert(new, after.as_deref(), before.as_deref())
             .map_err(|e| match e {
-                InsertPushRuleError::UnknownRuleId => not_found("before/after rule not found"),
+                // 400, not 404: the spec keeps 404 for the rule being updated.
+                InsertPushRuleError::UnknownRuleId => {
+                    Error::Unknown("before/after rule not found".into())
+                }
                 other => invalid_param(other.to_string()),
             })
     })
