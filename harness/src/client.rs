@@ -12,12 +12,18 @@ pub struct Response {
     pub headers: reqwest::header::HeaderMap,
     pub body: Vec<u8>,
     pub what: String,
+    /// The HTTP version the response came over (HTTP/1.1, or HTTP/2 by ALPN or prior knowledge).
+    pub http_version: reqwest::Version,
 }
 
 impl Response {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("{}: body is not JSON ({e}): {}", self.what, String::from_utf8_lossy(&self.body))
+            panic!(
+                "{}: body is not JSON ({e}): {}",
+                self.what,
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 
@@ -32,25 +38,56 @@ impl Response {
     /// Assert the status, returning the JSON body.
     #[track_caller]
     pub fn must_status(&self, status: u16) -> Value {
-        assert_eq!(self.status, status, "{}: expected {status}, got {}: {}", self.what, self.status, self.text());
-        if self.body.is_empty() { Value::Null } else { self.json() }
+        assert_eq!(
+            self.status,
+            status,
+            "{}: expected {status}, got {}: {}",
+            self.what,
+            self.status,
+            self.text()
+        );
+        if self.body.is_empty() {
+            Value::Null
+        } else {
+            self.json()
+        }
     }
 
     /// Assert a Matrix error: status and errcode, and that `error` is a string.
     #[track_caller]
     pub fn must_error(&self, status: u16, errcode: &str) -> Value {
         let body = self.must_status(status);
-        assert_eq!(body["errcode"], errcode, "{}: wrong errcode in {body}", self.what);
-        assert!(body["error"].is_string() || status == 401, "{}: no error message in {body}", self.what);
+        assert_eq!(
+            body["errcode"], errcode,
+            "{}: wrong errcode in {body}",
+            self.what
+        );
+        assert!(
+            body["error"].is_string() || status == 401,
+            "{}: no error message in {body}",
+            self.what
+        );
         body
     }
 
     /// Assert a 4xx with a well-formed Matrix error body, whatever the code.
     #[track_caller]
     pub fn must_client_error(&self) -> Value {
-        assert!((400..500).contains(&self.status), "{}: expected 4xx, got {}: {}", self.what, self.status, self.text());
+        assert!(
+            (400..500).contains(&self.status),
+            "{}: expected 4xx, got {}: {}",
+            self.what,
+            self.status,
+            self.text()
+        );
         let body = self.json();
-        assert!(body["errcode"].as_str().is_some_and(|c| c.starts_with("M_")), "{}: no errcode in {body}", self.what);
+        assert!(
+            body["errcode"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("M_")),
+            "{}: no errcode in {body}",
+            self.what
+        );
         body
     }
 }
@@ -79,6 +116,18 @@ pub struct Client {
 }
 
 pub fn http_client(extra_root: Option<&std::path::Path>) -> reqwest::Client {
+    http_client_builder(extra_root, &[])
+        .build()
+        .expect("HTTP client")
+}
+
+/// The builder behind [`http_client`], for clients that need more (HTTP/2 prior knowledge).
+/// `alpn` is offered in the TLS handshake: `&[b"h2", b"http/1.1"]` lets a server pick HTTP/2;
+/// empty (as in [`http_client`]) means HTTP/1.1 over TLS.
+pub fn http_client_builder(
+    extra_root: Option<&std::path::Path>,
+    alpn: &[&[u8]],
+) -> reqwest::ClientBuilder {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     if let Some(path) = extra_root {
@@ -87,17 +136,16 @@ pub fn http_client(extra_root: Option<&std::path::Path>) -> reqwest::Client {
             roots.add(cert.expect("CA cert")).expect("add CA");
         }
     }
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("TLS versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
+    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .timeout(Duration::from_secs(60))
         .no_proxy()
-        .build()
-        .expect("HTTP client")
 }
 
 /// Percent-encode one path segment (user IDs contain `@` and `:`).
@@ -105,7 +153,9 @@ pub fn encode_segment(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -136,6 +186,31 @@ impl Client {
     /// Send a request. `path` segments are encoded one by one, so IDs can be passed as is;
     /// a segment that starts with `?` is appended as the query string.
     pub async fn request(&self, method: &str, path: &[&str], body: impl Into<Body>) -> Response {
+        self.request_with(method, path, body, &[]).await
+    }
+
+    /// [`Client::request`] with extra request headers.
+    pub async fn request_with(
+        &self,
+        method: &str,
+        path: &[&str],
+        body: impl Into<Body>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        self.try_request(method, path, body, headers)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`Client::request_with`], but a transport failure (refused, reset, timeout) is an
+    /// `Err` instead of a panic: for load that runs while the server is stopped or killed.
+    pub async fn try_request(
+        &self,
+        method: &str,
+        path: &[&str],
+        body: impl Into<Body>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, String> {
         let mut url = self.base_url.clone();
         let mut query = String::new();
         for seg in path {
@@ -155,16 +230,35 @@ impl Client {
         if let Some(t) = &self.access_token {
             req = req.bearer_auth(t);
         }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         req = match body.into() {
             Body::None => req,
-            Body::Json(v) => req.header("content-type", "application/json").body(v.to_string()),
+            Body::Json(v) => req
+                .header("content-type", "application/json")
+                .body(v.to_string()),
             Body::Raw(bytes, ct) => req.header("content-type", ct).body(bytes),
         };
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{what}: request failed: {e}"));
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("{what}: request failed: {e:?}"))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.unwrap_or_else(|e| panic!("{what}: reading body: {e}")).to_vec();
-        Response { status, headers, body, what }
+        let http_version = resp.version();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| format!("{what}: reading body: {e:?}"))?
+            .to_vec();
+        Ok(Response {
+            status,
+            headers,
+            body,
+            what,
+            http_version,
+        })
     }
 
     pub async fn get(&self, path: &[&str]) -> Response {
@@ -211,7 +305,8 @@ impl Client {
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             b.extend(e.clone());
         }
-        self.request("POST", &["_matrix", "client", "v3", "login"], body).await
+        self.request("POST", &["_matrix", "client", "v3", "login"], body)
+            .await
     }
 
     pub async fn must_login(&self, user: &str, password: &str) -> Client {

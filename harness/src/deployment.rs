@@ -91,7 +91,10 @@ impl Deployment {
                         db_path: None,
                     })
                     .collect();
-                Deployment { servers, target: Target::External(urls) }
+                Deployment {
+                    servers,
+                    target: Target::External(urls),
+                }
             }
         }
     }
@@ -101,7 +104,9 @@ impl Deployment {
         match Target::from_env() {
             Target::InProcess => Some(Deployment::in_process(n, &cfg).await),
             Target::External(_) => {
-                eprintln!("SKIP: scenario needs a server configuration an external target cannot be given");
+                eprintln!(
+                    "SKIP: scenario needs a server configuration an external target cannot be given"
+                );
                 None
             }
         }
@@ -129,7 +134,10 @@ impl Deployment {
                 db_path: Some(db_path),
             });
         }
-        Deployment { servers, target: Target::InProcess }
+        Deployment {
+            servers,
+            target: Target::InProcess,
+        }
     }
 
     pub fn hs(&self, i: usize) -> &Homeserver {
@@ -144,7 +152,9 @@ impl Deployment {
     /// Register a fresh user with a unique localpart on server `i`.
     pub async fn register_user(&self, i: usize, prefix: &str) -> Client {
         let localpart = crate::client::unique_localpart(prefix);
-        self.client(i).must_register(&localpart, "correct horse battery staple").await
+        self.client(i)
+            .must_register(&localpart, "correct horse battery staple")
+            .await
     }
 
     /// Stop in-process servers and check each database is intact. External servers are
@@ -153,12 +163,18 @@ impl Deployment {
         for hs in &mut self.servers {
             if let Some(server) = hs.server.take() {
                 // The server must still answer after whatever the scenario threw at it.
-                let r = Client::new(&hs.base_url).get(&["_matrix", "client", "versions"]).await;
+                let r = Client::new(&hs.base_url)
+                    .get(&["_matrix", "client", "versions"])
+                    .await;
                 assert_eq!(r.status, 200, "server stopped answering: {}", r.text());
                 server.shutdown().await;
             }
             if let Some(path) = &hs.db_path {
-                assert_eq!(integrity_check(path), "ok", "database corrupt after scenario");
+                assert_eq!(
+                    integrity_check(path),
+                    "ok",
+                    "database corrupt after scenario"
+                );
             }
         }
     }
@@ -169,7 +185,8 @@ pub const SHARED_SECRET: &str = "harness-shared-secret";
 
 pub fn integrity_check(path: &std::path::Path) -> String {
     let c = rusqlite::Connection::open(path).expect("open db");
-    c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity_check")
+    c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check")
 }
 
 /// The YAML the harness gives a Glia it starts (in-process or as a binary).
@@ -189,23 +206,39 @@ pub fn config_yaml(server_name: &str, dir: &std::path::Path, port: u16, cfg: &Hs
         cfg.enable_registration, cfg.allow_guest_access
     );
     if let Some(n) = cfg.password_minimum_length {
-        y.push_str(&format!("password_config:\n  policy:\n    enabled: true\n    minimum_length: {n}\n"));
+        y.push_str(&format!(
+            "password_config:\n  policy:\n    enabled: true\n    minimum_length: {n}\n"
+        ));
     }
     y.push_str(&cfg.extra_yaml);
     y
 }
 
 /// Register through the shared-secret admin API, as `register_new_matrix_user` does.
-pub async fn admin_register(hs: &Homeserver, localpart: &str, password: &str, admin: bool) -> crate::Response {
+pub async fn admin_register(
+    hs: &Homeserver,
+    localpart: &str,
+    password: &str,
+    admin: bool,
+) -> crate::Response {
     use hmac::{Hmac, KeyInit, Mac};
     let c = Client::new(&hs.base_url);
-    let nonce = c.get(&["_synapse", "admin", "v1", "register"]).await.must_status(200)["nonce"]
+    let nonce = c
+        .get(&["_synapse", "admin", "v1", "register"])
+        .await
+        .must_status(200)["nonce"]
         .as_str()
         .expect("nonce")
         .to_string();
     let secret = hs.shared_secret.as_deref().expect("shared secret");
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(format!("{nonce}\0{localpart}\0{password}\0{}", if admin { "admin" } else { "notadmin" }).as_bytes());
+    mac.update(
+        format!(
+            "{nonce}\0{localpart}\0{password}\0{}",
+            if admin { "admin" } else { "notadmin" }
+        )
+        .as_bytes(),
+    );
     let mac = hex::encode(mac.finalize().into_bytes());
     c.request(
         "POST",

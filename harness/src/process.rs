@@ -1,9 +1,11 @@
 //! Glia as a separate process: for scenarios about the binary itself (the CLI, signals,
 //! `kill -9`). The binary is `$GLIA_BINARY`, else `target/debug/glia` beside the tests.
 
+use std::ffi::OsStr;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::client::Client;
 use crate::deployment::{HsConfig, config_yaml};
@@ -27,7 +29,11 @@ pub fn glia_binary() -> PathBuf {
 
 /// A free loopback port (bound and released; fine for tests on one machine).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 pub struct GliaProcess {
@@ -44,12 +50,17 @@ impl GliaProcess {
         let port = free_port();
         let config_path = dir.join("homeserver.yaml");
         if !config_path.exists() {
-            std::fs::write(&config_path, config_yaml("localhost", dir, port, cfg)).expect("write config");
+            std::fs::write(&config_path, config_yaml("localhost", dir, port, cfg))
+                .expect("write config");
         }
         let text = std::fs::read_to_string(&config_path).expect("config");
         let port = text
             .lines()
-            .find_map(|l| l.trim().strip_prefix("- port: ").and_then(|p| p.trim().parse().ok()))
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("- port: ")
+                    .and_then(|p| p.trim().parse().ok())
+            })
             .unwrap_or(port);
         let log_path = dir.join("glia.log");
         let log = std::fs::File::create(&log_path).expect("log file");
@@ -57,12 +68,19 @@ impl GliaProcess {
             .args(["serve", "-c"])
             .arg(&config_path)
             .env("GLIA_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("spawn glia");
         let base_url = format!("http://127.0.0.1:{port}");
-        let p = GliaProcess { child, base_url, config_path, db_path: dir.join("homeserver.db"), log_path };
+        let p = GliaProcess {
+            child,
+            base_url,
+            config_path,
+            db_path: dir.join("homeserver.db"),
+            log_path,
+        };
         p.wait_ready().await;
         p
     }
@@ -71,19 +89,26 @@ impl GliaProcess {
         let c = Client::new(&self.base_url);
         let url = format!("{}/_matrix/client/versions", self.base_url);
         let log = self.log_path.clone();
-        wait_until(&format!("glia to answer at {url}"), Duration::from_secs(30), || {
-            let c = c.clone();
-            let log = log.clone();
-            async move {
-                let ok = reqwest_ok(&c).await;
-                if !ok
-                    && let Ok(text) = std::fs::read_to_string(&log)
-                {
-                    assert!(!text.contains("glia: "), "glia failed to start:\n{text}");
+        wait_until(
+            &format!("glia to answer at {url}"),
+            Duration::from_secs(30),
+            || {
+                let c = c.clone();
+                let log = log.clone();
+                async move {
+                    let ok = reqwest_ok(&c).await;
+                    // main() reports a fatal error on a line of its own starting `glia: `.
+                    // Log lines start with a timestamp (and may hold `glia: `, the target).
+                    if !ok && let Ok(text) = std::fs::read_to_string(&log) {
+                        assert!(
+                            !text.lines().any(|l| l.starts_with("glia: ")),
+                            "glia failed to start:\n{text}"
+                        );
+                    }
+                    ok.then_some(())
                 }
-                ok.then_some(())
-            }
-        })
+            },
+        )
         .await;
     }
 
@@ -109,7 +134,10 @@ impl GliaProcess {
         while status.is_none() {
             status = child.try_wait().expect("try_wait");
             if status.is_none() {
-                assert!(std::time::Instant::now() < deadline, "glia did not exit within {timeout:?}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "glia did not exit within {timeout:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -119,9 +147,107 @@ impl GliaProcess {
 
 async fn reqwest_ok(c: &Client) -> bool {
     let url = format!("{}/_matrix/client/versions", c.base_url);
-    match reqwest::Client::new().get(url).timeout(Duration::from_secs(2)).send().await {
+    // reqwest is built without a default TLS provider: take the harness's client.
+    match crate::client::http_client(None)
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+    {
         Ok(r) => r.status().is_success(),
         Err(_) => false,
+    }
+}
+
+/// What a finished `glia` command printed, and how it exited.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub what: String,
+    /// `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// stdout and stderr together, for "the output mentions X".
+    pub fn output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    #[track_caller]
+    pub fn must_succeed(&self) -> &CliOutput {
+        assert_eq!(self.code, Some(0), "{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn must_fail(&self) -> &CliOutput {
+        assert!(
+            self.code.is_some_and(|c| c != 0),
+            "expected a non-zero exit: {self}"
+        );
+        self
+    }
+}
+
+impl std::fmt::Display for CliOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} exited with {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.what, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Run `glia <args>` to completion in `cwd` (default: the test's), stdin closed so a prompt
+/// fails instead of hanging (password prompts read /dev/tty: always pass `-p`); killed and
+/// reported as a failure after `timeout`.
+pub async fn run_glia<I, S>(args: I, cwd: Option<&Path>, timeout: Duration) -> CliOutput
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(glia_binary());
+    cmd.args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let what = format!("{cmd:?}");
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    CliOutput {
+        what,
+        code: status.code(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
     }
 }
 
