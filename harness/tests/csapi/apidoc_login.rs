@@ -90,8 +90,13 @@ async fn test_login_device_id_reuse() {
         .must_status(200);
     assert_eq!(second["device_id"], "KITCHENTAB");
     assert_ne!(first["access_token"], second["access_token"]);
-    let old = c.logged_in(&first, &alice.password);
-    old.get(WHOAMI).await.must_error(401, "M_UNKNOWN_TOKEN");
+    // The spec: "If the client sets the device_id, the server will invalidate any access
+    // and refresh token previously assigned to the device." Synapse 1.163 keeps the old
+    // token valid; the spec wins, so this is checked on Glia only.
+    if !d.is_external() {
+        let old = c.logged_in(&first, &alice.password);
+        old.get(WHOAMI).await.must_error(401, "M_UNKNOWN_TOKEN");
+    }
     let new = c.logged_in(&second, &alice.password);
     let dev = new
         .must_do(
