@@ -8,6 +8,7 @@
 pub mod client;
 pub mod deployment;
 pub mod process;
+pub mod sync;
 pub mod wait;
 
 pub use client::{Client, Response};

@@ -1,4 +1,5 @@
--- Accounts, devices, access tokens, profiles, account data, filters and push rules.
+-- Accounts, devices, access tokens, profiles, account data (push rules included, as the
+-- global `m.push_rules` type) and filters.
 -- Tables join on integer surrogate keys; text identifiers appear once.
 
 CREATE TABLE users (
@@ -50,12 +51,6 @@ CREATE TABLE filters (
     filter_json    TEXT NOT NULL,
     PRIMARY KEY (user_nid, filter_id)
 ) WITHOUT ROWID;
-
--- The user's whole push ruleset; absent means the spec's defaults.
-CREATE TABLE push_rules (
-    user_nid       INTEGER PRIMARY KEY REFERENCES users(nid),
-    ruleset        TEXT NOT NULL
-);
 
 -- One row per stream: the last position handed out.
 CREATE TABLE streams (

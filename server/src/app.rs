@@ -4,9 +4,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use tokio::sync::watch;
+
 use crate::config::Config;
 use crate::http::router::Router;
 use crate::keys::SigningKey;
+use crate::notifier::Notifier;
 use crate::store::Db;
 use crate::users::uia::UiaSessions;
 
@@ -20,5 +23,16 @@ pub struct App {
     /// Nonces handed out by `GET /_synapse/admin/v1/register`, each usable once.
     pub registration_nonces: Mutex<HashMap<String, Instant>>,
     pub uia: UiaSessions,
+    pub notifier: Notifier,
     pub started: Instant,
+    /// Turns true when shutdown begins, so long-polls can answer at once.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl App {
+    /// Resolves once shutdown has begun.
+    pub async fn shutting_down(&self) {
+        let mut rx = self.shutdown.clone();
+        let _ = rx.wait_for(|s| *s).await;
+    }
 }

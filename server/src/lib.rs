@@ -11,7 +11,9 @@ pub mod error;
 pub mod filter;
 pub mod http;
 pub mod keys;
+pub mod notifier;
 pub mod store;
+pub mod sync;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -45,6 +47,7 @@ impl Server {
         )?;
         let signing_key = SigningKey::load_or_generate(&config.signing_key_path)?;
         let registration_shared_secret = load_shared_secret(&config)?;
+        let (tx, rx) = watch::channel(false);
         let app = Arc::new(App {
             router: api::router(),
             db,
@@ -52,10 +55,11 @@ impl Server {
             registration_shared_secret,
             registration_nonces: Mutex::new(Default::default()),
             uia: Default::default(),
+            notifier: Default::default(),
+            shutdown: rx.clone(),
             started: Instant::now(),
             config,
         });
-        let (tx, rx) = watch::channel(false);
         let bound = http::bind_all(&app, rx)
             .await
             .inspect_err(|_| app.db.close())?;

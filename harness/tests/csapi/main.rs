@@ -6,3 +6,4 @@ mod apidoc_login;
 mod apidoc_register;
 mod apidoc_versions;
 mod bad_input;
+mod sync_account_data;

@@ -44,3 +44,19 @@ pub fn get(
         .query_row(params![user_nid, room_id, data_type], |r| r.get(0))
         .optional()?)
 }
+
+/// Global account data changed in `(from, to]`, as (type, content), oldest change first.
+pub fn changed_global(
+    conn: &Connection,
+    user_nid: i64,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(String, String)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT data_type, content FROM account_data
+         WHERE user_nid = ?1 AND room_id = '' AND stream_pos > ?2 AND stream_pos <= ?3
+         ORDER BY stream_pos",
+    )?;
+    let rows = st.query_map(params![user_nid, from, to], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

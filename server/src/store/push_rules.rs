@@ -1,21 +1,17 @@
-//! The `push_rules` table: a user's whole ruleset as JSON; no row means the defaults.
+//! Push rules are stored as the user's global `m.push_rules` account data, as the spec
+//! presents them to clients in `/sync`; no row means the spec's defaults.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 
+use super::account_data;
 use crate::error::Result;
 
+pub const TYPE: &str = "m.push_rules";
+
 pub fn get(conn: &Connection, user_nid: i64) -> Result<Option<String>> {
-    Ok(conn
-        .prepare_cached("SELECT ruleset FROM push_rules WHERE user_nid = ?1")?
-        .query_row([user_nid], |r| r.get(0))
-        .optional()?)
+    account_data::get(conn, user_nid, "", TYPE)
 }
 
 pub fn put(conn: &Connection, user_nid: i64, ruleset: &str) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO push_rules (user_nid, ruleset) VALUES (?1, ?2)
-         ON CONFLICT (user_nid) DO UPDATE SET ruleset = excluded.ruleset",
-    )?
-    .execute(params![user_nid, ruleset])?;
-    Ok(())
+    account_data::put(conn, user_nid, "", TYPE, ruleset).map(|_| ())
 }

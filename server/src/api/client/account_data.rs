@@ -54,6 +54,7 @@ async fn put(app: Arc<App>, req: Req, room_id: String, data_type: String) -> Res
     app.db
         .write(move |c| account_data::put(c, nid, &room_id, &data_type, &content))
         .await?;
+    app.notifier.notify();
     Ok(empty_object())
 }
 

@@ -10,6 +10,7 @@ pub mod login;
 pub mod profile;
 pub mod push_rules;
 pub mod register;
+pub mod sync;
 
 use crate::error::{Error, Result};
 use crate::http::auth::User;
@@ -26,6 +27,7 @@ pub fn routes(r: &mut Router) {
     account_data::routes(r);
     filter::routes(r);
     push_rules::routes(r);
+    sync::routes(r);
 }
 
 /// Endpoints under `/user/{userId}/...` act only on the caller's own data.

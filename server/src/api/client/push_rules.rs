@@ -46,9 +46,14 @@ pub fn routes(r: &mut Router) {
     );
 }
 
+/// The stored content is the `m.push_rules` account data shape: `{"global": ruleset}`.
 fn parse_stored(stored: Option<String>, user_id: &str) -> Result<Ruleset> {
     match stored {
-        Some(text) => serde_json::from_str(&text).map_err(Error::internal),
+        Some(text) => {
+            let v: Value = serde_json::from_str(&text).map_err(Error::internal)?;
+            serde_json::from_value(v.get("global").cloned().unwrap_or_default())
+                .map_err(Error::internal)
+        }
         None => {
             let uid = UserId::parse(user_id).map_err(Error::internal)?;
             Ok(Ruleset::server_default(&uid))
@@ -73,10 +78,13 @@ where
         .write(move |c| {
             let mut rules = parse_stored(push_rules::get(c, nid)?, &uid)?;
             f(&mut rules)?;
-            let text = serde_json::to_string(&rules).map_err(Error::internal)?;
+            let content = json!({"global": ruleset_json(&rules)?});
+            let text = serde_json::to_string(&content).map_err(Error::internal)?;
             push_rules::put(c, nid, &text)
         })
-        .await
+        .await?;
+    app.notifier.notify();
+    Ok(())
 }
 
 fn check_scope(req: &Req) -> Result<()> {
@@ -113,7 +121,7 @@ fn rule_json(rules: &Ruleset, kind: &str, rule_id: &str) -> Result<Value> {
 /// The ruleset as clients get it: every kind present, as an empty array when it has no
 /// rules (ruma leaves empty kinds out; the spec's examples and Synapse always list all five,
 /// and clients index them without checking).
-fn ruleset_json(rules: &Ruleset) -> Result<Value> {
+pub fn ruleset_json(rules: &Ruleset) -> Result<Value> {
     let mut v = serde_json::to_value(rules).map_err(Error::internal)?;
     if let Some(m) = v.as_object_mut() {
         for kind in ["override", "content", "room", "sender", "underride"] {
