@@ -1,6 +1,6 @@
 //! TestVersionStructure, TestServerCapabilities, well-known and CORS.
 
-use glia_harness::Deployment;
+use glia_harness::{Deployment, matchers};
 use serde_json::Value;
 
 /// Complement: TestVersionStructure.
