@@ -19,11 +19,7 @@ pub struct Response {
 impl Response {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "{}: body is not JSON ({e}): {}",
-                self.what,
-                String::from_utf8_lossy(&self.body)
-            )
+            panic!("{}: body is not JSON ({e}): {}", self.what, String::from_utf8_lossy(&self.body))
         })
     }
 
@@ -46,22 +42,14 @@ impl Response {
             self.status,
             self.text()
         );
-        if self.body.is_empty() {
-            Value::Null
-        } else {
-            self.json()
-        }
+        if self.body.is_empty() { Value::Null } else { self.json() }
     }
 
     /// Assert a Matrix error: status and errcode, and that `error` is a string.
     #[track_caller]
     pub fn must_error(&self, status: u16, errcode: &str) -> Value {
         let body = self.must_status(status);
-        assert_eq!(
-            body["errcode"], errcode,
-            "{}: wrong errcode in {body}",
-            self.what
-        );
+        assert_eq!(body["errcode"], errcode, "{}: wrong errcode in {body}", self.what);
         assert!(
             body["error"].is_string() || status == 401,
             "{}: no error message in {body}",
@@ -82,9 +70,7 @@ impl Response {
         );
         let body = self.json();
         assert!(
-            body["errcode"]
-                .as_str()
-                .is_some_and(|c| c.starts_with("M_")),
+            body["errcode"].as_str().is_some_and(|c| c.starts_with("M_")),
             "{}: no errcode in {body}",
             self.what
         );
@@ -116,9 +102,7 @@ pub struct Client {
 }
 
 pub fn http_client(extra_root: Option<&std::path::Path>) -> reqwest::Client {
-    http_client_builder(extra_root, &[])
-        .build()
-        .expect("HTTP client")
+    http_client_builder(extra_root, &[]).build().expect("HTTP client")
 }
 
 /// The builder behind [`http_client`], for clients that need more (HTTP/2 prior knowledge).
@@ -197,9 +181,7 @@ impl Client {
         body: impl Into<Body>,
         headers: &[(&str, &str)],
     ) -> Response {
-        self.try_request(method, path, body, headers)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
+        self.try_request(method, path, body, headers).await.unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Like [`Client::request_with`], but a transport failure (refused, reset, timeout) is an
@@ -235,30 +217,15 @@ impl Client {
         }
         req = match body.into() {
             Body::None => req,
-            Body::Json(v) => req
-                .header("content-type", "application/json")
-                .body(v.to_string()),
+            Body::Json(v) => req.header("content-type", "application/json").body(v.to_string()),
             Body::Raw(bytes, ct) => req.header("content-type", ct).body(bytes),
         };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("{what}: request failed: {e:?}"))?;
+        let resp = req.send().await.map_err(|e| format!("{what}: request failed: {e:?}"))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let http_version = resp.version();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| format!("{what}: reading body: {e:?}"))?
-            .to_vec();
-        Ok(Response {
-            status,
-            headers,
-            body,
-            what,
-            http_version,
-        })
+        let body = resp.bytes().await.map_err(|e| format!("{what}: reading body: {e:?}"))?.to_vec();
+        Ok(Response { status, headers, body, what, http_version })
     }
 
     pub async fn get(&self, path: &[&str]) -> Response {
@@ -305,8 +272,7 @@ impl Client {
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             b.extend(e.clone());
         }
-        self.request("POST", &["_matrix", "client", "v3", "login"], body)
-            .await
+        self.request("POST", &["_matrix", "client", "v3", "login"], body).await
     }
 
     pub async fn must_login(&self, user: &str, password: &str) -> Client {

@@ -91,10 +91,7 @@ impl Deployment {
                         db_path: None,
                     })
                     .collect();
-                Deployment {
-                    servers,
-                    target: Target::External(urls),
-                }
+                Deployment { servers, target: Target::External(urls) }
             }
         }
     }
@@ -134,10 +131,7 @@ impl Deployment {
                 db_path: Some(db_path),
             });
         }
-        Deployment {
-            servers,
-            target: Target::InProcess,
-        }
+        Deployment { servers, target: Target::InProcess }
     }
 
     pub fn hs(&self, i: usize) -> &Homeserver {
@@ -152,9 +146,7 @@ impl Deployment {
     /// Register a fresh user with a unique localpart on server `i`.
     pub async fn register_user(&self, i: usize, prefix: &str) -> Client {
         let localpart = crate::client::unique_localpart(prefix);
-        self.client(i)
-            .must_register(&localpart, "correct horse battery staple")
-            .await
+        self.client(i).must_register(&localpart, "correct horse battery staple").await
     }
 
     /// Stop in-process servers and check each database is intact. External servers are
@@ -163,18 +155,12 @@ impl Deployment {
         for hs in &mut self.servers {
             if let Some(server) = hs.server.take() {
                 // The server must still answer after whatever the scenario threw at it.
-                let r = Client::new(&hs.base_url)
-                    .get(&["_matrix", "client", "versions"])
-                    .await;
+                let r = Client::new(&hs.base_url).get(&["_matrix", "client", "versions"]).await;
                 assert_eq!(r.status, 200, "server stopped answering: {}", r.text());
                 server.shutdown().await;
             }
             if let Some(path) = &hs.db_path {
-                assert_eq!(
-                    integrity_check(path),
-                    "ok",
-                    "database corrupt after scenario"
-                );
+                assert_eq!(integrity_check(path), "ok", "database corrupt after scenario");
             }
         }
     }
@@ -185,8 +171,7 @@ pub const SHARED_SECRET: &str = "harness-shared-secret";
 
 pub fn integrity_check(path: &std::path::Path) -> String {
     let c = rusqlite::Connection::open(path).expect("open db");
-    c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity_check")
+    c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity_check")
 }
 
 /// The YAML the harness gives a Glia it starts (in-process or as a binary).
@@ -223,21 +208,15 @@ pub async fn admin_register(
 ) -> crate::Response {
     use hmac::{Hmac, KeyInit, Mac};
     let c = Client::new(&hs.base_url);
-    let nonce = c
-        .get(&["_synapse", "admin", "v1", "register"])
-        .await
-        .must_status(200)["nonce"]
+    let nonce = c.get(&["_synapse", "admin", "v1", "register"]).await.must_status(200)["nonce"]
         .as_str()
         .expect("nonce")
         .to_string();
     let secret = hs.shared_secret.as_deref().expect("shared secret");
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("key");
     mac.update(
-        format!(
-            "{nonce}\0{localpart}\0{password}\0{}",
-            if admin { "admin" } else { "notadmin" }
-        )
-        .as_bytes(),
+        format!("{nonce}\0{localpart}\0{password}\0{}", if admin { "admin" } else { "notadmin" })
+            .as_bytes(),
     );
     let mac = hex::encode(mac.finalize().into_bytes());
     c.request(

@@ -47,9 +47,7 @@ pub fn json_key_equal(v: &Value, path: &str, expected: impl Into<Value>) {
 /// Something is at `path`.
 #[track_caller]
 pub fn json_key_present(v: &Value, path: &str) -> Value {
-    get(v, path)
-        .cloned()
-        .unwrap_or_else(|| panic!("{path} missing from {v}"))
+    get(v, path).cloned().unwrap_or_else(|| panic!("{path} missing from {v}"))
 }
 
 /// Nothing is at `path`.

@@ -29,11 +29,7 @@ pub fn glia_binary() -> PathBuf {
 
 /// A free loopback port (bound and released; fine for tests on one machine).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 pub struct GliaProcess {
@@ -56,11 +52,7 @@ impl GliaProcess {
         let text = std::fs::read_to_string(&config_path).expect("config");
         let port = text
             .lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("- port: ")
-                    .and_then(|p| p.trim().parse().ok())
-            })
+            .find_map(|l| l.trim().strip_prefix("- port: ").and_then(|p| p.trim().parse().ok()))
             .unwrap_or(port);
         let log_path = dir.join("glia.log");
         let log = std::fs::File::create(&log_path).expect("log file");
@@ -89,26 +81,22 @@ impl GliaProcess {
         let c = Client::new(&self.base_url);
         let url = format!("{}/_matrix/client/versions", self.base_url);
         let log = self.log_path.clone();
-        wait_until(
-            &format!("glia to answer at {url}"),
-            Duration::from_secs(30),
-            || {
-                let c = c.clone();
-                let log = log.clone();
-                async move {
-                    let ok = reqwest_ok(&c).await;
-                    // main() reports a fatal error on a line of its own starting `glia: `.
-                    // Log lines start with a timestamp (and may hold `glia: `, the target).
-                    if !ok && let Ok(text) = std::fs::read_to_string(&log) {
-                        assert!(
-                            !text.lines().any(|l| l.starts_with("glia: ")),
-                            "glia failed to start:\n{text}"
-                        );
-                    }
-                    ok.then_some(())
+        wait_until(&format!("glia to answer at {url}"), Duration::from_secs(30), || {
+            let c = c.clone();
+            let log = log.clone();
+            async move {
+                let ok = reqwest_ok(&c).await;
+                // main() reports a fatal error on a line of its own starting `glia: `.
+                // Log lines start with a timestamp (and may hold `glia: `, the target).
+                if !ok && let Ok(text) = std::fs::read_to_string(&log) {
+                    assert!(
+                        !text.lines().any(|l| l.starts_with("glia: ")),
+                        "glia failed to start:\n{text}"
+                    );
                 }
-            },
-        )
+                ok.then_some(())
+            }
+        })
         .await;
     }
 
@@ -148,12 +136,7 @@ impl GliaProcess {
 async fn reqwest_ok(c: &Client) -> bool {
     let url = format!("{}/_matrix/client/versions", c.base_url);
     // reqwest is built without a default TLS provider: take the harness's client.
-    match crate::client::http_client(None)
-        .get(url)
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-    {
+    match crate::client::http_client(None).get(url).timeout(Duration::from_secs(2)).send().await {
         Ok(r) => r.status().is_success(),
         Err(_) => false,
     }
@@ -183,10 +166,7 @@ impl CliOutput {
 
     #[track_caller]
     pub fn must_fail(&self) -> &CliOutput {
-        assert!(
-            self.code.is_some_and(|c| c != 0),
-            "expected a non-zero exit: {self}"
-        );
+        assert!(self.code.is_some_and(|c| c != 0), "expected a non-zero exit: {self}");
         self
     }
 }

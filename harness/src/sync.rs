@@ -20,9 +20,7 @@ impl Client {
         if let Some(f) = filter {
             q.push_str(&format!("&filter={}", crate::client::encode_segment(f)));
         }
-        self.get(&["_matrix", "client", "v3", "sync", &q])
-            .await
-            .must_status(200)
+        self.get(&["_matrix", "client", "v3", "sync", &q]).await.must_status(200)
     }
 
     /// Sync until `check` accepts a response; returns that response's `next_batch`.
@@ -58,11 +56,8 @@ pub fn global_account_data_has(
 ) -> impl FnMut(&Value) -> bool {
     let event_type = event_type.to_string();
     move |resp: &Value| {
-        resp["account_data"]["events"]
-            .as_array()
-            .is_some_and(|evs| {
-                evs.iter()
-                    .any(|e| e["type"] == event_type.as_str() && f(&e["content"]))
-            })
+        resp["account_data"]["events"].as_array().is_some_and(|evs| {
+            evs.iter().any(|e| e["type"] == event_type.as_str() && f(&e["content"]))
+        })
     }
 }

@@ -79,11 +79,7 @@ async fn run_script(py: PathBuf, args: Vec<String>, timeout: Duration) -> Output
             status.is_some(),
             "nio_login.py did not finish within {timeout:?}\nstdout: {stdout}\nstderr: {stderr}"
         );
-        Output {
-            code: status.and_then(|s| s.code()),
-            stdout,
-            stderr,
-        }
+        Output { code: status.and_then(|s| s.code()), stdout, stderr }
     })
     .await
     .expect("script task")
@@ -102,44 +98,23 @@ async fn test_nio_register_login_profile_logout() {
         Duration::from_secs(90),
     )
     .await;
-    let line = out
-        .stdout
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or_default();
+    let line = out.stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
     let r: Value = serde_json::from_str(line).unwrap_or_else(|e| {
         panic!(
             "nio_login.py printed no JSON ({e}), exit {:?}\nstdout: {}\nstderr: {}",
             out.code, out.stdout, out.stderr
         )
     });
-    assert_eq!(
-        out.code,
-        Some(0),
-        "nio_login.py failed: {r}\nstderr: {}",
-        out.stderr
-    );
+    assert_eq!(out.code, Some(0), "nio_login.py failed: {r}\nstderr: {}", out.stderr);
     assert_eq!(r["ok"], true, "{r}");
     eprintln!("nio_login.py: {r}");
 
     let user_id = r["register"]["user_id"].as_str().expect("register.user_id");
-    assert!(
-        user_id.starts_with(&format!("@{localpart}:")),
-        "registered as {user_id}: {r}"
-    );
-    assert!(
-        r["register"]["device_id"]
-            .as_str()
-            .is_some_and(|s| !s.is_empty()),
-        "{r}"
-    );
+    assert!(user_id.starts_with(&format!("@{localpart}:")), "registered as {user_id}: {r}");
+    assert!(r["register"]["device_id"].as_str().is_some_and(|s| !s.is_empty()), "{r}");
     assert_eq!(r["login"]["user_id"], user_id, "{r}");
     let device = r["login"]["device_id"].as_str().expect("login.device_id");
-    assert_ne!(
-        device, r["register"]["device_id"],
-        "login made a new device: {r}"
-    );
+    assert_ne!(device, r["register"]["device_id"], "login made a new device: {r}");
     assert_eq!(r["whoami"]["user_id"], user_id, "{r}");
     assert_eq!(r["whoami"]["device_id"], device, "{r}");
     assert_eq!(r["whoami"]["is_guest"], false, "{r}");

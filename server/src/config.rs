@@ -166,27 +166,18 @@ impl Config {
             Value::Mapping(m) => m,
             Value::Null => Mapping::new(),
             _ => {
-                report
-                    .errors
-                    .push("the top level must be a mapping of keys".into());
+                report.errors.push("the top level must be a mapping of keys".into());
                 return Err(report);
             }
         };
-        let mut r = Reader {
-            map: &map,
-            prefix: String::new(),
-            report: &mut report,
-            seen: BTreeSet::new(),
-        };
+        let mut r =
+            Reader { map: &map, prefix: String::new(), report: &mut report, seen: BTreeSet::new() };
 
         let server_name = match r.string("server_name") {
             Some(s) => match ServerName::parse(&s) {
                 Ok(n) => Some(n),
                 Err(e) => {
-                    r.error(
-                        "server_name",
-                        format!("{s:?} is not a valid server name ({e})"),
-                    );
+                    r.error("server_name", format!("{s:?} is not a valid server name ({e})"));
                     None
                 }
             },
@@ -207,10 +198,7 @@ impl Config {
             if v.starts_with("http://") || v.starts_with("https://") {
                 c.public_baseurl = Some(if v.ends_with('/') { v } else { format!("{v}/") });
             } else {
-                r.error(
-                    "public_baseurl",
-                    format!("{v:?} must start with http:// or https://"),
-                );
+                r.error("public_baseurl", format!("{v:?} must start with http:// or https://"));
             }
         }
         if let Some(v) = r.path("signing_key_path") {
@@ -226,22 +214,10 @@ impl Config {
             "enable_registration_without_verification",
             &mut c.enable_registration_without_verification,
         );
-        bool_key(
-            &mut r,
-            "enable_registration_captcha",
-            &mut c.enable_registration_captcha,
-        );
-        bool_key(
-            &mut r,
-            "registration_requires_token",
-            &mut c.registration_requires_token,
-        );
+        bool_key(&mut r, "enable_registration_captcha", &mut c.enable_registration_captcha);
+        bool_key(&mut r, "registration_requires_token", &mut c.registration_requires_token);
         bool_key(&mut r, "allow_guest_access", &mut c.allow_guest_access);
-        bool_key(
-            &mut r,
-            "serve_server_wellknown",
-            &mut c.serve_server_wellknown,
-        );
+        bool_key(&mut r, "serve_server_wellknown", &mut c.serve_server_wellknown);
         if let Some(v) = r.path("media_store_path") {
             c.media_store_path = v;
         }
@@ -278,12 +254,8 @@ impl Config {
                     match item {
                         Value::Mapping(m) => {
                             let prefix = format!("{key}.");
-                            let mut lr = Reader {
-                                map: m,
-                                prefix,
-                                report: r.report,
-                                seen: BTreeSet::new(),
-                            };
+                            let mut lr =
+                                Reader { map: m, prefix, report: r.report, seen: BTreeSet::new() };
                             if let Some(l) = read_listener(&mut lr) {
                                 c.listeners.push(l);
                             }
@@ -392,10 +364,7 @@ fn read_listener(r: &mut Reader<'_>) -> Option<Listener> {
         for (i, v) in items.iter().enumerate() {
             match v.as_str().map(|s| s.parse::<IpAddr>()) {
                 Some(Ok(ip)) => bind_addresses.push(ip),
-                _ => r.error(
-                    &format!("bind_addresses[{i}]"),
-                    "must be an IP address".into(),
-                ),
+                _ => r.error(&format!("bind_addresses[{i}]"), "must be an IP address".into()),
             }
         }
     }
@@ -444,13 +413,7 @@ fn read_listener(r: &mut Reader<'_>) -> Option<Listener> {
         resources = vec!["client".into(), "federation".into()];
     }
     r.warn_unknown();
-    Some(Listener {
-        port: port?,
-        bind_addresses,
-        tls,
-        x_forwarded,
-        resources,
-    })
+    Some(Listener { port: port?, bind_addresses, tls, x_forwarded, resources })
 }
 
 fn bool_key(r: &mut Reader<'_>, key: &str, out: &mut bool) {
@@ -478,9 +441,7 @@ impl<'a> Reader<'a> {
     }
 
     fn error(&mut self, key: &str, msg: String) {
-        self.report
-            .errors
-            .push(format!("{}{key}: {msg}", self.prefix));
+        self.report.errors.push(format!("{}{key}: {msg}", self.prefix));
     }
 
     fn string(&mut self, key: &str) -> Option<String> {
@@ -549,12 +510,9 @@ impl<'a> Reader<'a> {
     fn child(&mut self, key: &str) -> Option<Reader<'_>> {
         let prefix = format!("{}{key}.", self.prefix);
         match self.get(key)? {
-            Value::Mapping(m) => Some(Reader {
-                map: m,
-                prefix,
-                report: self.report,
-                seen: BTreeSet::new(),
-            }),
+            Value::Mapping(m) => {
+                Some(Reader { map: m, prefix, report: self.report, seen: BTreeSet::new() })
+            }
             _ => {
                 self.error(key, "must be a mapping".into());
                 None
@@ -564,14 +522,9 @@ impl<'a> Reader<'a> {
 
     fn warn_unknown(&mut self) {
         for k in self.map.keys() {
-            let name = k
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("{k:?}"));
+            let name = k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}"));
             if !self.seen.contains(&name) {
-                self.report
-                    .warnings
-                    .push(format!("{}{name}: unknown key, ignored", self.prefix));
+                self.report.warnings.push(format!("{}{name}: unknown key, ignored", self.prefix));
             }
         }
     }
@@ -616,10 +569,7 @@ mod tests {
             "max_upload_size",
             "database.name",
         ] {
-            assert!(
-                all.contains(&format!("{key}:")),
-                "{key} missing from:\n{all}"
-            );
+            assert!(all.contains(&format!("{key}:")), "{key} missing from:\n{all}");
         }
         assert!(!all.contains("frobnicate"), "unknown keys are not errors");
     }
@@ -629,10 +579,7 @@ mod tests {
         let (_, report) =
             Config::from_yaml_str("server_name: a.b\nfrobnicate: 1\nreport_stats: true\n")
                 .expect("valid");
-        assert_eq!(
-            report.warnings,
-            vec!["frobnicate: unknown key, ignored".to_string()]
-        );
+        assert_eq!(report.warnings, vec!["frobnicate: unknown key, ignored".to_string()]);
     }
 
     #[test]

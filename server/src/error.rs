@@ -151,10 +151,7 @@ mod tests {
         let e = Error::MethodNotAllowed("x".into());
         assert_eq!((e.status().as_u16(), e.errcode()), (405, "M_UNRECOGNIZED"));
         let e = Error::Internal("secret path /etc".into());
-        assert!(
-            !e.body().to_string().contains("/etc"),
-            "internal causes never leak"
-        );
+        assert!(!e.body().to_string().contains("/etc"), "internal causes never leak");
         let e = Error::LimitExceeded("slow down".into(), 1500);
         assert_eq!(e.body()["retry_after_ms"], 1500);
     }

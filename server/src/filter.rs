@@ -89,9 +89,7 @@ impl Filter {
         }
         if let Some(r) = &f.room {
             room_lists.extend(r.rooms.iter().chain(r.not_rooms.iter()));
-            for ref_ in [&r.ephemeral, &r.state, &r.timeline, &r.account_data]
-                .into_iter()
-                .flatten()
+            for ref_ in [&r.ephemeral, &r.state, &r.timeline, &r.account_data].into_iter().flatten()
             {
                 room_lists.extend(ref_.rooms.iter().chain(ref_.not_rooms.iter()));
                 sender_lists.extend(ref_.base.senders.iter().chain(ref_.base.not_senders.iter()));
@@ -138,11 +136,7 @@ mod tests {
             json!({"presence": {"senders": ["nobody"]}}),
             json!({"event_fields": "content"}),
         ] {
-            assert_eq!(
-                Filter::parse(&bad).expect_err("bad").errcode(),
-                "M_BAD_JSON",
-                "{bad}"
-            );
+            assert_eq!(Filter::parse(&bad).expect_err("bad").errcode(), "M_BAD_JSON", "{bad}");
         }
     }
 }

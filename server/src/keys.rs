@@ -36,10 +36,7 @@ impl SigningKey {
         der.extend_from_slice(seed);
         let pair = Ed25519KeyPair::from_der(&der, version.to_string())
             .map_err(|e| Error::internal(format!("signing key: {e}")))?;
-        Ok(SigningKey {
-            version: version.to_string(),
-            pair,
-        })
+        Ok(SigningKey { version: version.to_string(), pair })
     }
 
     /// Parse the first `ed25519` line of a Synapse-format key file.
@@ -58,9 +55,7 @@ impl SigningKey {
                 return SigningKey::from_seed(version, &seed);
             }
         }
-        Err(Error::internal(
-            "no `ed25519 <version> <key>` line in signing key file",
-        ))
+        Err(Error::internal("no `ed25519 <version> <key>` line in signing key file"))
     }
 
     pub fn load(path: &Path) -> Result<SigningKey> {
@@ -87,15 +82,10 @@ pub fn generate() -> Result<(String, SigningKey)> {
     let seed: [u8; 32] = rng.random();
     let version: String = format!(
         "a_{}",
-        (0..4)
-            .map(|_| rng.sample(rand::distr::Alphanumeric) as char)
-            .collect::<String>()
+        (0..4).map(|_| rng.sample(rand::distr::Alphanumeric) as char).collect::<String>()
     );
     let key = SigningKey::from_seed(&version, &seed)?;
-    Ok((
-        format!("ed25519 {version} {}\n", STANDARD_NO_PAD.encode(seed)),
-        key,
-    ))
+    Ok((format!("ed25519 {version} {}\n", STANDARD_NO_PAD.encode(seed)), key))
 }
 
 /// Write a secret (key, shared secret) readable by the owner only.

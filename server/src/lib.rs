@@ -60,16 +60,9 @@ impl Server {
             started: Instant::now(),
             config,
         });
-        let bound = http::bind_all(&app, rx)
-            .await
-            .inspect_err(|_| app.db.close())?;
+        let bound = http::bind_all(&app, rx).await.inspect_err(|_| app.db.close())?;
         tracing::info!(server_name = %app.config.server_name, "Glia {} ready", env!("CARGO_PKG_VERSION"));
-        Ok(Server {
-            addrs: bound.addrs,
-            app,
-            shutdown: tx,
-            tasks: bound.tasks,
-        })
+        Ok(Server { addrs: bound.addrs, app, shutdown: tx, tasks: bound.tasks })
     }
 
     /// Stop accepting, let in-flight requests finish, then flush the database writer.

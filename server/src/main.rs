@@ -9,11 +9,7 @@ use glia::cli;
 use glia::config::Config;
 
 #[derive(Parser)]
-#[command(
-    name = "glia",
-    version,
-    about = "A Matrix homeserver for people who self-host"
-)]
+#[command(name = "glia", version, about = "A Matrix homeserver for people who self-host")]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
@@ -50,12 +46,7 @@ enum Command {
         #[arg(long)]
         no_admin: bool,
         /// Read the shared secret (and default URL) from this config.
-        #[arg(
-            short,
-            long,
-            value_name = "homeserver.yaml",
-            conflicts_with = "shared_secret"
-        )]
+        #[arg(short, long, value_name = "homeserver.yaml", conflicts_with = "shared_secret")]
         config: Option<PathBuf>,
         #[arg(short = 'k', long)]
         shared_secret: Option<String>,
@@ -74,19 +65,13 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GLIA_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -106,36 +91,19 @@ fn main() -> ExitCode {
 async fn run(cmd: Command) -> Result<(), String> {
     match cmd {
         Command::Serve { config } => serve(config).await,
-        Command::Generate {
-            server_name,
-            data_dir,
-            config_path,
-        } => {
+        Command::Generate { server_name, data_dir, config_path } => {
             let g = cli::generate::generate(&server_name, &data_dir, config_path.as_deref())?;
-            println!(
-                "Wrote {} and {}",
-                g.config_path.display(),
-                g.signing_key_path.display()
-            );
-            println!(
-                "Start the server with: glia serve -c {}",
-                g.config_path.display()
-            );
+            println!("Wrote {} and {}", g.config_path.display(), g.signing_key_path.display());
+            println!("Start the server with: glia serve -c {}", g.config_path.display());
             Ok(())
         }
         Command::CheckConfig { config } => {
             print!("{}", cli::check_config(&config)?);
             Ok(())
         }
-        Command::RegisterUser {
-            user,
-            password,
-            admin,
-            no_admin,
-            config,
-            shared_secret,
-            url,
-        } => register_user(user, password, admin, no_admin, config, shared_secret, url).await,
+        Command::RegisterUser { user, password, admin, no_admin, config, shared_secret, url } => {
+            register_user(user, password, admin, no_admin, config, shared_secret, url).await
+        }
     }
 }
 
@@ -147,9 +115,7 @@ async fn serve(config_path: Option<PathBuf>) -> Result<(), String> {
             Config::embedded_default()
         }
     };
-    let server = glia::Server::start(config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let server = glia::Server::start(config).await.map_err(|e| e.to_string())?;
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     server.shutdown().await;
@@ -175,10 +141,7 @@ fn prompt(question: &str) -> Result<String, String> {
     print!("{question}");
     std::io::stdout().flush().map_err(|e| e.to_string())?;
     let mut line = String::new();
-    let n = std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
+    let n = std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
     if n == 0 {
         return Err("no input (stdin closed); pass the value as an option".into());
     }
@@ -199,14 +162,10 @@ async fn register_user(
         (None, Some(path)) => secret_from_config(path)?,
         (None, None) => {
             // The embedded default keeps its secret in ./glia-data.
-            let path = Config::embedded_default()
-                .registration_shared_secret_path
-                .unwrap_or_default();
+            let path =
+                Config::embedded_default().registration_shared_secret_path.unwrap_or_default();
             let s = std::fs::read_to_string(&path).map_err(|e| {
-                format!(
-                    "no -c/--shared-secret given and {} is unreadable: {e}",
-                    path.display()
-                )
+                format!("no -c/--shared-secret given and {} is unreadable: {e}", path.display())
             })?;
             (s.trim().to_string(), "http://localhost:8008".to_string())
         }
@@ -244,19 +203,13 @@ async fn register_user(
         admin,
     };
     let user_id = cli::register_user::register(&opts).await?;
-    println!(
-        "Success! Registered {user_id}{}",
-        if admin { " (admin)" } else { "" }
-    );
+    println!("Success! Registered {user_id}{}", if admin { " (admin)" } else { "" });
     Ok(())
 }
 
 fn secret_from_config(path: &Path) -> Result<(String, String), String> {
     let c = cli::load_config(path)?;
-    let secret = match (
-        &c.registration_shared_secret,
-        &c.registration_shared_secret_path,
-    ) {
+    let secret = match (&c.registration_shared_secret, &c.registration_shared_secret_path) {
         (Some(s), _) => s.clone(),
         (None, Some(p)) => std::fs::read_to_string(p)
             .map_err(|e| format!("{}: {e}", p.display()))?
@@ -269,10 +222,7 @@ fn secret_from_config(path: &Path) -> Result<(String, String), String> {
             ));
         }
     };
-    let l = c
-        .listeners
-        .iter()
-        .find(|l| l.resources.iter().any(|r| r == "client"));
+    let l = c.listeners.iter().find(|l| l.resources.iter().any(|r| r == "client"));
     let url = match l {
         Some(l) if l.tls => format!("https://localhost:{}", l.port),
         Some(l) => format!("http://localhost:{}", l.port),

@@ -10,9 +10,7 @@ pub struct Notifier {
 
 impl Default for Notifier {
     fn default() -> Self {
-        Notifier {
-            tx: watch::channel(0).0,
-        }
+        Notifier { tx: watch::channel(0).0 }
     }
 }
 

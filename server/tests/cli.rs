@@ -20,10 +20,7 @@ fn help_lists_every_command() {
 
 #[test]
 fn version_is_printed() {
-    let out = glia()
-        .arg("--version")
-        .output()
-        .expect("run glia --version");
+    let out = glia().arg("--version").output().expect("run glia --version");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }

@@ -24,16 +24,9 @@ fn mode(path: &Path) -> u32 {
 
 /// Whether the server says `user_id` is an admin (asked by an admin).
 async fn is_admin(admin: &Client, user_id: &str) -> bool {
-    let body = admin
-        .must_do(
-            "GET",
-            &["_synapse", "admin", "v2", "users", user_id],
-            Value::Null,
-        )
-        .await;
-    body["admin"]
-        .as_bool()
-        .unwrap_or_else(|| panic!("no admin flag in {body}"))
+    let body =
+        admin.must_do("GET", &["_synapse", "admin", "v2", "users", user_id], Value::Null).await;
+    body["admin"].as_bool().unwrap_or_else(|| panic!("no admin flag in {body}"))
 }
 
 /// `glia generate` writes a config and a private signing key, says where, never overwrites,
@@ -63,11 +56,7 @@ async fn generate_then_check_config() {
         );
     }
     assert_eq!(mode(&key), 0o600, "signing key must be private");
-    assert_eq!(
-        mode(&config) & 0o077,
-        0,
-        "the config holds the shared secret: not for other users"
-    );
+    assert_eq!(mode(&config) & 0o077, 0, "the config holds the shared secret: not for other users");
     let text = std::fs::read_to_string(&config).expect("config");
     assert!(text.contains("server_name: \"example.org\""), "{text}");
     let key_text = std::fs::read_to_string(&key).expect("key");
@@ -80,11 +69,7 @@ async fn generate_then_check_config() {
     assert_eq!(std::fs::read_to_string(&key).expect("key"), key_text);
 
     let check = run_glia(
-        [
-            OsStr::new("check-config"),
-            OsStr::new("-c"),
-            config.as_os_str(),
-        ],
+        [OsStr::new("check-config"), OsStr::new("-c"), config.as_os_str()],
         Some(dir.path()),
         CLI_TIMEOUT,
     )
@@ -110,11 +95,7 @@ async fn check_config_names_every_bad_key() {
     )
     .expect("write");
     let out = run_glia(
-        [
-            OsStr::new("check-config"),
-            OsStr::new("-c"),
-            bad.as_os_str(),
-        ],
+        [OsStr::new("check-config"), OsStr::new("-c"), bad.as_os_str()],
         Some(dir.path()),
         CLI_TIMEOUT,
     )
@@ -129,38 +110,27 @@ async fn check_config_names_every_bad_key() {
         "database.name",
     ] {
         assert!(
-            all.lines()
-                .any(|l| l.contains("error") && l.contains(&format!("{key}:"))),
+            all.lines().any(|l| l.contains("error") && l.contains(&format!("{key}:"))),
             "no error names {key}: {out}"
         );
     }
     assert!(
-        !all.lines()
-            .any(|l| l.contains("error") && l.contains("frobnicate")),
+        !all.lines().any(|l| l.contains("error") && l.contains("frobnicate")),
         "an unknown key is not an error: {out}"
     );
 
     let unknown = dir.path().join("unknown.yaml");
-    std::fs::write(
-        &unknown,
-        "server_name: example.org\nfrobnicate: 1\nreport_stats: false\n",
-    )
-    .expect("write");
+    std::fs::write(&unknown, "server_name: example.org\nfrobnicate: 1\nreport_stats: false\n")
+        .expect("write");
     let out = run_glia(
-        [
-            OsStr::new("check-config"),
-            OsStr::new("-c"),
-            unknown.as_os_str(),
-        ],
+        [OsStr::new("check-config"), OsStr::new("-c"), unknown.as_os_str()],
         Some(dir.path()),
         CLI_TIMEOUT,
     )
     .await;
     out.must_succeed();
     assert!(
-        out.output()
-            .lines()
-            .any(|l| l.contains("warning") && l.contains("frobnicate")),
+        out.output().lines().any(|l| l.contains("warning") && l.contains("frobnicate")),
         "the unknown key is reported as a warning: {out}"
     );
     assert!(
@@ -190,52 +160,25 @@ async fn register_user_against_running_server() {
     assert_eq!(admin.user_id, "@admin:localhost");
     assert!(is_admin(&admin, "@admin:localhost").await);
 
-    let out = cli(&[
-        "-u",
-        "bob",
-        "-p",
-        "bobs password",
-        "--no-admin",
-        "--shared-secret",
-        SHARED_SECRET,
-    ])
-    .await;
+    let out =
+        cli(&["-u", "bob", "-p", "bobs password", "--no-admin", "--shared-secret", SHARED_SECRET])
+            .await;
     out.must_succeed();
-    Client::new(&p.base_url)
-        .must_login("bob", "bobs password")
-        .await;
+    Client::new(&p.base_url).must_login("bob", "bobs password").await;
     assert!(!is_admin(&admin, "@bob:localhost").await);
 
-    let out = cli(&[
-        "-u",
-        "mallory",
-        "-p",
-        PASSWORD,
-        "--admin",
-        "--shared-secret",
-        "not the secret",
-    ])
-    .await;
+    let out =
+        cli(&["-u", "mallory", "-p", PASSWORD, "--admin", "--shared-secret", "not the secret"])
+            .await;
     out.must_fail();
     assert!(
         out.output().contains("HMAC") && out.output().contains("403"),
         "the failure says why: {out}"
     );
-    let r = Client::new(&p.base_url)
-        .login("mallory", PASSWORD, json!({}))
-        .await;
+    let r = Client::new(&p.base_url).login("mallory", PASSWORD, json!({})).await;
     assert_eq!(r.status, 403, "mallory must not exist: {}", r.text());
 
-    let out = cli(&[
-        "-u",
-        "admin",
-        "-p",
-        "another password",
-        "--no-admin",
-        "-c",
-        config,
-    ])
-    .await;
+    let out = cli(&["-u", "admin", "-p", "another password", "--no-admin", "-c", config]).await;
     out.must_fail();
     let msg = out.output().to_lowercase();
     assert!(
@@ -281,11 +224,7 @@ async fn no_arguments_serves_embedded_default() {
     };
     p.wait_ready().await;
 
-    for f in [
-        "homeserver.db",
-        "localhost.signing.key",
-        "registration_shared_secret",
-    ] {
+    for f in ["homeserver.db", "localhost.signing.key", "registration_shared_secret"] {
         assert!(data.join(f).is_file(), "glia-data/{f} missing: {}", p.log());
     }
     assert_eq!(mode(&data.join("registration_shared_secret")), 0o600);
@@ -294,12 +233,7 @@ async fn no_arguments_serves_embedded_default() {
     // The default is closed to open registration.
     let c = Client::new(&p.base_url);
     let r = c.register("someone", PASSWORD).await;
-    assert_eq!(
-        r.status,
-        403,
-        "open registration is off by default: {}",
-        r.text()
-    );
+    assert_eq!(r.status, 403, "open registration is off by default: {}", r.text());
 
     let out = run_glia(
         ["register-user", "-u", "admin", "-p", PASSWORD, "--admin"],

@@ -77,10 +77,7 @@ async fn shutdown_under_load(sig: i32, name: &'static str) {
     }
     assert!(log.contains("shutting down"), "log:\n{log}");
     assert!(log.contains("shut down cleanly"), "log:\n{log}");
-    assert!(
-        !log.contains("did not finish within the grace period"),
-        "log:\n{log}"
-    );
+    assert!(!log.contains("did not finish within the grace period"), "log:\n{log}");
     let unexpected = take(&unexpected);
     assert!(
         unexpected.is_empty(),
@@ -155,15 +152,8 @@ async fn kill_9_loses_no_acknowledged_write() {
                     "run": run,
                     "pad": "x".repeat(i % 97),
                 });
-                let path = [
-                    "_matrix",
-                    "client",
-                    "v3",
-                    "user",
-                    &c.user_id,
-                    "account_data",
-                    &data_type,
-                ];
+                let path =
+                    ["_matrix", "client", "v3", "user", &c.user_id, "account_data", &data_type];
                 match c.try_request("PUT", &path, content.clone(), &[]).await {
                     Ok(r) if r.status == 200 => {
                         acked.lock().expect("lock").push((t, data_type, content));
@@ -199,22 +189,10 @@ async fn kill_9_loses_no_acknowledged_write() {
     assert!(acked.len() >= ACKED_BEFORE_KILL);
 
     let p = GliaProcess::start(dir.path(), &cfg).await;
-    assert_eq!(
-        integrity_check(&p.db_path),
-        "ok",
-        "after kill -9 and restart"
-    );
+    assert_eq!(integrity_check(&p.db_path), "ok", "after kill -9 and restart");
     for (t, data_type, content) in &acked {
         let c = &users[*t];
-        let path = [
-            "_matrix",
-            "client",
-            "v3",
-            "user",
-            &c.user_id,
-            "account_data",
-            data_type,
-        ];
+        let path = ["_matrix", "client", "v3", "user", &c.user_id, "account_data", data_type];
         let r = c.get(&path).await;
         assert_eq!(
             r.status,

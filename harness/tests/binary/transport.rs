@@ -42,27 +42,15 @@ struct Hs {
 impl Hs {
     async fn start(listeners: &[String], extra_yaml: &str) -> Hs {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = HsConfig {
-            extra_yaml: extra_yaml.to_string(),
-            ..HsConfig::default()
-        };
+        let cfg = HsConfig { extra_yaml: extra_yaml.to_string(), ..HsConfig::default() };
         let yaml = config_yaml("localhost", dir.path(), 0, &cfg);
         let start = yaml.find("listeners:\n").expect("config has listeners");
         let end = start + yaml[start..].find("database:").expect("listeners end");
-        let yaml = format!(
-            "{}listeners:\n{}{}",
-            &yaml[..start],
-            listeners.concat(),
-            &yaml[end..]
-        );
+        let yaml = format!("{}listeners:\n{}{}", &yaml[..start], listeners.concat(), &yaml[end..]);
         let (config, _) = glia::config::Config::from_yaml_str(&yaml)
             .unwrap_or_else(|r| panic!("config invalid: {:?}\n{yaml}", r.errors));
         let server = glia::Server::start(config).await.expect("start glia");
-        assert_eq!(
-            server.addrs.len(),
-            listeners.len(),
-            "one address per listener"
-        );
+        assert_eq!(server.addrs.len(), listeners.len(), "one address per listener");
         Hs { server, dir }
     }
 
@@ -104,41 +92,27 @@ async fn tls_listener_and_http2() {
     }
 
     // HTTP/2 chosen by ALPN.
-    let h2 = http_client_builder(Some(&ca), &[b"h2", b"http/1.1"])
-        .build()
-        .expect("client");
+    let h2 = http_client_builder(Some(&ca), &[b"h2", b"http/1.1"]).build().expect("client");
     let h2 = Client::with_http(&format!("https://localhost:{port}"), h2);
     let r = h2.get(&VERSIONS).await;
     r.must_status(200);
     assert_eq!(r.http_version, Version::HTTP_2, "ALPN h2: {}", r.what);
     let alice = h2.must_register("alice", PASSWORD).await;
-    let r = alice
-        .get(&["_matrix", "client", "v3", "account", "whoami"])
-        .await;
+    let r = alice.get(&["_matrix", "client", "v3", "account", "whoami"]).await;
     assert_eq!(r.must_status(200)["user_id"], alice.user_id.as_str());
     assert_eq!(r.http_version, Version::HTTP_2);
 
     // A client that does not trust the test CA is refused.
     let untrusted = Client::with_http(&format!("https://localhost:{port}"), http_client(None));
-    let r = untrusted
-        .try_request("GET", &VERSIONS, Body::None, &[])
-        .await;
+    let r = untrusted.try_request("GET", &VERSIONS, Body::None, &[]).await;
     assert!(r.is_err(), "an unknown CA must fail the handshake: {r:?}");
 
     // Plain HTTP/2 with prior knowledge on the plain listener.
-    let h2c = http_client_builder(None, &[])
-        .http2_prior_knowledge()
-        .build()
-        .expect("client");
+    let h2c = http_client_builder(None, &[]).http2_prior_knowledge().build().expect("client");
     let h2c = Client::with_http(&format!("http://{}", hs.addr(1)), h2c);
     let r = h2c.get(&VERSIONS).await;
     r.must_status(200);
-    assert_eq!(
-        r.http_version,
-        Version::HTTP_2,
-        "prior knowledge: {}",
-        r.what
-    );
+    assert_eq!(r.http_version, Version::HTTP_2, "prior knowledge: {}", r.what);
     let r = h2c.login("alice", PASSWORD, json!({})).await;
     r.must_status(200);
     assert_eq!(r.http_version, Version::HTTP_2);
@@ -159,27 +133,16 @@ async fn x_forwarded_for_only_on_x_forwarded_listeners() {
         "password": PASSWORD,
     });
     let xff = [("x-forwarded-for", "203.0.113.9, 10.0.0.1")];
-    let via_proxy = proxied
-        .request_with("POST", &LOGIN, login.clone(), &xff)
-        .await
-        .must_status(200);
-    let not_trusted = direct
-        .request_with("POST", &LOGIN, login.clone(), &xff)
-        .await
-        .must_status(200);
+    let via_proxy =
+        proxied.request_with("POST", &LOGIN, login.clone(), &xff).await.must_status(200);
+    let not_trusted =
+        direct.request_with("POST", &LOGIN, login.clone(), &xff).await.must_status(200);
     let garbage = proxied
-        .request_with(
-            "POST",
-            &LOGIN,
-            login,
-            &[("x-forwarded-for", "not-an-address")],
-        )
+        .request_with("POST", &LOGIN, login, &[("x-forwarded-for", "not-an-address")])
         .await
         .must_status(200);
 
-    let devices = alice
-        .must_do("GET", &["_matrix", "client", "v3", "devices"], Value::Null)
-        .await;
+    let devices = alice.must_do("GET", &["_matrix", "client", "v3", "devices"], Value::Null).await;
     let ip_of = |login: &Value| {
         let id = login["device_id"].as_str().expect("device_id");
         let d = devices["devices"]
@@ -222,8 +185,7 @@ async fn post_chunked(addr: SocketAddr, path: &str, body: Vec<u8>) -> (u16, Stri
     let writer = tokio::spawn(async move {
         wr.write_all(head.as_bytes()).await?;
         for chunk in body.chunks(64 * 1024) {
-            wr.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
-                .await?;
+            wr.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await?;
             wr.write_all(chunk).await?;
             wr.write_all(b"\r\n").await?;
         }
@@ -257,12 +219,7 @@ async fn oversized_body_is_413() {
     let body = big_login(10 * 1024 * 1024);
 
     let r = c
-        .try_request(
-            "POST",
-            &LOGIN,
-            Body::Raw(body.clone(), "application/json"),
-            &[],
-        )
+        .try_request("POST", &LOGIN, Body::Raw(body.clone(), "application/json"), &[])
         .await
         .unwrap_or_else(|e| panic!("Content-Length body: no response: {e}"));
     r.must_error(413, "M_TOO_LARGE");
@@ -277,10 +234,7 @@ async fn oversized_body_is_413() {
     let json: Value = serde_json::from_str(json).expect("JSON error body");
     assert_eq!(json["errcode"], "M_TOO_LARGE", "{json}");
 
-    let h2c = http_client_builder(None, &[])
-        .http2_prior_knowledge()
-        .build()
-        .expect("client");
+    let h2c = http_client_builder(None, &[]).http2_prior_knowledge().build().expect("client");
     let h2c = Client::with_http(&c.base_url, h2c);
     let r = h2c
         .try_request("POST", &LOGIN, Body::Raw(body, "application/json"), &[])
@@ -290,8 +244,6 @@ async fn oversized_body_is_413() {
 
     // Still serving, JSON bodies included.
     c.get(&VERSIONS).await.must_status(200);
-    c.login("nobody", "wrong", json!({}))
-        .await
-        .must_error(403, "M_FORBIDDEN");
+    c.login("nobody", "wrong", json!({})).await.must_error(403, "M_FORBIDDEN");
     hs.stop().await;
 }

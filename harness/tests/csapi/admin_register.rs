@@ -26,23 +26,15 @@ async fn test_can_register_admin() {
         return;
     }
     let name = unique_localpart("admin");
-    let body = admin_register(d.hs(0), &name, "adm1n-pass", true)
-        .await
-        .must_status(200);
+    let body = admin_register(d.hs(0), &name, "adm1n-pass", true).await.must_status(200);
     let admin = d.client(0).logged_in(&body, "adm1n-pass");
     let me = admin
-        .must_do(
-            "GET",
-            &["_synapse", "admin", "v2", "users", &admin.user_id],
-            Value::Null,
-        )
+        .must_do("GET", &["_synapse", "admin", "v2", "users", &admin.user_id], Value::Null)
         .await;
     assert_eq!(me["admin"], true, "{me}");
     // A normal user is not an admin and may not use the admin API.
     let bob = d.register_user(0, "bob").await;
-    let r = bob
-        .get(&["_synapse", "admin", "v2", "users", &admin.user_id])
-        .await;
+    let r = bob.get(&["_synapse", "admin", "v2", "users", &admin.user_id]).await;
     r.must_error(403, "M_FORBIDDEN");
     let plain = admin_register(d.hs(0), &unique_localpart("plain"), "pl41n-pass", false)
         .await
@@ -50,13 +42,7 @@ async fn test_can_register_admin() {
     let view = admin
         .must_do(
             "GET",
-            &[
-                "_synapse",
-                "admin",
-                "v2",
-                "users",
-                plain["user_id"].as_str().expect("id"),
-            ],
+            &["_synapse", "admin", "v2", "users", plain["user_id"].as_str().expect("id")],
             Value::Null,
         )
         .await;
@@ -102,9 +88,7 @@ async fn test_shared_secret_rejections() {
     let good = mac(&secret, &n, &name, "pw123456");
     let req =
         json!({"nonce": n, "username": name, "password": "pw123456", "admin": false, "mac": good});
-    c.request("POST", ENDPOINT, req.clone())
-        .await
-        .must_status(200);
+    c.request("POST", ENDPOINT, req.clone()).await.must_status(200);
     let r = c.request("POST", ENDPOINT, req).await;
     assert_eq!(r.status, 400, "a reused nonce is refused: {}", r.text());
 
@@ -131,16 +115,8 @@ async fn test_shared_secret_rejections() {
 #[tokio::test]
 async fn test_server_version() {
     let d = Deployment::new(1).await;
-    let body = d
-        .client(0)
-        .get(&["_synapse", "admin", "v1", "server_version"])
-        .await
-        .must_status(200);
-    assert!(
-        body["server_version"]
-            .as_str()
-            .is_some_and(|v| !v.is_empty()),
-        "{body}"
-    );
+    let body =
+        d.client(0).get(&["_synapse", "admin", "v1", "server_version"]).await.must_status(200);
+    assert!(body["server_version"].as_str().is_some_and(|v| !v.is_empty()), "{body}");
     d.destroy().await;
 }

@@ -7,11 +7,7 @@ const LOGIN: &[&str] = &["_matrix", "client", "v3", "login"];
 const WHOAMI: &[&str] = &["_matrix", "client", "v3", "account", "whoami"];
 
 fn localpart(user_id: &str) -> &str {
-    user_id
-        .trim_start_matches('@')
-        .split(':')
-        .next()
-        .unwrap_or_default()
+    user_id.trim_start_matches('@').split(':').next().unwrap_or_default()
 }
 
 /// GET /login yields a set of flows including m.login.password.
@@ -20,10 +16,7 @@ async fn test_login_flows() {
     let d = Deployment::new(1).await;
     let body = d.client(0).get(LOGIN).await.must_status(200);
     let flows = body["flows"].as_array().expect("flows");
-    assert!(
-        flows.iter().any(|f| f["type"] == "m.login.password"),
-        "{body}"
-    );
+    assert!(flows.iter().any(|f| f["type"] == "m.login.password"), "{body}");
     d.destroy().await;
 }
 
@@ -34,26 +27,14 @@ async fn test_login_identifiers() {
     let d = Deployment::new(1).await;
     let alice = d.register_user(0, "alice").await;
     let c = d.client(0);
-    for who in [
-        alice.user_id.clone(),
-        localpart(&alice.user_id).to_string(),
-        alice.user_id.to_uppercase(),
-    ] {
-        let body = c
-            .login(&who, &alice.password, json!({}))
-            .await
-            .must_status(200);
-        assert_eq!(
-            body["user_id"],
-            alice.user_id.as_str(),
-            "logging in as {who}"
-        );
+    for who in
+        [alice.user_id.clone(), localpart(&alice.user_id).to_string(), alice.user_id.to_uppercase()]
+    {
+        let body = c.login(&who, &alice.password, json!({})).await.must_status(200);
+        assert_eq!(body["user_id"], alice.user_id.as_str(), "logging in as {who}");
         assert!(body["access_token"].is_string() && body["device_id"].is_string());
         let s = c.logged_in(&body, &alice.password);
-        assert_eq!(
-            s.must_do("GET", WHOAMI, Value::Null).await["user_id"],
-            alice.user_id.as_str()
-        );
+        assert_eq!(s.must_do("GET", WHOAMI, Value::Null).await["user_id"], alice.user_id.as_str());
     }
     let body = c
         .request(
@@ -75,17 +56,10 @@ async fn test_login_device_id_reuse() {
     let alice = d.register_user(0, "alice").await;
     let c = d.client(0);
     let extra = json!({"device_id": "KITCHENTAB", "initial_device_display_name": "Kitchen tablet"});
-    let first = c
-        .login(&alice.user_id, &alice.password, extra.clone())
-        .await
-        .must_status(200);
+    let first = c.login(&alice.user_id, &alice.password, extra.clone()).await.must_status(200);
     assert_eq!(first["device_id"], "KITCHENTAB");
     let second = c
-        .login(
-            &alice.user_id,
-            &alice.password,
-            json!({"device_id": "KITCHENTAB"}),
-        )
+        .login(&alice.user_id, &alice.password, json!({"device_id": "KITCHENTAB"}))
         .await
         .must_status(200);
     assert_eq!(second["device_id"], "KITCHENTAB");
@@ -99,19 +73,10 @@ async fn test_login_device_id_reuse() {
     }
     let new = c.logged_in(&second, &alice.password);
     let dev = new
-        .must_do(
-            "GET",
-            &["_matrix", "client", "v3", "devices", "KITCHENTAB"],
-            Value::Null,
-        )
+        .must_do("GET", &["_matrix", "client", "v3", "devices", "KITCHENTAB"], Value::Null)
         .await;
-    assert_eq!(
-        dev["display_name"], "Kitchen tablet",
-        "the display name survives a re-login"
-    );
-    let all = new
-        .must_do("GET", &["_matrix", "client", "v3", "devices"], Value::Null)
-        .await;
+    assert_eq!(dev["display_name"], "Kitchen tablet", "the display name survives a re-login");
+    let all = new.must_do("GET", &["_matrix", "client", "v3", "devices"], Value::Null).await;
     let n = all["devices"]
         .as_array()
         .expect("devices")
@@ -128,20 +93,10 @@ async fn test_login_rejections() {
     let d = Deployment::new(1).await;
     let alice = d.register_user(0, "alice").await;
     let c = d.client(0);
-    c.login(&alice.user_id, "wrong password", json!({}))
-        .await
-        .must_error(403, "M_FORBIDDEN");
-    c.login("nobody-by-this-name", "whatever", json!({}))
-        .await
-        .must_error(403, "M_FORBIDDEN");
+    c.login(&alice.user_id, "wrong password", json!({})).await.must_error(403, "M_FORBIDDEN");
+    c.login("nobody-by-this-name", "whatever", json!({})).await.must_error(403, "M_FORBIDDEN");
     // An unknown login type is refused (M_UNKNOWN per the spec).
-    let r = c
-        .request(
-            "POST",
-            LOGIN,
-            json!({"type": "m.login.bogus", "password": "x"}),
-        )
-        .await;
+    let r = c.request("POST", LOGIN, json!({"type": "m.login.bogus", "password": "x"})).await;
     assert_eq!(r.status, 400, "{}", r.text());
     d.destroy().await;
 }
@@ -151,28 +106,14 @@ async fn test_login_rejections() {
 async fn test_logout_current_device() {
     let d = Deployment::new(1).await;
     let alice = d.register_user(0, "alice").await;
-    let phone = d
-        .client(0)
-        .must_login(&alice.user_id, &alice.password)
-        .await;
-    alice
-        .must_do("POST", &["_matrix", "client", "v3", "logout"], json!({}))
-        .await;
+    let phone = d.client(0).must_login(&alice.user_id, &alice.password).await;
+    alice.must_do("POST", &["_matrix", "client", "v3", "logout"], json!({})).await;
     alice.get(WHOAMI).await.must_error(401, "M_UNKNOWN_TOKEN");
     phone.must_do("GET", WHOAMI, Value::Null).await;
-    let devices = phone
-        .must_do("GET", &["_matrix", "client", "v3", "devices"], Value::Null)
-        .await;
-    let ids: Vec<&Value> = devices["devices"]
-        .as_array()
-        .expect("devices")
-        .iter()
-        .map(|d| &d["device_id"])
-        .collect();
-    assert!(
-        !ids.contains(&&json!(alice.device_id)),
-        "the logged-out device is deleted: {devices}"
-    );
+    let devices = phone.must_do("GET", &["_matrix", "client", "v3", "devices"], Value::Null).await;
+    let ids: Vec<&Value> =
+        devices["devices"].as_array().expect("devices").iter().map(|d| &d["device_id"]).collect();
+    assert!(!ids.contains(&&json!(alice.device_id)), "the logged-out device is deleted: {devices}");
     d.destroy().await;
 }
 
@@ -181,25 +122,14 @@ async fn test_logout_current_device() {
 async fn test_logout_all() {
     let d = Deployment::new(1).await;
     let alice = d.register_user(0, "alice").await;
-    let phone = d
-        .client(0)
-        .must_login(&alice.user_id, &alice.password)
-        .await;
+    let phone = d.client(0).must_login(&alice.user_id, &alice.password).await;
     let bob = d.register_user(0, "bob").await;
-    alice
-        .must_do(
-            "POST",
-            &["_matrix", "client", "v3", "logout", "all"],
-            json!({}),
-        )
-        .await;
+    alice.must_do("POST", &["_matrix", "client", "v3", "logout", "all"], json!({})).await;
     alice.get(WHOAMI).await.must_error(401, "M_UNKNOWN_TOKEN");
     phone.get(WHOAMI).await.must_error(401, "M_UNKNOWN_TOKEN");
     bob.must_do("GET", WHOAMI, Value::Null).await;
     // Logging in again still works afterwards.
-    d.client(0)
-        .must_login(&alice.user_id, &alice.password)
-        .await;
+    d.client(0).must_login(&alice.user_id, &alice.password).await;
     d.destroy().await;
 }
 
@@ -215,14 +145,7 @@ async fn test_access_tokens() {
     forged.get(WHOAMI).await.must_error(401, "M_UNKNOWN_TOKEN");
     let token = alice.access_token.clone().expect("token");
     let r = c
-        .get(&[
-            "_matrix",
-            "client",
-            "v3",
-            "account",
-            "whoami",
-            &format!("?access_token={token}"),
-        ])
+        .get(&["_matrix", "client", "v3", "account", "whoami", &format!("?access_token={token}")])
         .await;
     assert_eq!(r.must_status(200)["user_id"], alice.user_id.as_str());
     d.destroy().await;

@@ -10,25 +10,13 @@ const REGISTER: &[&str] = &["_matrix", "client", "v3", "register"];
 #[tokio::test]
 async fn test_registration_flows() {
     let d = Deployment::new(1).await;
-    let body = d
-        .client(0)
-        .request("POST", REGISTER, json!({}))
-        .await
-        .must_status(401);
+    let body = d.client(0).request("POST", REGISTER, json!({})).await.must_status(401);
     let flows = body["flows"].as_array().expect("flows");
     assert!(!flows.is_empty(), "{body}");
     for f in flows {
-        assert!(
-            f["stages"]
-                .as_array()
-                .is_some_and(|s| s.iter().all(Value::is_string)),
-            "{body}"
-        );
+        assert!(f["stages"].as_array().is_some_and(|s| s.iter().all(Value::is_string)), "{body}");
     }
-    assert!(
-        body["session"].is_string() || body["session"].is_null(),
-        "{body}"
-    );
+    assert!(body["session"].is_string() || body["session"].is_null(), "{body}");
     d.destroy().await;
 }
 
@@ -40,18 +28,10 @@ async fn test_registration_creates_user_and_logs_in() {
     let body = c.register(&name, "sUp3rs3kr1t").await.must_status(200);
     let user_id = body["user_id"].as_str().expect("user_id");
     assert!(user_id.starts_with(&format!("@{name}:")), "{body}");
-    assert!(
-        body["access_token"].is_string() && body["device_id"].is_string(),
-        "{body}"
-    );
+    assert!(body["access_token"].is_string() && body["device_id"].is_string(), "{body}");
     let alice = c.logged_in(&body, "sUp3rs3kr1t");
-    let me = alice
-        .must_do(
-            "GET",
-            &["_matrix", "client", "v3", "account", "whoami"],
-            Value::Null,
-        )
-        .await;
+    let me =
+        alice.must_do("GET", &["_matrix", "client", "v3", "account", "whoami"], Value::Null).await;
     assert_eq!(me["user_id"], user_id);
     assert_eq!(me["device_id"], body["device_id"]);
     d.destroy().await;
@@ -62,16 +42,9 @@ async fn test_registration_creates_user_and_logs_in() {
 async fn test_registration_downcases_capitals() {
     let d = Deployment::new(1).await;
     let name = unique_localpart("Shouty");
-    let body = d
-        .client(0)
-        .register(&name, "sUp3rs3kr1t")
-        .await
-        .must_status(200);
+    let body = d.client(0).register(&name, "sUp3rs3kr1t").await.must_status(200);
     let user_id = body["user_id"].as_str().expect("user_id");
-    assert!(
-        user_id.starts_with(&format!("@{}:", name.to_lowercase())),
-        "{body}"
-    );
+    assert!(user_id.starts_with(&format!("@{}:", name.to_lowercase())), "{body}");
     d.destroy().await;
 }
 
@@ -94,11 +67,7 @@ async fn test_registration_keeps_device_id() {
     assert_eq!(body["device_id"], "MYDEVICE");
     let alice = d.client(0).logged_in(&body, "sUp3rs3kr1t");
     let dev = alice
-        .must_do(
-            "GET",
-            &["_matrix", "client", "v3", "devices", "MYDEVICE"],
-            Value::Null,
-        )
+        .must_do("GET", &["_matrix", "client", "v3", "devices", "MYDEVICE"], Value::Null)
         .await;
     assert_eq!(dev["display_name"], "My phone");
     d.destroy().await;
@@ -109,13 +78,10 @@ async fn test_registration_keeps_device_id() {
 async fn test_registration_rejects_invalid_usernames() {
     let d = Deployment::new(1).await;
     let c = d.client(0);
-    for ch in [
-        '!', '"', ':', '?', '\\', '@', '[', ']', '{', '|', '}', '£', 'é', '\n', '\'', ' ',
-    ] {
+    for ch in ['!', '"', ':', '?', '\\', '@', '[', ']', '{', '|', '}', '£', 'é', '\n', '\'', ' ']
+    {
         let name = format!("user{ch}name");
-        c.register(&name, "sUp3rs3kr1t")
-            .await
-            .must_error(400, "M_INVALID_USERNAME");
+        c.register(&name, "sUp3rs3kr1t").await.must_error(400, "M_INVALID_USERNAME");
     }
     d.destroy().await;
 }
@@ -126,16 +92,8 @@ async fn test_registration_allows_permitted_symbols() {
     let d = Deployment::new(1).await;
     for ch in ['-', '.', '_', '=', '/'] {
         let name = format!("{}{ch}x", unique_localpart("sym"));
-        let body = d
-            .client(0)
-            .register(&name, "sUp3rs3kr1t")
-            .await
-            .must_status(200);
-        assert!(
-            body["user_id"]
-                .as_str()
-                .is_some_and(|u| u.starts_with(&format!("@{name}:")))
-        );
+        let body = d.client(0).register(&name, "sUp3rs3kr1t").await.must_status(200);
+        assert!(body["user_id"].as_str().is_some_and(|u| u.starts_with(&format!("@{name}:"))));
     }
     d.destroy().await;
 }
@@ -148,41 +106,17 @@ async fn test_registration_user_in_use_and_available() {
     let c = d.client(0);
     let name = unique_localpart("taken");
     let r = c
-        .get(&[
-            "_matrix",
-            "client",
-            "v3",
-            "register",
-            "available",
-            &format!("?username={name}"),
-        ])
+        .get(&["_matrix", "client", "v3", "register", "available", &format!("?username={name}")])
         .await;
     assert_eq!(r.must_status(200)["available"], true);
     c.register(&name, "sUp3rs3kr1t").await.must_status(200);
-    c.register(&name, "another-password")
-        .await
-        .must_error(400, "M_USER_IN_USE");
+    c.register(&name, "another-password").await.must_error(400, "M_USER_IN_USE");
     let r = c
-        .get(&[
-            "_matrix",
-            "client",
-            "v3",
-            "register",
-            "available",
-            &format!("?username={name}"),
-        ])
+        .get(&["_matrix", "client", "v3", "register", "available", &format!("?username={name}")])
         .await;
     r.must_error(400, "M_USER_IN_USE");
-    let r = c
-        .get(&[
-            "_matrix",
-            "client",
-            "v3",
-            "register",
-            "available",
-            "?username=not%21valid",
-        ])
-        .await;
+    let r =
+        c.get(&["_matrix", "client", "v3", "register", "available", "?username=not%21valid"]).await;
     r.must_error(400, "M_INVALID_USERNAME");
     d.destroy().await;
 }
@@ -203,10 +137,7 @@ async fn test_registration_inhibit_login() {
         .await
         .must_status(200);
     assert!(body["user_id"].is_string(), "{body}");
-    assert!(
-        body.get("access_token").is_none_or(Value::is_null),
-        "{body}"
-    );
+    assert!(body.get("access_token").is_none_or(Value::is_null), "{body}");
     assert!(body.get("device_id").is_none_or(Value::is_null), "{body}");
     c.must_login(&name, "sUp3rs3kr1t").await;
     d.destroy().await;
@@ -217,13 +148,8 @@ async fn test_registration_inhibit_login() {
 async fn test_registration_non_ascii_password() {
     let d = Deployment::new(1).await;
     let name = unique_localpart("unicode");
-    d.client(0)
-        .register(&name, "übers3kr1t — パスワード")
-        .await
-        .must_status(200);
-    d.client(0)
-        .must_login(&name, "übers3kr1t — パスワード")
-        .await;
+    d.client(0).register(&name, "übers3kr1t — パスワード").await.must_status(200);
+    d.client(0).must_login(&name, "übers3kr1t — パスワード").await;
     d.destroy().await;
 }
 
@@ -233,21 +159,12 @@ async fn test_registration_guest() {
     let d = Deployment::new(1).await;
     let c = d.client(0);
     let body = c
-        .request(
-            "POST",
-            &["_matrix", "client", "v3", "register", "?kind=guest"],
-            json!({}),
-        )
+        .request("POST", &["_matrix", "client", "v3", "register", "?kind=guest"], json!({}))
         .await
         .must_status(200);
     let guest = c.logged_in(&body, "");
-    let me = guest
-        .must_do(
-            "GET",
-            &["_matrix", "client", "v3", "account", "whoami"],
-            Value::Null,
-        )
-        .await;
+    let me =
+        guest.must_do("GET", &["_matrix", "client", "v3", "account", "whoami"], Value::Null).await;
     assert_eq!(me["user_id"], body["user_id"]);
     assert_eq!(me["is_guest"], true, "{me}");
     let r = guest
@@ -264,28 +181,17 @@ async fn test_registration_guest() {
 /// With registration and guests switched off (the seed's hardening), both are refused.
 #[tokio::test]
 async fn test_registration_disabled() {
-    let cfg = HsConfig {
-        enable_registration: false,
-        allow_guest_access: false,
-        ..Default::default()
-    };
+    let cfg =
+        HsConfig { enable_registration: false, allow_guest_access: false, ..Default::default() };
     let Some(d) = Deployment::with_config(1, cfg).await else {
         return;
     };
     let c = d.client(0);
-    c.register("someone", "sUp3rs3kr1t")
+    c.register("someone", "sUp3rs3kr1t").await.must_error(403, "M_FORBIDDEN");
+    c.request("POST", REGISTER, json!({})).await.must_error(403, "M_FORBIDDEN");
+    c.request("POST", &["_matrix", "client", "v3", "register", "?kind=guest"], json!({}))
         .await
         .must_error(403, "M_FORBIDDEN");
-    c.request("POST", REGISTER, json!({}))
-        .await
-        .must_error(403, "M_FORBIDDEN");
-    c.request(
-        "POST",
-        &["_matrix", "client", "v3", "register", "?kind=guest"],
-        json!({}),
-    )
-    .await
-    .must_error(403, "M_FORBIDDEN");
     d.destroy().await;
 }
 

@@ -17,24 +17,10 @@ async fn test_request_encoding_fails() {
         b"{\"type\": \"m.login.password\", \"password\": \"\xff\xfe\"}".to_vec(),
         "application/json",
     );
-    d.client(0)
-        .request("POST", LOGIN, bad)
-        .await
-        .must_error(400, "M_NOT_JSON");
+    d.client(0).request("POST", LOGIN, bad).await.must_error(400, "M_NOT_JSON");
     let bad = Body::Raw(b"{\"a\": \"\xc3\x28\"}".to_vec(), "application/json");
-    let path = [
-        "_matrix",
-        "client",
-        "v3",
-        "user",
-        &alice.user_id,
-        "account_data",
-        "m.test",
-    ];
-    alice
-        .request("PUT", &path, bad)
-        .await
-        .must_error(400, "M_NOT_JSON");
+    let path = ["_matrix", "client", "v3", "user", &alice.user_id, "account_data", "m.test"];
+    alice.request("PUT", &path, bad).await.must_error(400, "M_NOT_JSON");
     d.destroy().await;
 }
 
@@ -43,15 +29,7 @@ async fn test_request_encoding_fails() {
 async fn test_json() {
     let d = Deployment::new(1).await;
     let alice = d.register_user(0, "alice").await;
-    let path = [
-        "_matrix",
-        "client",
-        "v3",
-        "user",
-        &alice.user_id,
-        "account_data",
-        "m.test",
-    ];
+    let path = ["_matrix", "client", "v3", "user", &alice.user_id, "account_data", "m.test"];
     for raw in [
         &b"{not json"[..],
         b"{\"a\": 1,}",
@@ -60,9 +38,7 @@ async fn test_json() {
         b"{\"body\": Infinity}",
         b"{\"body\": -Infinity}",
     ] {
-        let r = alice
-            .request("PUT", &path, Body::Raw(raw.to_vec(), "application/json"))
-            .await;
+        let r = alice.request("PUT", &path, Body::Raw(raw.to_vec(), "application/json")).await;
         r.must_error(400, "M_NOT_JSON");
     }
     for not_object in [json!([1, 2]), json!("string"), json!(42), json!(null)] {
@@ -87,23 +63,13 @@ async fn test_json_integer_range() {
         return;
     }
     let alice = d.register_user(0, "alice").await;
-    let path = [
-        "_matrix",
-        "client",
-        "v3",
-        "user",
-        &alice.user_id,
-        "account_data",
-        "m.test",
-    ];
+    let path = ["_matrix", "client", "v3", "user", &alice.user_id, "account_data", "m.test"];
     for raw in [
         &b"{\"n\": 9007199254740992}"[..],
         b"{\"n\": -9007199254740992}",
         b"{\"n\": [123456789012345678901234567890]}",
     ] {
-        let r = alice
-            .request("PUT", &path, Body::Raw(raw.to_vec(), "application/json"))
-            .await;
+        let r = alice.request("PUT", &path, Body::Raw(raw.to_vec(), "application/json")).await;
         r.must_error(400, "M_BAD_JSON");
     }
     let ok = Body::Raw(
@@ -137,13 +103,7 @@ async fn test_wrong_field_types() {
         json!({"username": 7, "password": "x", "auth": {"type": "m.login.dummy"}}),
         json!({"username": "fine", "password": {"p": 1}, "auth": {"type": "m.login.dummy"}}),
     ] {
-        let r = c
-            .request(
-                "POST",
-                &["_matrix", "client", "v3", "register"],
-                body.clone(),
-            )
-            .await;
+        let r = c.request("POST", &["_matrix", "client", "v3", "register"], body.clone()).await;
         r.must_client_error();
         assert_eq!(r.status, 400, "{body}: {}", r.text());
     }

@@ -12,15 +12,8 @@ use serde_json::json;
 async fn test_add_account_data_seen_in_sync() {
     let d = Deployment::new(1).await;
     let alice = d.register_user(0, "alice").await;
-    let path = [
-        "_matrix",
-        "client",
-        "v3",
-        "user",
-        &alice.user_id,
-        "account_data",
-        "org.example.test",
-    ];
+    let path =
+        ["_matrix", "client", "v3", "user", &alice.user_id, "account_data", "org.example.test"];
     alice.must_do("PUT", &path, json!({"n": 1})).await;
     alice
         .sync_until(
@@ -55,15 +48,8 @@ async fn test_initial_sync_has_push_rules() {
 async fn test_long_poll_wakes_on_account_data() {
     let d = Deployment::new(1).await;
     let alice = d.register_user(0, "alice").await;
-    let path = [
-        "_matrix",
-        "client",
-        "v3",
-        "user",
-        &alice.user_id,
-        "account_data",
-        "org.example.first",
-    ];
+    let path =
+        ["_matrix", "client", "v3", "user", &alice.user_id, "account_data", "org.example.first"];
     alice.must_do("PUT", &path, json!({"v": "first"})).await;
     let since = alice
         .sync_until(
@@ -79,15 +65,8 @@ async fn test_long_poll_wakes_on_account_data() {
         // A 30 s long-poll: it can only return early if the server wakes it.
         tokio::spawn(async move { alice.sync(Some(&since), 30_000, None).await })
     };
-    let path2 = [
-        "_matrix",
-        "client",
-        "v3",
-        "user",
-        &alice.user_id,
-        "account_data",
-        "org.example.second",
-    ];
+    let path2 =
+        ["_matrix", "client", "v3", "user", &alice.user_id, "account_data", "org.example.second"];
     alice.must_do("PUT", &path2, json!({"v": "second"})).await;
     let resp = tokio::time::timeout(Duration::from_secs(20), waiter)
         .await
@@ -95,9 +74,7 @@ async fn test_long_poll_wakes_on_account_data() {
         .expect("join");
     let events = resp["account_data"]["events"].as_array().expect("events");
     assert!(
-        events
-            .iter()
-            .any(|e| e["type"] == "org.example.second" && e["content"]["v"] == "second"),
+        events.iter().any(|e| e["type"] == "org.example.second" && e["content"]["v"] == "second"),
         "{resp}"
     );
     assert!(
@@ -113,15 +90,7 @@ async fn test_sync_filters_account_data_types() {
     let d = Deployment::new(1).await;
     let alice = d.register_user(0, "alice").await;
     for t in ["org.example.keep", "org.example.drop"] {
-        let path = [
-            "_matrix",
-            "client",
-            "v3",
-            "user",
-            &alice.user_id,
-            "account_data",
-            t,
-        ];
+        let path = ["_matrix", "client", "v3", "user", &alice.user_id, "account_data", t];
         alice.must_do("PUT", &path, json!({})).await;
     }
     let filter = json!({"account_data": {"types": ["org.example.keep"]}}).to_string();

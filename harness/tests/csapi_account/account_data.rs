@@ -21,9 +21,7 @@ async fn put_get_roundtrip(c: &Client, path: &[&str]) {
         json!({"value": "first", "nested": {"list": [1, 2, 3], "flag": true, "none": null}}),
         json!({"value": "second"}),
     ] {
-        c.request("PUT", path, content.clone())
-            .await
-            .must_status(200);
+        c.request("PUT", path, content.clone()).await.must_status(200);
         let got = c.get(path).await.must_status(200);
         assert_eq!(got, content, "GET returns the content last PUT");
     }
@@ -50,20 +48,13 @@ async fn test_add_account_data_room() {
     let alice = d.register_user(0, "alice").await;
     let room_id = format!("!abc:{}", server_name(&alice.user_id));
     let other_room = format!("!def:{}", server_name(&alice.user_id));
-    put_get_roundtrip(
-        &alice,
-        &room(&alice.user_id, &room_id, "org.example.test.key"),
-    )
-    .await;
+    put_get_roundtrip(&alice, &room(&alice.user_id, &room_id, "org.example.test.key")).await;
     // Per-room data belongs to that room only, and is not global data.
     alice
         .get(&room(&alice.user_id, &other_room, "org.example.test.key"))
         .await
         .must_error(404, "M_NOT_FOUND");
-    alice
-        .get(&global(&alice.user_id, "org.example.test.key"))
-        .await
-        .must_error(404, "M_NOT_FOUND");
+    alice.get(&global(&alice.user_id, "org.example.test.key")).await.must_error(404, "M_NOT_FOUND");
     alice
         .get(&room(&alice.user_id, &room_id, "org.example.never.set"))
         .await
@@ -81,17 +72,10 @@ async fn test_add_account_data_errors() {
 
     let bobs_global = global(&bob.user_id, "org.example.test.key");
     let bobs_room = room(&bob.user_id, &room_id, "org.example.test.key");
-    bob.request("PUT", &bobs_global, json!({"mine": true}))
-        .await
-        .must_status(200);
-    bob.request("PUT", &bobs_room, json!({"mine": true}))
-        .await
-        .must_status(200);
+    bob.request("PUT", &bobs_global, json!({"mine": true})).await.must_status(200);
+    bob.request("PUT", &bobs_room, json!({"mine": true})).await.must_status(200);
     for p in [&bobs_global, &bobs_room] {
-        alice
-            .request("PUT", p, json!({"mine": false}))
-            .await
-            .must_error(403, "M_FORBIDDEN");
+        alice.request("PUT", p, json!({"mine": false})).await.must_error(403, "M_FORBIDDEN");
         alice.get(p).await.must_error(403, "M_FORBIDDEN");
         assert_eq!(bob.get(p).await.must_status(200), json!({"mine": true}));
     }
@@ -105,14 +89,8 @@ async fn test_add_account_data_errors() {
 
     // A room ID that is not one: 400 M_INVALID_PARAM, for PUT and GET.
     let bad_room = room(&alice.user_id, "not-a-room-id", "org.example.test.key");
-    alice
-        .request("PUT", &bad_room, json!({"a": 1}))
-        .await
-        .must_error(400, "M_INVALID_PARAM");
-    alice
-        .get(&bad_room)
-        .await
-        .must_error(400, "M_INVALID_PARAM");
+    alice.request("PUT", &bad_room, json!({"a": 1})).await.must_error(400, "M_INVALID_PARAM");
+    alice.get(&bad_room).await.must_error(400, "M_INVALID_PARAM");
 
     // The content must be a JSON object.
     let mine = global(&alice.user_id, "org.example.test.key");
@@ -142,14 +120,8 @@ async fn test_add_account_data_server_controlled_types() {
     let room_id = format!("!abc:{}", server_name(&alice.user_id));
     let content = json!({"event_id": "$whatever", "global": {}});
     for data_type in ["m.push_rules", "m.fully_read"] {
-        for p in [
-            global(&alice.user_id, data_type),
-            room(&alice.user_id, &room_id, data_type),
-        ] {
-            alice
-                .request("PUT", &p, content.clone())
-                .await
-                .must_error(405, "M_BAD_JSON");
+        for p in [global(&alice.user_id, data_type), room(&alice.user_id, &room_id, data_type)] {
+            alice.request("PUT", &p, content.clone()).await.must_error(405, "M_BAD_JSON");
         }
     }
     // The push rules themselves are untouched.

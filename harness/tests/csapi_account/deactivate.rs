@@ -26,15 +26,9 @@ async fn test_deactivate_account() {
 
     // Can deactivate account.
     let auth = alice.password_auth(Some(&session));
-    let body = alice
-        .request("POST", &path, json!({"auth": auth}))
-        .await
-        .must_status(200);
+    let body = alice.request("POST", &path, json!({"auth": auth})).await.must_status(200);
     let unbind = body["id_server_unbind_result"].as_str();
-    assert!(
-        matches!(unbind, Some("success" | "no-support")),
-        "id_server_unbind_result: {body}"
-    );
+    assert!(matches!(unbind, Some("success" | "no-support")), "id_server_unbind_result: {body}");
 
     // Every session of the account is gone.
     must_be_logged_out(&alice).await;
@@ -42,10 +36,7 @@ async fn test_deactivate_account() {
 
     // After deactivating account, can't log in with password (Synapse clears the password,
     // so either code is fine).
-    let r = alice
-        .unauthed()
-        .login(&alice.user_id, &alice.password, json!({}))
-        .await;
+    let r = alice.unauthed().login(&alice.user_id, &alice.password, json!({})).await;
     let body = r.must_status(403);
     let code = body["errcode"].as_str().unwrap_or_default();
     assert!(
@@ -55,16 +46,9 @@ async fn test_deactivate_account() {
 
     // The user ID is never handed out again.
     let name = localpart(&alice.user_id);
+    d.client(0).register(name, "another password entirely").await.must_error(400, "M_USER_IN_USE");
     d.client(0)
-        .register(name, "another password entirely")
-        .await
-        .must_error(400, "M_USER_IN_USE");
-    d.client(0)
-        .get(&cs(&[
-            "register",
-            "available",
-            &format!("?username={name}"),
-        ]))
+        .get(&cs(&["register", "available", &format!("?username={name}")]))
         .await
         .must_error(400, "M_USER_IN_USE");
     d.destroy().await;

@@ -20,33 +20,18 @@ async fn test_device_management_get_devices() {
     for c in [&alice, &login] {
         let body = c.get(&cs(&["devices"])).await.must_status(200);
         let devices = body["devices"].as_array().expect("devices is an array");
-        let ids: Vec<&str> = devices
-            .iter()
-            .filter_map(|d| d["device_id"].as_str())
-            .collect();
-        assert!(
-            ids.contains(&alice.device_id.as_str()),
-            "registration device listed: {body}"
-        );
+        let ids: Vec<&str> = devices.iter().filter_map(|d| d["device_id"].as_str()).collect();
+        assert!(ids.contains(&alice.device_id.as_str()), "registration device listed: {body}");
         assert!(ids.contains(&"login_device"), "login device listed: {body}");
-        let dev = devices
-            .iter()
-            .find(|d| d["device_id"] == "login_device")
-            .expect("login device");
+        let dev = devices.iter().find(|d| d["device_id"] == "login_device").expect("login device");
         assert_eq!(dev["display_name"], "device display", "{body}");
     }
 
-    let body = alice
-        .get(&cs(&["devices", "login_device"]))
-        .await
-        .must_status(200);
+    let body = alice.get(&cs(&["devices", "login_device"])).await.must_status(200);
     assert_eq!(body["device_id"], "login_device", "{body}");
     assert_eq!(body["display_name"], "device display", "{body}");
 
-    alice
-        .get(&cs(&["devices", "unknown_device"]))
-        .await
-        .must_error(404, "M_NOT_FOUND");
+    alice.get(&cs(&["devices", "unknown_device"])).await.must_error(404, "M_NOT_FOUND");
     // Registration names its device the same way.
     let localpart = unique_localpart("carol");
     let password = "correct horse battery staple";
@@ -65,17 +50,12 @@ async fn test_device_management_get_devices() {
         .await
         .must_status(200);
     let carol = d.client(0).logged_in(&body, password);
-    let body = carol
-        .get(&cs(&["devices", &carol.device_id]))
-        .await
-        .must_status(200);
+    let body = carol.get(&cs(&["devices", &carol.device_id])).await.must_status(200);
     assert_eq!(body["display_name"], "carol's phone", "{body}");
 
     // Another user's device is as unknown as one that does not exist.
     let bob = d.register_user(0, "bob").await;
-    bob.get(&cs(&["devices", "login_device"]))
-        .await
-        .must_error(404, "M_NOT_FOUND");
+    bob.get(&cs(&["devices", "login_device"])).await.must_error(404, "M_NOT_FOUND");
     d.destroy().await;
 }
 
@@ -94,10 +74,7 @@ async fn test_device_management_update_device() {
         )
         .await
         .must_status(200);
-    let body = alice
-        .get(&cs(&["devices", "login_device"]))
-        .await
-        .must_status(200);
+    let body = alice.get(&cs(&["devices", "login_device"])).await.must_status(200);
     assert_eq!(body["device_id"], "login_device", "{body}");
     assert_eq!(body["display_name"], "new device display", "{body}");
 
@@ -142,13 +119,8 @@ async fn test_device_management_delete_device() {
 
     // Someone else's valid credentials do not authorise deleting Alice's device.
     let session = password_challenge(&alice.request("DELETE", &path, json!({})).await);
-    let r = alice
-        .request(
-            "DELETE",
-            &path,
-            json!({"auth": bob.password_auth(Some(&session))}),
-        )
-        .await;
+    let r =
+        alice.request("DELETE", &path, json!({"auth": bob.password_auth(Some(&session))})).await;
     r.must_error(403, "M_FORBIDDEN");
     alice.get(&path).await.must_status(200);
     must_be_logged_in(&doomed).await;
@@ -156,11 +128,7 @@ async fn test_device_management_delete_device() {
     // Her own password does.
     let session = password_challenge(&alice.request("DELETE", &path, json!({})).await);
     alice
-        .request(
-            "DELETE",
-            &path,
-            json!({"auth": alice.password_auth(Some(&session))}),
-        )
+        .request("DELETE", &path, json!({"auth": alice.password_auth(Some(&session))}))
         .await
         .must_status(200);
     alice.get(&path).await.must_error(404, "M_NOT_FOUND");
@@ -191,25 +159,15 @@ async fn test_device_management_delete_devices() {
     let path = cs(&["delete_devices"]);
     let devices = json!(["doomed_one", "doomed_two"]);
 
-    let session = password_challenge(
-        &alice
-            .request("POST", &path, json!({"devices": devices}))
-            .await,
-    );
+    let session =
+        password_challenge(&alice.request("POST", &path, json!({"devices": devices})).await);
 
     let mut auth = alice.password_auth(Some(&session));
     auth["password"] = json!("not the password");
-    uia_failed(
-        &alice
-            .request("POST", &path, json!({"devices": devices, "auth": auth}))
-            .await,
-    );
+    uia_failed(&alice.request("POST", &path, json!({"devices": devices, "auth": auth})).await);
 
-    let session = password_challenge(
-        &alice
-            .request("POST", &path, json!({"devices": devices}))
-            .await,
-    );
+    let session =
+        password_challenge(&alice.request("POST", &path, json!({"devices": devices})).await);
     let auth = bob.password_auth(Some(&session));
     alice
         .request("POST", &path, json!({"devices": devices, "auth": auth}))
@@ -218,27 +176,15 @@ async fn test_device_management_delete_devices() {
     must_be_logged_in(&one).await;
     must_be_logged_in(&two).await;
 
-    let session = password_challenge(
-        &alice
-            .request("POST", &path, json!({"devices": devices}))
-            .await,
-    );
+    let session =
+        password_challenge(&alice.request("POST", &path, json!({"devices": devices})).await);
     let auth = alice.password_auth(Some(&session));
-    alice
-        .request("POST", &path, json!({"devices": devices, "auth": auth}))
-        .await
-        .must_status(200);
+    alice.request("POST", &path, json!({"devices": devices, "auth": auth})).await.must_status(200);
 
     for id in ["doomed_one", "doomed_two"] {
-        alice
-            .get(&cs(&["devices", id]))
-            .await
-            .must_error(404, "M_NOT_FOUND");
+        alice.get(&cs(&["devices", id])).await.must_error(404, "M_NOT_FOUND");
     }
-    alice
-        .get(&cs(&["devices", "kept_device"]))
-        .await
-        .must_status(200);
+    alice.get(&cs(&["devices", "kept_device"])).await.must_status(200);
     must_be_logged_out(&one).await;
     must_be_logged_out(&two).await;
     must_be_logged_in(&keep).await;

@@ -21,30 +21,17 @@ async fn test_filter() {
             "rooms": [format!("!abc:{}", crate::server_name(&alice.user_id))],
         },
     });
-    let body = alice
-        .must_do(
-            "POST",
-            &cs(&["user", &alice.user_id, "filter"]),
-            filter.clone(),
-        )
-        .await;
-    let id = body["filter_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("filter_id is a string: {body}"));
+    let body =
+        alice.must_do("POST", &cs(&["user", &alice.user_id, "filter"]), filter.clone()).await;
+    let id = body["filter_id"].as_str().unwrap_or_else(|| panic!("filter_id is a string: {body}"));
     assert!(!id.is_empty() && !id.starts_with('{'), "filter_id {id:?}");
 
-    let got = alice
-        .get(&cs(&["user", &alice.user_id, "filter", id]))
-        .await
-        .must_status(200);
+    let got = alice.get(&cs(&["user", &alice.user_id, "filter", id])).await.must_status(200);
     for key in ["event_fields", "event_format", "presence"] {
         assert_eq!(got[key], filter[key], "{key} in {got}");
     }
     assert_eq!(got["room"]["timeline"]["limit"], 10, "{got}");
-    assert_eq!(
-        got["room"]["timeline"]["types"], filter["room"]["timeline"]["types"],
-        "{got}"
-    );
+    assert_eq!(got["room"]["timeline"]["types"], filter["room"]["timeline"]["types"], "{got}");
     assert_eq!(got["room"]["state"]["lazy_load_members"], true, "{got}");
     assert_eq!(got["room"]["rooms"], filter["room"]["rooms"], "{got}");
 
@@ -58,15 +45,9 @@ async fn test_filter() {
         .await;
     let id2 = body["filter_id"].as_str().expect("filter_id");
     assert_ne!(id, id2);
-    let got2 = alice
-        .get(&cs(&["user", &alice.user_id, "filter", id2]))
-        .await
-        .must_status(200);
+    let got2 = alice.get(&cs(&["user", &alice.user_id, "filter", id2])).await.must_status(200);
     assert_eq!(got2["room"]["timeline"]["limit"], 1, "{got2}");
-    let again = alice
-        .get(&cs(&["user", &alice.user_id, "filter", id]))
-        .await
-        .must_status(200);
+    let again = alice.get(&cs(&["user", &alice.user_id, "filter", id])).await.must_status(200);
     assert_eq!(again, got);
     d.destroy().await;
 }
@@ -84,29 +65,16 @@ async fn test_filter_errors() {
         .must_error(404, "M_NOT_FOUND");
 
     let body = bob
-        .must_do(
-            "POST",
-            &cs(&["user", &bob.user_id, "filter"]),
-            json!({"presence": {"limit": 5}}),
-        )
+        .must_do("POST", &cs(&["user", &bob.user_id, "filter"]), json!({"presence": {"limit": 5}}))
         .await;
     let bobs = body["filter_id"].as_str().expect("filter_id");
+    alice.get(&cs(&["user", &bob.user_id, "filter", bobs])).await.must_error(403, "M_FORBIDDEN");
     alice
-        .get(&cs(&["user", &bob.user_id, "filter", bobs]))
-        .await
-        .must_error(403, "M_FORBIDDEN");
-    alice
-        .request(
-            "POST",
-            &cs(&["user", &bob.user_id, "filter"]),
-            json!({"presence": {"limit": 5}}),
-        )
+        .request("POST", &cs(&["user", &bob.user_id, "filter"]), json!({"presence": {"limit": 5}}))
         .await
         .must_error(403, "M_FORBIDDEN");
     // Bob still has his.
-    bob.get(&cs(&["user", &bob.user_id, "filter", bobs]))
-        .await
-        .must_status(200);
+    bob.get(&cs(&["user", &bob.user_id, "filter", bobs])).await.must_status(200);
 
     // Filters that break the spec's schema.
     let mut bad_filters = vec![
@@ -122,13 +90,7 @@ async fn test_filter_errors() {
         bad_filters.push(json!({"room": {"timeline": {"limit": "ten"}}}));
     }
     for bad in bad_filters {
-        let r = alice
-            .request(
-                "POST",
-                &cs(&["user", &alice.user_id, "filter"]),
-                bad.clone(),
-            )
-            .await;
+        let r = alice.request("POST", &cs(&["user", &alice.user_id, "filter"]), bad.clone()).await;
         if d.is_external() {
             // Synapse answers these with 400 M_UNKNOWN.
             let err = r.must_client_error();

@@ -23,10 +23,7 @@ pub fn cs<'a>(rest: &[&'a str]) -> Vec<&'a str> {
 
 /// The server name part of a user ID.
 pub fn server_name(user_id: &str) -> &str {
-    user_id
-        .split_once(':')
-        .map(|(_, s)| s)
-        .expect("user ID has a server name")
+    user_id.split_once(':').map(|(_, s)| s).expect("user ID has a server name")
 }
 
 /// The localpart of a user ID.
@@ -41,15 +38,8 @@ pub fn localpart(user_id: &str) -> &str {
 /// Log `c`'s user in again on a new device, returning a client for that device.
 pub async fn login_device(c: &Client, device_id: &str, display_name: &str) -> Client {
     let extra = json!({"device_id": device_id, "initial_device_display_name": display_name});
-    let body = c
-        .unauthed()
-        .login(&c.user_id, &c.password, extra)
-        .await
-        .must_status(200);
-    assert_eq!(
-        body["device_id"], device_id,
-        "login kept the requested device ID: {body}"
-    );
+    let body = c.unauthed().login(&c.user_id, &c.password, extra).await.must_status(200);
+    assert_eq!(body["device_id"], device_id, "login kept the requested device ID: {body}");
     c.logged_in(&body, &c.password)
 }
 
@@ -58,13 +48,10 @@ pub async fn login_device(c: &Client, device_id: &str, display_name: &str) -> Cl
 #[track_caller]
 pub fn password_challenge(r: &Response) -> String {
     let body = r.must_status(401);
-    let flows = body["flows"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{}: no flows in {body}", r.what));
+    let flows =
+        body["flows"].as_array().unwrap_or_else(|| panic!("{}: no flows in {body}", r.what));
     assert!(
-        flows
-            .iter()
-            .any(|f| f["stages"] == json!(["m.login.password"])),
+        flows.iter().any(|f| f["stages"] == json!(["m.login.password"])),
         "{}: no m.login.password flow in {body}",
         r.what
     );
@@ -78,19 +65,13 @@ pub fn password_challenge(r: &Response) -> String {
 #[track_caller]
 pub fn uia_failed(r: &Response) -> Value {
     let body = r.must_error(401, "M_FORBIDDEN");
-    assert!(
-        body["flows"].is_array(),
-        "{}: a failed stage still lists the flows: {body}",
-        r.what
-    );
+    assert!(body["flows"].is_array(), "{}: a failed stage still lists the flows: {body}", r.what);
     body
 }
 
 /// `whoami` with `c`'s token must be refused as an unknown token.
 pub async fn must_be_logged_out(c: &Client) {
-    c.get(&cs(&["account", "whoami"]))
-        .await
-        .must_error(401, "M_UNKNOWN_TOKEN");
+    c.get(&cs(&["account", "whoami"])).await.must_error(401, "M_UNKNOWN_TOKEN");
 }
 
 /// `whoami` with `c`'s token must still work, for `c`'s user.

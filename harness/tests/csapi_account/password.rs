@@ -19,54 +19,33 @@ async fn test_change_password() {
     let path = cs(&["account", "password"]);
 
     let session = password_challenge(
-        &alice
-            .request("POST", &path, json!({"new_password": NEW_PASSWORD}))
-            .await,
+        &alice.request("POST", &path, json!({"new_password": NEW_PASSWORD})).await,
     );
 
     // The wrong current password fails the stage and changes nothing.
     let mut auth = alice.password_auth(Some(&session));
     auth["password"] = json!("not the password");
     uia_failed(
-        &alice
-            .request(
-                "POST",
-                &path,
-                json!({"new_password": NEW_PASSWORD, "auth": auth}),
-            )
-            .await,
+        &alice.request("POST", &path, json!({"new_password": NEW_PASSWORD, "auth": auth})).await,
     );
 
     let auth = alice.password_auth(Some(&session));
     alice
-        .request(
-            "POST",
-            &path,
-            json!({"new_password": NEW_PASSWORD, "auth": auth}),
-        )
+        .request("POST", &path, json!({"new_password": NEW_PASSWORD, "auth": auth}))
         .await
         .must_status(200);
 
     // The old password is refused, the new one accepted.
     let unauthed = alice.unauthed();
-    unauthed
-        .login(&alice.user_id, &alice.password, json!({}))
-        .await
-        .must_error(403, "M_FORBIDDEN");
+    unauthed.login(&alice.user_id, &alice.password, json!({})).await.must_error(403, "M_FORBIDDEN");
     let fresh = unauthed.must_login(&alice.user_id, NEW_PASSWORD).await;
     must_be_logged_in(&fresh).await;
 
     // Other sessions were logged out (and their devices removed); this one was kept.
     must_be_logged_out(&other).await;
     must_be_logged_in(&alice).await;
-    alice
-        .get(&cs(&["devices", "other_device"]))
-        .await
-        .must_error(404, "M_NOT_FOUND");
-    alice
-        .get(&cs(&["devices", &alice.device_id]))
-        .await
-        .must_status(200);
+    alice.get(&cs(&["devices", "other_device"])).await.must_error(404, "M_NOT_FOUND");
+    alice.get(&cs(&["devices", &alice.device_id])).await.must_status(200);
     d.destroy().await;
 }
 
@@ -82,22 +61,13 @@ async fn test_change_password_without_logout_devices() {
     let session = password_challenge(&alice.request("POST", &path, body.clone()).await);
     let mut with_auth = body.clone();
     with_auth["auth"] = alice.password_auth(Some(&session));
-    alice
-        .request("POST", &path, with_auth)
-        .await
-        .must_status(200);
+    alice.request("POST", &path, with_auth).await.must_status(200);
 
     must_be_logged_in(&other).await;
     must_be_logged_in(&alice).await;
-    alice
-        .get(&cs(&["devices", "other_device"]))
-        .await
-        .must_status(200);
+    alice.get(&cs(&["devices", "other_device"])).await.must_status(200);
     let unauthed = alice.unauthed();
-    unauthed
-        .login(&alice.user_id, &alice.password, json!({}))
-        .await
-        .must_error(403, "M_FORBIDDEN");
+    unauthed.login(&alice.user_id, &alice.password, json!({})).await.must_error(403, "M_FORBIDDEN");
     unauthed.must_login(&alice.user_id, NEW_PASSWORD).await;
     d.destroy().await;
 }
@@ -105,10 +75,7 @@ async fn test_change_password_without_logout_devices() {
 /// A password the server's policy refuses is `M_WEAK_PASSWORD`, and the old one stays.
 #[tokio::test]
 async fn test_change_password_weak_password() {
-    let cfg = HsConfig {
-        password_minimum_length: Some(10),
-        ..Default::default()
-    };
+    let cfg = HsConfig { password_minimum_length: Some(10), ..Default::default() };
     let Some(d) = Deployment::with_config(1, cfg).await else {
         return;
     };
@@ -116,17 +83,10 @@ async fn test_change_password_weak_password() {
     let path = cs(&["account", "password"]);
     let auth = alice.password_auth(None);
     alice
-        .request(
-            "POST",
-            &path,
-            json!({"new_password": "short", "auth": auth}),
-        )
+        .request("POST", &path, json!({"new_password": "short", "auth": auth}))
         .await
         .must_error(400, "M_WEAK_PASSWORD");
     must_be_logged_in(&alice).await;
-    alice
-        .unauthed()
-        .must_login(&alice.user_id, &alice.password)
-        .await;
+    alice.unauthed().must_login(&alice.user_id, &alice.password).await;
     d.destroy().await;
 }

@@ -16,21 +16,14 @@ async fn test_profile_display_name() {
     let alice = d.register_user(0, "alice").await;
     let path = cs(&["profile", &alice.user_id, "displayname"]);
 
-    alice
-        .request("PUT", &path, json!({"displayname": "my_display_name"}))
-        .await
-        .must_status(200);
+    alice.request("PUT", &path, json!({"displayname": "my_display_name"})).await.must_status(200);
     let body = alice.unauthed().get(&path).await.must_status(200);
     assert_eq!(body["displayname"], "my_display_name", "{body}");
     let body = alice.get(&path).await.must_status(200);
     assert_eq!(body["displayname"], "my_display_name", "{body}");
 
     // The whole profile shows it too.
-    let body = alice
-        .unauthed()
-        .get(&cs(&["profile", &alice.user_id]))
-        .await
-        .must_status(200);
+    let body = alice.unauthed().get(&cs(&["profile", &alice.user_id])).await.must_status(200);
     assert_eq!(body["displayname"], "my_display_name", "{body}");
     d.destroy().await;
 }
@@ -42,24 +35,14 @@ async fn test_profile_avatar_url() {
     let alice = d.register_user(0, "alice").await;
     let path = cs(&["profile", &alice.user_id, "avatar_url"]);
 
-    alice
-        .request("PUT", &path, json!({"avatar_url": AVATAR_URL}))
-        .await
-        .must_status(200);
+    alice.request("PUT", &path, json!({"avatar_url": AVATAR_URL})).await.must_status(200);
     let body = alice.unauthed().get(&path).await.must_status(200);
     assert_eq!(body["avatar_url"], AVATAR_URL, "{body}");
 
     // GET /profile/:user_id returns both fields.
     let name_path = cs(&["profile", &alice.user_id, "displayname"]);
-    alice
-        .request("PUT", &name_path, json!({"displayname": "Alice"}))
-        .await
-        .must_status(200);
-    let body = alice
-        .unauthed()
-        .get(&cs(&["profile", &alice.user_id]))
-        .await
-        .must_status(200);
+    alice.request("PUT", &name_path, json!({"displayname": "Alice"})).await.must_status(200);
+    let body = alice.unauthed().get(&cs(&["profile", &alice.user_id])).await.must_status(200);
     assert_eq!(body["avatar_url"], AVATAR_URL, "{body}");
     assert_eq!(body["displayname"], "Alice", "{body}");
     d.destroy().await;
@@ -74,9 +57,7 @@ async fn test_profile_display_name_errors() {
     let bob_name = cs(&["profile", &bob.user_id, "displayname"]);
     let bob_avatar = cs(&["profile", &bob.user_id, "avatar_url"]);
 
-    bob.request("PUT", &bob_name, json!({"displayname": "Bob"}))
-        .await
-        .must_status(200);
+    bob.request("PUT", &bob_name, json!({"displayname": "Bob"})).await.must_status(200);
 
     // Setting another user's profile is forbidden (M_FORBIDDEN), and changes nothing. The
     // spec's status is 403; Synapse (1.163) answers 400 with that errcode.
@@ -102,11 +83,7 @@ async fn test_profile_display_name_errors() {
 
     // A local user who does not exist has no profile: 404, M_NOT_FOUND in the spec's
     // example (Synapse 1.163 says M_UNKNOWN for the whole profile).
-    let nobody = format!(
-        "@{}:{}",
-        unique_localpart("nobody"),
-        server_name(&alice.user_id)
-    );
+    let nobody = format!("@{}:{}", unique_localpart("nobody"), server_name(&alice.user_id));
     for p in [
         cs(&["profile", &nobody]),
         cs(&["profile", &nobody, "displayname"]),

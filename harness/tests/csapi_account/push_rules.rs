@@ -16,10 +16,7 @@ fn rule_path<'a>(kind: &'a str, rule_id: &'a str, rest: &[&'a str]) -> Vec<&'a s
 }
 
 fn find<'v>(ruleset: &'v Value, kind: &str, rule_id: &str) -> Option<&'v Value> {
-    ruleset[kind]
-        .as_array()?
-        .iter()
-        .find(|r| r["rule_id"] == rule_id)
+    ruleset[kind].as_array()?.iter().find(|r| r["rule_id"] == rule_id)
 }
 
 async fn all_rules(c: &Client) -> Value {
@@ -35,19 +32,12 @@ async fn test_push_rules_defaults() {
     let alice = d.register_user(0, "alice").await;
     let global = all_rules(&alice).await;
     for kind in KINDS {
-        let rules = global[kind]
-            .as_array()
-            .unwrap_or_else(|| panic!("{kind} is an array: {global}"));
+        let rules =
+            global[kind].as_array().unwrap_or_else(|| panic!("{kind} is an array: {global}"));
         for r in rules {
             assert!(r["rule_id"].is_string(), "{kind} rule without rule_id: {r}");
-            assert!(
-                r["default"].is_boolean(),
-                "{kind} rule without default: {r}"
-            );
-            assert!(
-                r["enabled"].is_boolean(),
-                "{kind} rule without enabled: {r}"
-            );
+            assert!(r["default"].is_boolean(), "{kind} rule without default: {r}");
+            assert!(r["enabled"].is_boolean(), "{kind} rule without enabled: {r}");
             assert!(r["actions"].is_array(), "{kind} rule without actions: {r}");
         }
     }
@@ -55,10 +45,7 @@ async fn test_push_rules_defaults() {
     let master = find(&global, "override", ".m.rule.master")
         .unwrap_or_else(|| panic!("no master rule: {global}"));
     assert_eq!(master["default"], true, "{master}");
-    assert_eq!(
-        master["enabled"], false,
-        "the master rule is disabled by default: {master}"
-    );
+    assert_eq!(master["enabled"], false, "the master rule is disabled by default: {master}");
     assert_eq!(master["actions"], json!([]), "{master}");
     assert_eq!(
         global["override"][0]["rule_id"], ".m.rule.master",
@@ -69,47 +56,25 @@ async fn test_push_rules_defaults() {
     assert_eq!(message["default"], true, "{message}");
     assert_eq!(message["enabled"], true, "{message}");
     assert!(
-        message["actions"]
-            .as_array()
-            .is_some_and(|a| a.contains(&json!("notify"))),
+        message["actions"].as_array().is_some_and(|a| a.contains(&json!("notify"))),
         "{message}"
     );
-    for id in [
-        ".m.rule.suppress_notices",
-        ".m.rule.invite_for_me",
-        ".m.rule.member_event",
-    ] {
-        assert!(
-            find(&global, "override", id).is_some(),
-            "no {id} override rule: {global}"
-        );
+    for id in [".m.rule.suppress_notices", ".m.rule.invite_for_me", ".m.rule.member_event"] {
+        assert!(find(&global, "override", id).is_some(), "no {id} override rule: {global}");
     }
 
     // The same ruleset under /pushrules/global/, one kind, one rule.
-    let scoped = alice
-        .get(&cs(&["pushrules", "global", ""]))
-        .await
-        .must_status(200);
+    let scoped = alice.get(&cs(&["pushrules", "global", ""])).await.must_status(200);
     assert_eq!(scoped, global);
-    let kind = alice
-        .get(&cs(&["pushrules", "global", "underride", ""]))
-        .await
-        .must_status(200);
+    let kind = alice.get(&cs(&["pushrules", "global", "underride", ""])).await.must_status(200);
     assert_eq!(kind, global["underride"]);
-    let one = alice
-        .get(&rule_path("override", ".m.rule.master", &[]))
-        .await
-        .must_status(200);
+    let one = alice.get(&rule_path("override", ".m.rule.master", &[])).await.must_status(200);
     assert_eq!(&one, master);
-    let enabled = alice
-        .get(&rule_path("override", ".m.rule.master", &["enabled"]))
-        .await
-        .must_status(200);
+    let enabled =
+        alice.get(&rule_path("override", ".m.rule.master", &["enabled"])).await.must_status(200);
     assert_eq!(enabled, json!({"enabled": false}));
-    let actions = alice
-        .get(&rule_path("underride", ".m.rule.message", &["actions"]))
-        .await
-        .must_status(200);
+    let actions =
+        alice.get(&rule_path("underride", ".m.rule.message", &["actions"])).await.must_status(200);
     assert_eq!(actions["actions"], message["actions"]);
     d.destroy().await;
 }
@@ -125,10 +90,7 @@ async fn test_push_rules_room_rule_lifecycle() {
     let actions = rule_path("room", &room_id, &["actions"]);
 
     alice.get(&rule).await.must_error(404, "M_NOT_FOUND");
-    alice
-        .request("PUT", &rule, json!({"actions": ["notify"]}))
-        .await
-        .must_status(200);
+    alice.request("PUT", &rule, json!({"actions": ["notify"]})).await.must_status(200);
 
     let global = all_rules(&alice).await;
     let r =
@@ -139,20 +101,11 @@ async fn test_push_rules_room_rule_lifecycle() {
     let got = alice.get(&rule).await.must_status(200);
     assert_eq!(got["rule_id"], room_id.as_str(), "{got}");
     assert_eq!(got["actions"], json!(["notify"]), "{got}");
-    assert_eq!(
-        alice.get(&enabled).await.must_status(200),
-        json!({"enabled": true})
-    );
+    assert_eq!(alice.get(&enabled).await.must_status(200), json!({"enabled": true}));
 
     // Disable it.
-    alice
-        .request("PUT", &enabled, json!({"enabled": false}))
-        .await
-        .must_status(200);
-    assert_eq!(
-        alice.get(&enabled).await.must_status(200),
-        json!({"enabled": false})
-    );
+    alice.request("PUT", &enabled, json!({"enabled": false})).await.must_status(200);
+    assert_eq!(alice.get(&enabled).await.must_status(200), json!({"enabled": false}));
     let global = all_rules(&alice).await;
     assert_eq!(
         find(&global, "room", &room_id).map(|r| &r["enabled"]),
@@ -162,42 +115,21 @@ async fn test_push_rules_room_rule_lifecycle() {
 
     // New actions.
     let new_actions = json!(["notify", {"set_tweak": "sound", "value": "default"}]);
-    alice
-        .request("PUT", &actions, json!({"actions": new_actions}))
-        .await
-        .must_status(200);
-    assert_eq!(
-        alice.get(&actions).await.must_status(200),
-        json!({"actions": new_actions})
-    );
+    alice.request("PUT", &actions, json!({"actions": new_actions})).await.must_status(200);
+    assert_eq!(alice.get(&actions).await.must_status(200), json!({"actions": new_actions}));
     let got = alice.get(&rule).await.must_status(200);
     assert_eq!(got["actions"], new_actions, "{got}");
-    assert_eq!(
-        got["enabled"], false,
-        "changing actions keeps the rule disabled: {got}"
-    );
+    assert_eq!(got["enabled"], false, "changing actions keeps the rule disabled: {got}");
 
     // Delete it: gone from every view.
-    alice
-        .request("DELETE", &rule, Body::None)
-        .await
-        .must_status(200);
+    alice.request("DELETE", &rule, Body::None).await.must_status(200);
     alice.get(&rule).await.must_error(404, "M_NOT_FOUND");
     alice.get(&enabled).await.must_error(404, "M_NOT_FOUND");
     let global = all_rules(&alice).await;
-    assert!(
-        find(&global, "room", &room_id).is_none(),
-        "deleted rule still listed: {global}"
-    );
-    alice
-        .request("DELETE", &rule, Body::None)
-        .await
-        .must_error(404, "M_NOT_FOUND");
+    assert!(find(&global, "room", &room_id).is_none(), "deleted rule still listed: {global}");
+    alice.request("DELETE", &rule, Body::None).await.must_error(404, "M_NOT_FOUND");
     // Attributes of a rule that does not exist cannot be set either.
-    alice
-        .request("PUT", &enabled, json!({"enabled": true}))
-        .await
-        .must_error(404, "M_NOT_FOUND");
+    alice.request("PUT", &enabled, json!({"enabled": true})).await.must_error(404, "M_NOT_FOUND");
     alice
         .request("PUT", &actions, json!({"actions": ["notify"]}))
         .await
@@ -220,32 +152,14 @@ async fn test_push_rules_errors() {
     alice.get(&master).await.must_status(200);
     // It can be enabled, though, and disabled again.
     let master_enabled = rule_path("override", ".m.rule.master", &["enabled"]);
-    alice
-        .request("PUT", &master_enabled, json!({"enabled": true}))
-        .await
-        .must_status(200);
-    assert_eq!(
-        alice.get(&master_enabled).await.must_status(200),
-        json!({"enabled": true})
-    );
-    alice
-        .request("PUT", &master_enabled, json!({"enabled": false}))
-        .await
-        .must_status(200);
-    assert_eq!(
-        alice.get(&master_enabled).await.must_status(200),
-        json!({"enabled": false})
-    );
+    alice.request("PUT", &master_enabled, json!({"enabled": true})).await.must_status(200);
+    assert_eq!(alice.get(&master_enabled).await.must_status(200), json!({"enabled": true}));
+    alice.request("PUT", &master_enabled, json!({"enabled": false})).await.must_status(200);
+    assert_eq!(alice.get(&master_enabled).await.must_status(200), json!({"enabled": false}));
 
     // A new rule ID must not start with a dot (reserved for server-default rules).
     let dotted = rule_path("override", ".org.example.mine", &[]);
-    let r = alice
-        .request(
-            "PUT",
-            &dotted,
-            json!({"conditions": [], "actions": ["notify"]}),
-        )
-        .await;
+    let r = alice.request("PUT", &dotted, json!({"conditions": [], "actions": ["notify"]})).await;
     r.must_client_error();
     assert_eq!(r.status, 400, "{}: {}", r.what, r.text());
 
@@ -258,31 +172,20 @@ async fn test_push_rules_errors() {
     ] {
         let mut p = rule.clone();
         p.push(q);
-        let r = alice
-            .request("PUT", &p, json!({"actions": ["notify"]}))
-            .await;
+        let r = alice.request("PUT", &p, json!({"actions": ["notify"]})).await;
         r.must_client_error();
         assert_eq!(r.status, 400, "{}: {}", r.what, r.text());
     }
     let global = all_rules(&alice).await;
-    assert!(
-        find(&global, "room", &room_id).is_none(),
-        "a refused rule was stored: {global}"
-    );
+    assert!(find(&global, "room", &room_id).is_none(), "a refused rule was stored: {global}");
 
     // Unknown kinds.
     let r = alice
-        .request(
-            "PUT",
-            &rule_path("nonsense", "my.rule", &[]),
-            json!({"actions": ["notify"]}),
-        )
+        .request("PUT", &rule_path("nonsense", "my.rule", &[]), json!({"actions": ["notify"]}))
         .await;
     r.must_client_error();
     assert_eq!(r.status, 400, "{}: {}", r.what, r.text());
-    let r = alice
-        .get(&cs(&["pushrules", "global", "nonsense", ""]))
-        .await;
+    let r = alice.get(&cs(&["pushrules", "global", "nonsense", ""])).await;
     r.must_client_error();
     assert_eq!(r.status, 400, "{}: {}", r.what, r.text());
 
@@ -291,9 +194,6 @@ async fn test_push_rules_errors() {
     r.must_client_error();
     assert_eq!(r.status, 400, "{}: {}", r.what, r.text());
     // Unknown rules are not found.
-    alice
-        .get(&rule_path("override", "org.example.nope", &[]))
-        .await
-        .must_error(404, "M_NOT_FOUND");
+    alice.get(&rule_path("override", "org.example.nope", &[])).await.must_error(404, "M_NOT_FOUND");
     d.destroy().await;
 }

@@ -21,17 +21,11 @@ pub fn generate(
         .map_err(|e| format!("--server-name {server_name:?} is not a valid server name: {e}"))?;
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    let data_dir = data_dir
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", data_dir.display()))?;
-    let config_path = config_path
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| data_dir.join("homeserver.yaml"));
+    let data_dir = data_dir.canonicalize().map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let config_path =
+        config_path.map(Path::to_path_buf).unwrap_or_else(|| data_dir.join("homeserver.yaml"));
     if config_path.exists() {
-        return Err(format!(
-            "{} already exists; not overwriting it",
-            config_path.display()
-        ));
+        return Err(format!("{} already exists; not overwriting it", config_path.display()));
     }
     let signing_key_path = data_dir.join(format!("{name}.signing.key"));
     if !signing_key_path.exists() {
@@ -41,10 +35,7 @@ pub fn generate(
     let secret = crate::users::random_string(48);
     let text = template(name.as_str(), &data_dir, &signing_key_path, &secret);
     keys::write_private_file(&config_path, &text).map_err(|e| e.to_string())?;
-    Ok(Generated {
-        config_path,
-        signing_key_path,
-    })
+    Ok(Generated { config_path, signing_key_path })
 }
 
 fn template(server_name: &str, data_dir: &Path, key: &Path, secret: &str) -> String {
@@ -129,9 +120,6 @@ mod tests {
         assert_eq!(c.server_name.as_str(), "example.org");
         assert!(c.registration_shared_secret.is_some());
         crate::keys::SigningKey::load(&c.signing_key_path).expect("key loads");
-        assert!(
-            generate("example.org", dir.path(), None).is_err(),
-            "refuses to overwrite"
-        );
+        assert!(generate("example.org", dir.path(), None).is_err(), "refuses to overwrite");
     }
 }

@@ -24,9 +24,7 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
     } else if let Some(r) = url.strip_prefix("http://") {
         (false, r)
     } else {
-        return Err(format!(
-            "{url}: the URL must start with http:// or https://"
-        ));
+        return Err(format!("{url}: the URL must start with http:// or https://"));
     };
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     let (host, port) = match authority.rsplit_once(':') {
@@ -36,16 +34,8 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
         },
         _ => (authority.to_string(), if tls { 443 } else { 80 }),
     };
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    Ok(Url {
-        tls,
-        host,
-        port,
-        base_path: format!("/{}", path.trim_end_matches('/')),
-    })
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    Ok(Url { tls, host, port, base_path: format!("/{}", path.trim_end_matches('/')) })
 }
 
 /// Send one request; returns the status and the JSON body (Null if not JSON).
@@ -97,18 +87,12 @@ async fn send<T>(io: T, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes)
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
     tokio::spawn(conn);
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok((status, body))
 }
 

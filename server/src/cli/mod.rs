@@ -52,17 +52,10 @@ pub fn check_config(path: &Path) -> Result<String, String> {
         }
     }
     if !problems.is_empty() {
-        let r = Report {
-            errors: problems,
-            warnings: report.warnings,
-        };
+        let r = Report { errors: problems, warnings: report.warnings };
         return Err(format_report(path, &r));
     }
-    let mut s = format!(
-        "{}: OK (server_name {})\n",
-        path.display(),
-        config.server_name
-    );
+    let mut s = format!("{}: OK (server_name {})\n", path.display(), config.server_name);
     for w in &report.warnings {
         s.push_str(&format!("  warning: {w}\n"));
     }

@@ -23,18 +23,8 @@ pub async fn register(o: &Options) -> Result<String, String> {
     if status != StatusCode::OK {
         return Err(format!("getting a nonce failed: {status} {body}"));
     }
-    let nonce = body["nonce"]
-        .as_str()
-        .ok_or("the server sent no nonce")?
-        .to_string();
-    let mac = hex::encode(mac(
-        &o.shared_secret,
-        &nonce,
-        &o.user,
-        &o.password,
-        o.admin,
-        None,
-    ));
+    let nonce = body["nonce"].as_str().ok_or("the server sent no nonce")?.to_string();
+    let mac = hex::encode(mac(&o.shared_secret, &nonce, &o.user, &o.password, o.admin, None));
     let req = json!({
         "nonce": nonce,
         "username": o.user,

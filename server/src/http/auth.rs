@@ -30,10 +30,7 @@ impl App {
             .access_token()
             .ok_or_else(|| Error::MissingToken("Missing access token.".into()))?;
         let hash = hash_token(token);
-        let owner = self
-            .db
-            .read(move |c| devices::owner_of_token(c, &hash))
-            .await?;
+        let owner = self.db.read(move |c| devices::owner_of_token(c, &hash)).await?;
         match owner {
             Some(o) if !o.deactivated => Ok(User {
                 user_nid: o.user_nid,
@@ -51,9 +48,7 @@ impl App {
     pub async fn auth_member(&self, req: &Req) -> Result<User> {
         let u = self.auth(req).await?;
         if u.is_guest {
-            return Err(Error::GuestAccessForbidden(
-                "Guest access not allowed".into(),
-            ));
+            return Err(Error::GuestAccessForbidden("Guest access not allowed".into()));
         }
         Ok(u)
     }

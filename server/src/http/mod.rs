@@ -43,11 +43,7 @@ pub async fn bind_all(app: &Arc<App>, shutdown: watch::Receiver<bool>) -> Result
     let mut tasks = JoinSet::new();
     let mut addrs = Vec::new();
     for l in &app.config.listeners {
-        let tls = if l.tls {
-            Some(tls::acceptor(&app.config)?)
-        } else {
-            None
-        };
+        let tls = if l.tls { Some(tls::acceptor(&app.config)?) } else { None };
         let mut bound_any = false;
         let mut last_err = None;
         for ip in &l.bind_addresses {
@@ -116,9 +112,7 @@ async fn accept_loop(
         let builder = auto::Builder::new(TokioExecutor::new());
         match &tls {
             None => {
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .into_owned();
+                let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
                 let fut = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _ = fut.await;
@@ -138,19 +132,14 @@ async fn accept_loop(
                         }
                         Err(_) => return,
                     };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .into_owned();
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
                     let _ = watcher.watch(conn).await;
                 });
             }
         }
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
         tracing::warn!("in-flight requests did not finish within the grace period");
     }
 }
@@ -204,18 +193,12 @@ async fn dispatch(app: Arc<App>, client_ip: IpAddr, req: http::Request<Incoming>
     let limit = app.config.max_json_body;
     let too_large = || Error::TooLarge(format!("Request body exceeds {limit} bytes"));
     if let Some(len) = parts.headers.get(http::header::CONTENT_LENGTH)
-        && len
-            .to_str()
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .is_some_and(|n| n > limit as u64)
+        && len.to_str().ok().and_then(|s| s.parse::<u64>().ok()).is_some_and(|n| n > limit as u64)
     {
         return Err(too_large());
     }
     let body = Limited::new(body, limit).collect().await.map_err(|e| {
-        if e.downcast_ref::<http_body_util::LengthLimitError>()
-            .is_some()
-        {
+        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
             too_large()
         } else {
             Error::BadJson(format!("could not read request body: {e}"))
@@ -248,9 +231,7 @@ async fn dispatch(app: Arc<App>, client_ip: IpAddr, req: http::Request<Incoming>
 
 fn form_decode(s: &str) -> String {
     let s = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&s)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(&s).decode_utf8_lossy().into_owned()
 }
 
 /// Behind a reverse proxy (`x_forwarded: true`) the client is the left-most address of

@@ -30,10 +30,7 @@ impl Req {
     }
 
     pub fn query(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// The access token from `Authorization: Bearer` or the deprecated `access_token` query
@@ -95,11 +92,7 @@ pub fn check_canonical_numbers(v: &Value) -> Result<()> {
                     .as_f64()
                     .is_some_and(|f| f.fract() != 0.0 || f.abs() <= CANONICAL_INT_MAX as f64),
             };
-            if ok {
-                Ok(())
-            } else {
-                Err(bad_json(format!("JSON integer out of range: {n}")))
-            }
+            if ok { Ok(()) } else { Err(bad_json(format!("JSON integer out of range: {n}"))) }
         }
         Value::Array(a) => a.iter().try_for_each(check_canonical_numbers),
         Value::Object(o) => o.values().try_for_each(check_canonical_numbers),

@@ -64,11 +64,7 @@ impl Router {
             })
             .collect();
         let handler: Handler = Arc::new(move |app, req| Box::pin(f(app, req)));
-        self.routes.push(Route {
-            method,
-            segs,
-            handler,
-        });
+        self.routes.push(Route { method, segs, handler });
     }
 
     pub fn get<F, Fut>(&mut self, p: &'static str, f: F)
@@ -114,18 +110,12 @@ impl Router {
             }
             path_matched = true;
         }
-        if path_matched {
-            Match::WrongMethod
-        } else {
-            Match::NotFound
-        }
+        if path_matched { Match::WrongMethod } else { Match::NotFound }
     }
 }
 
 fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 fn match_segs(segs: &[Seg], parts: &[&str]) -> Option<Vec<String>> {
@@ -168,32 +158,22 @@ mod tests {
 
     fn segs(p: &'static str) -> Vec<Seg> {
         let mut r = Router::default();
-        r.get(p, |_, _| async {
-            Ok(super::super::response::empty_object())
-        });
+        r.get(p, |_, _| async { Ok(super::super::response::empty_object()) });
         r.routes.remove(0).segs
     }
 
     #[test]
     fn matching() {
         let s = segs("/_matrix/client/{v}/profile/{}/displayname");
-        let parts: Vec<&str> = "_matrix/client/v3/profile/%40a%3Ab/displayname"
-            .split('/')
-            .collect();
+        let parts: Vec<&str> =
+            "_matrix/client/v3/profile/%40a%3Ab/displayname".split('/').collect();
         assert_eq!(match_segs(&s, &parts), Some(vec!["@a:b".to_string()]));
-        let parts: Vec<&str> = "_matrix/client/v4/profile/x/displayname"
-            .split('/')
-            .collect();
+        let parts: Vec<&str> = "_matrix/client/v4/profile/x/displayname".split('/').collect();
         assert_eq!(match_segs(&s, &parts), None);
-        let parts: Vec<&str> = "_matrix/client/r0/profile//displayname"
-            .split('/')
-            .collect();
+        let parts: Vec<&str> = "_matrix/client/r0/profile//displayname".split('/').collect();
         assert_eq!(match_segs(&s, &parts), None, "empty captures do not match");
         let s = segs("/a/{}/{*}");
         let parts: Vec<&str> = "a/b/c/d%2Fe".split('/').collect();
-        assert_eq!(
-            match_segs(&s, &parts),
-            Some(vec!["b".into(), "c/d/e".into()])
-        );
+        assert_eq!(match_segs(&s, &parts), Some(vec!["b".into(), "c/d/e".into()]));
     }
 }

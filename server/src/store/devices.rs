@@ -98,9 +98,7 @@ pub fn get(conn: &Connection, user_nid: i64, device_id: &str) -> Result<Option<D
         "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices
          WHERE user_nid = ?1 AND device_id = ?2",
     )?;
-    Ok(st
-        .query_row(params![user_nid, device_id], device_row)
-        .optional()?)
+    Ok(st.query_row(params![user_nid, device_id], device_row).optional()?)
 }
 
 fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
@@ -138,8 +136,7 @@ pub fn delete_all_except(conn: &Connection, user_nid: i64, keep: Option<i64>) ->
 
 /// Logout invalidates the token and deletes its device, as the spec requires.
 pub fn delete_by_nid(conn: &Connection, device_nid: i64) -> Result<()> {
-    conn.prepare_cached("DELETE FROM devices WHERE nid = ?1")?
-        .execute([device_nid])?;
+    conn.prepare_cached("DELETE FROM devices WHERE nid = ?1")?.execute([device_nid])?;
     Ok(())
 }
 

@@ -5,10 +5,10 @@ use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_accounts",
-    include_str!("../../migrations/0001_accounts.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_accounts", include_str!("../../migrations/0001_accounts.sql")),
+    ("0002_rooms", include_str!("../../migrations/0002_rooms.sql")),
+];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -39,9 +39,7 @@ mod tests {
         let mut c = Connection::open_in_memory().expect("open");
         apply(&mut c).expect("first");
         apply(&mut c).expect("second is a no-op");
-        let v: i64 = c
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .expect("version");
+        let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
         assert_eq!(v as usize, MIGRATIONS.len());
     }
 }

@@ -34,11 +34,7 @@ struct ReaderPool {
 fn configure(conn: &Connection, synchronous_full: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(
-        None,
-        "synchronous",
-        if synchronous_full { "FULL" } else { "NORMAL" },
-    )?;
+    conn.pragma_update(None, "synchronous", if synchronous_full { "FULL" } else { "NORMAL" })?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(())
 }
@@ -56,9 +52,7 @@ impl Db {
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::internal(format!(
-                "SQLite refused WAL mode (got {mode})"
-            )));
+            return Err(Error::internal(format!("SQLite refused WAL mode (got {mode})")));
         }
         configure(&conn, synchronous_full)?;
         migrations::apply(&mut conn)?;
@@ -75,10 +69,7 @@ impl Db {
         let n = pool.len();
         Ok(Db {
             writer: Writer::start(conn)?,
-            readers: Arc::new(ReaderPool {
-                conns: Mutex::new(pool),
-                permits: Semaphore::new(n),
-            }),
+            readers: Arc::new(ReaderPool { conns: Mutex::new(pool), permits: Semaphore::new(n) }),
         })
     }
 
@@ -123,8 +114,7 @@ impl Db {
     }
 
     pub async fn integrity_check(&self) -> Result<String> {
-        self.read(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
-            .await
+        self.read(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)).await
     }
 }
 

@@ -60,14 +60,7 @@ pub fn insert(conn: &Connection, u: &NewUser<'_>, now: i64) -> Result<i64> {
         "INSERT INTO users (user_id, password_hash, is_admin, is_guest, displayname, created_ts)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
-    st.execute(params![
-        u.user_id,
-        u.password_hash,
-        u.is_admin,
-        u.is_guest,
-        u.displayname,
-        now
-    ])?;
+    st.execute(params![u.user_id, u.password_hash, u.is_admin, u.is_guest, u.displayname, now])?;
     Ok(conn.last_insert_rowid())
 }
 
@@ -97,8 +90,7 @@ pub fn deactivate(conn: &Connection, user_nid: i64) -> Result<()> {
          avatar_url = NULL WHERE nid = ?1",
     )?
     .execute([user_nid])?;
-    conn.prepare_cached("DELETE FROM devices WHERE user_nid = ?1")?
-        .execute([user_nid])?;
+    conn.prepare_cached("DELETE FROM devices WHERE user_nid = ?1")?.execute([user_nid])?;
     Ok(())
 }
 

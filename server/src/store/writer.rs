@@ -55,19 +55,11 @@ impl Writer {
             }) as Completion
         });
         {
-            let guard = self
-                .tx
-                .lock()
-                .map_err(|_| Error::internal("writer poisoned"))?;
-            let tx = guard
-                .as_ref()
-                .ok_or_else(|| Error::internal("database is shut down"))?;
-            tx.send(job)
-                .map_err(|_| Error::internal("database writer stopped"))?;
+            let guard = self.tx.lock().map_err(|_| Error::internal("writer poisoned"))?;
+            let tx = guard.as_ref().ok_or_else(|| Error::internal("database is shut down"))?;
+            tx.send(job).map_err(|_| Error::internal("database writer stopped"))?;
         }
-        done_rx
-            .await
-            .map_err(|_| Error::internal("database writer dropped a job"))?
+        done_rx.await.map_err(|_| Error::internal("database writer dropped a job"))?
     }
 
     /// Close the queue and wait for the thread to commit what is left.
@@ -86,11 +78,7 @@ impl Writer {
 fn run_in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
     conn.execute_batch("SAVEPOINT job")?;
     let out = f(conn);
-    let end = if out.is_ok() {
-        "RELEASE job"
-    } else {
-        "ROLLBACK TO job; RELEASE job"
-    };
+    let end = if out.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
     conn.execute_batch(end)?;
     out
 }
@@ -167,14 +155,11 @@ mod tests {
         }
         w.close();
         let c = Connection::open(&path).expect("reopen");
-        let n: i64 = c
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .expect("count");
+        let n: i64 = c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).expect("count");
         assert_eq!(n, ok);
         assert_eq!(ok, 200 - (0..200).filter(|k| k % 7 == 0).count() as i64);
-        let bad: i64 = c
-            .query_row("SELECT COUNT(*) FROM t WHERE k % 7 = 0", [], |r| r.get(0))
-            .expect("count");
+        let bad: i64 =
+            c.query_row("SELECT COUNT(*) FROM t WHERE k % 7 = 0", [], |r| r.get(0)).expect("count");
         assert_eq!(bad, 0, "failed jobs left nothing behind");
     }
 
@@ -183,18 +168,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("w.db");
         let w = writer_on(&path);
-        w.run(|c| Ok(c.execute("INSERT INTO t (k, v) VALUES (1, 'a')", [])?))
-            .await
-            .expect("write");
+        w.run(|c| Ok(c.execute("INSERT INTO t (k, v) VALUES (1, 'a')", [])?)).await.expect("write");
         w.close();
-        assert!(
-            w.run(|_| Ok(())).await.is_err(),
-            "a closed writer refuses jobs"
-        );
+        assert!(w.run(|_| Ok(())).await.is_err(), "a closed writer refuses jobs");
         let c = Connection::open(&path).expect("reopen");
-        let v: String = c
-            .query_row("SELECT v FROM t WHERE k = 1", [], |r| r.get(0))
-            .expect("row");
+        let v: String = c.query_row("SELECT v FROM t WHERE k = 1", [], |r| r.get(0)).expect("row");
         assert_eq!(v, "a");
     }
 }

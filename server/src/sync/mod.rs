@@ -29,11 +29,10 @@ pub struct SyncRequest {
 async fn current(app: &App) -> Result<SyncToken> {
     app.db
         .read(|c| {
-            let account_data = c.query_row(
-                "SELECT position FROM streams WHERE name = 'account_data'",
-                [],
-                |r| r.get(0),
-            )?;
+            let account_data =
+                c.query_row("SELECT position FROM streams WHERE name = 'account_data'", [], |r| {
+                    r.get(0)
+                })?;
             Ok(SyncToken { account_data })
         })
         .await
@@ -70,9 +69,7 @@ pub async fn sync(app: &App, user: &User, req: SyncRequest) -> Result<Value> {
 }
 
 fn has_data(body: &Value) -> bool {
-    body["account_data"]["events"]
-        .as_array()
-        .is_some_and(|a| !a.is_empty())
+    body["account_data"]["events"].as_array().is_some_and(|a| !a.is_empty())
 }
 
 fn wanted(f: Option<&EventFilter>, event_type: &str) -> bool {
@@ -95,26 +92,13 @@ async fn build(
     filter: &Filter,
 ) -> Result<Value> {
     let nid = user.user_nid;
-    let (from, to) = (
-        since.map(|s| s.account_data).unwrap_or(0),
-        upto.account_data,
-    );
-    let mut rows = app
-        .db
-        .read(move |c| account_data::changed_global(c, nid, from, to))
-        .await?;
-    if since.is_none()
-        && !rows
-            .iter()
-            .any(|(t, _)| t == crate::store::push_rules::TYPE)
-    {
+    let (from, to) = (since.map(|s| s.account_data).unwrap_or(0), upto.account_data);
+    let mut rows = app.db.read(move |c| account_data::changed_global(c, nid, from, to)).await?;
+    if since.is_none() && !rows.iter().any(|(t, _)| t == crate::store::push_rules::TYPE) {
         // Clients read their push rules from the initial sync; defaults are not stored.
         let rules = crate::api::client::push_rules::load(app, user).await?;
         let content = json!({"global": crate::api::client::push_rules::ruleset_json(&rules)?});
-        rows.push((
-            crate::store::push_rules::TYPE.to_string(),
-            content.to_string(),
-        ));
+        rows.push((crate::store::push_rules::TYPE.to_string(), content.to_string()));
     }
     let af = filter.account_data.as_ref();
     let mut events = vec![];

@@ -41,12 +41,7 @@ mod tests {
     fn round_trip_and_garbage() {
         let t = SyncToken { account_data: 42 };
         assert_eq!(SyncToken::parse(&t.to_string()).expect("parse"), t);
-        assert_eq!(
-            SyncToken::parse("s7_3_9")
-                .expect("later tokens parse")
-                .account_data,
-            7
-        );
+        assert_eq!(SyncToken::parse("s7_3_9").expect("later tokens parse").account_data, 7);
         for bad in ["", "s", "x1", "s-1", "s1a", "s99999999999999999999"] {
             assert!(SyncToken::parse(bad).is_err(), "{bad}");
         }

@@ -28,11 +28,7 @@ pub async fn hash_password(password: String) -> Result<String> {
 pub async fn verify_password(hash: String, password: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
+            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
             .unwrap_or(false)
     })
     .await
@@ -40,19 +36,13 @@ pub async fn verify_password(hash: String, password: String) -> bool {
 }
 
 pub fn random_string(len: usize) -> String {
-    rand::rng()
-        .sample_iter(Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
+    rand::rng().sample_iter(Alphanumeric).take(len).map(char::from).collect()
 }
 
 /// Device IDs as Synapse makes them: ten upper-case letters.
 pub fn new_device_id() -> String {
     let mut rng = rand::rng();
-    (0..10)
-        .map(|_| (b'A' + rng.random_range(0..26u8)) as char)
-        .collect()
+    (0..10).map(|_| (b'A' + rng.random_range(0..26u8)) as char).collect()
 }
 
 /// Access tokens: a recognisable prefix and 192 bits of randomness.
@@ -70,9 +60,7 @@ pub fn user_id_for_localpart(localpart: &str, server: &ServerName) -> Result<Str
         .bytes()
         .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'=' | b'-' | b'/' | b'+'))
     {
-        return Err(invalid(
-            "User ID can only contain characters a-z, 0-9, or '=_-./+'",
-        ));
+        return Err(invalid("User ID can only contain characters a-z, 0-9, or '=_-./+'"));
     }
     if localpart.starts_with('_') {
         return Err(invalid("User ID may not begin with _"));
@@ -125,10 +113,7 @@ pub async fn new_session(
             devices::replace_tokens(c, nid, &hash, now)
         })
         .await?;
-    Ok(Session {
-        access_token,
-        device_id,
-    })
+    Ok(Session { access_token, device_id })
 }
 
 /// Register a local user (already validated) and, unless `inhibit_login`, log them in.
@@ -151,11 +136,8 @@ pub async fn register(
         None => None,
     };
     // Synapse's default display name is the localpart.
-    let displayname = r.displayname.or_else(|| {
-        UserId::parse(&r.user_id)
-            .ok()
-            .map(|u| u.localpart().to_string())
-    });
+    let displayname =
+        r.displayname.or_else(|| UserId::parse(&r.user_id).ok().map(|u| u.localpart().to_string()));
     let user_id = r.user_id.clone();
     let nid = app
         .db
@@ -190,21 +172,10 @@ mod tests {
     #[test]
     fn localpart_rules_match_synapse() {
         let s = ServerName::parse("example.org").expect("name");
-        assert_eq!(
-            user_id_for_localpart("alice", &s).expect("ok"),
-            "@alice:example.org"
-        );
+        assert_eq!(user_id_for_localpart("alice", &s).expect("ok"), "@alice:example.org");
         assert!(user_id_for_localpart("a.b_c=d-e/f+g", &s).is_ok());
-        for bad in [
-            "",
-            "Alice",
-            "al ice",
-            "al:ice",
-            "_alice",
-            "12345",
-            "ålice",
-            &"a".repeat(250),
-        ] {
+        for bad in ["", "Alice", "al ice", "al:ice", "_alice", "12345", "ålice", &"a".repeat(250)]
+        {
             let e = user_id_for_localpart(bad, &s).expect_err(bad);
             assert_eq!(e.errcode(), "M_INVALID_USERNAME", "{bad}");
         }

@@ -34,13 +34,7 @@ impl UiaSessions {
         if let Ok(mut s) = self.sessions.lock() {
             let now = Instant::now();
             s.retain(|_, v| now.duration_since(v.created) < SESSION_LIFETIME);
-            s.insert(
-                id.clone(),
-                Session {
-                    completed: vec![],
-                    created: now,
-                },
-            );
+            s.insert(id.clone(), Session { completed: vec![], created: now });
         }
         id
     }
@@ -105,11 +99,8 @@ impl UiaSessions {
             return Err(Error::Uia(Self::challenge(flows, &session, &done)));
         };
         if !flows.iter().any(|f| f.contains(&stage)) {
-            let mut body = Self::challenge(
-                flows,
-                &session,
-                &self.completed(&session).unwrap_or_default(),
-            );
+            let mut body =
+                Self::challenge(flows, &session, &self.completed(&session).unwrap_or_default());
             body["errcode"] = json!("M_UNRECOGNIZED");
             body["error"] = json!(format!("Unsupported authentication type {stage}"));
             return Err(Error::Uia(body));
@@ -120,20 +111,14 @@ impl UiaSessions {
             _ => Err("Unsupported authentication type".to_string()),
         };
         if let Err(msg) = passed {
-            let mut body = Self::challenge(
-                flows,
-                &session,
-                &self.completed(&session).unwrap_or_default(),
-            );
+            let mut body =
+                Self::challenge(flows, &session, &self.completed(&session).unwrap_or_default());
             body["errcode"] = json!("M_FORBIDDEN");
             body["error"] = json!(msg);
             return Err(Error::Uia(body));
         }
         let done = self.complete(&session, stage);
-        if flows
-            .iter()
-            .any(|f| f.iter().all(|s| done.iter().any(|d| d == s)))
-        {
+        if flows.iter().any(|f| f.iter().all(|s| done.iter().any(|d| d == s))) {
             self.finish(&session);
             Ok(())
         } else {
@@ -151,9 +136,7 @@ async fn check_password_stage(
     who: Option<&User>,
 ) -> Result<Result<(), String>> {
     let Some(who) = who else {
-        return Err(Error::Forbidden(
-            "Password authentication needs a logged-in user".into(),
-        ));
+        return Err(Error::Forbidden("Password authentication needs a logged-in user".into()));
     };
     let named = auth
         .get("identifier")
@@ -163,9 +146,7 @@ async fn check_password_stage(
     if let Some(name) = named
         && super::local_user_id(app, name).as_deref() != Some(who.user_id.as_str())
     {
-        return Err(Error::Forbidden(
-            "Invalid auth: that is not your account".into(),
-        ));
+        return Err(Error::Forbidden("Invalid auth: that is not your account".into()));
     }
     let Some(password) = auth.get("password").and_then(Value::as_str) else {
         return Ok(Err("Missing password".into()));

@@ -21,7 +21,5 @@ pub fn routes(r: &mut Router) {
 }
 
 async fn server_version(_app: Arc<App>, _req: Req) -> Result<Resp> {
-    Ok(ok(
-        &json!({"server_version": format!("Glia {}", env!("CARGO_PKG_VERSION"))}),
-    ))
+    Ok(ok(&json!({"server_version": format!("Glia {}", env!("CARGO_PKG_VERSION"))})))
 }

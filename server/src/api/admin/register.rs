@@ -27,10 +27,7 @@ fn secret(app: &App) -> Result<&str> {
 pub async fn nonce(app: Arc<App>, _req: Req) -> Result<Resp> {
     secret(&app)?;
     let nonce = accounts::random_string(32);
-    let mut nonces = app
-        .registration_nonces
-        .lock()
-        .map_err(|_| Error::internal("nonces"))?;
+    let mut nonces = app.registration_nonces.lock().map_err(|_| Error::internal("nonces"))?;
     let now = Instant::now();
     nonces.retain(|_, t| now.duration_since(*t) < NONCE_LIFETIME);
     nonces.insert(nonce.clone(), now);

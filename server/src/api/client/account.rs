@@ -20,9 +20,7 @@ pub fn routes(r: &mut Router) {
 
 async fn whoami(app: Arc<App>, req: Req) -> Result<Resp> {
     let u = app.auth(&req).await?;
-    Ok(ok(
-        &json!({"user_id": u.user_id, "device_id": u.device_id, "is_guest": u.is_guest}),
-    ))
+    Ok(ok(&json!({"user_id": u.user_id, "device_id": u.device_id, "is_guest": u.is_guest})))
 }
 
 async fn password(app: Arc<App>, req: Req) -> Result<Resp> {
@@ -42,9 +40,7 @@ async fn password(app: Arc<App>, req: Req) -> Result<Resp> {
     if let Some(p) = &new_password {
         super::register::check_password_policy(&app, p)?;
     }
-    app.uia
-        .check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&user))
-        .await?;
+    app.uia.check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&user)).await?;
     let new_password =
         new_password.ok_or_else(|| Error::MissingParam("Missing 'new_password'".into()))?;
     let hash = accounts::hash_password(new_password).await?;
@@ -63,9 +59,7 @@ async fn password(app: Arc<App>, req: Req) -> Result<Resp> {
 async fn deactivate(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth_member(&req).await?;
     let body = req.json_object(true)?;
-    app.uia
-        .check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&user))
-        .await?;
+    app.uia.check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&user)).await?;
     let nid = user.user_nid;
     app.db.write(move |c| users::deactivate(c, nid)).await?;
     tracing::info!(user_id = %user.user_id, "deactivated account");

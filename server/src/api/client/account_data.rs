@@ -14,14 +14,8 @@ use crate::store::account_data;
 pub fn routes(r: &mut Router) {
     r.get("/_matrix/client/{v}/user/{}/account_data/{}", get_global);
     r.put("/_matrix/client/{v}/user/{}/account_data/{}", put_global);
-    r.get(
-        "/_matrix/client/{v}/user/{}/rooms/{}/account_data/{}",
-        get_room,
-    );
-    r.put(
-        "/_matrix/client/{v}/user/{}/rooms/{}/account_data/{}",
-        put_room,
-    );
+    r.get("/_matrix/client/{v}/user/{}/rooms/{}/account_data/{}", get_room);
+    r.put("/_matrix/client/{v}/user/{}/rooms/{}/account_data/{}", put_room);
 }
 
 /// Types the server manages through other endpoints: 405 for these, "both global and
@@ -51,9 +45,7 @@ async fn put(app: Arc<App>, req: Req, room_id: String, data_type: String) -> Res
     check_settable(&data_type)?;
     let content = serde_json::to_string(&req.json_object(false)?).map_err(Error::internal)?;
     let nid = me.user_nid;
-    app.db
-        .write(move |c| account_data::put(c, nid, &room_id, &data_type, &content))
-        .await?;
+    app.db.write(move |c| account_data::put(c, nid, &room_id, &data_type, &content)).await?;
     app.notifier.notify();
     Ok(empty_object())
 }
@@ -62,10 +54,7 @@ async fn get(app: Arc<App>, req: Req, room_id: String, data_type: String) -> Res
     let me = app.auth(&req).await?;
     super::require_self(&me, req.param(0), "get account data")?;
     let nid = me.user_nid;
-    let content = app
-        .db
-        .read(move |c| account_data::get(c, nid, &room_id, &data_type))
-        .await?;
+    let content = app.db.read(move |c| account_data::get(c, nid, &room_id, &data_type)).await?;
     let content = content.ok_or_else(|| not_found("Account data not found"))?;
     let mut r = crate::http::response::empty_object();
     *r.body_mut() = http_body_util::Full::new(bytes::Bytes::from(content));

@@ -20,10 +20,8 @@ pub const ROOM_VERSIONS: &[&str] = &["1", "2", "3", "4", "5", "6", "7", "8", "9"
 
 async fn capabilities(app: Arc<App>, req: Req) -> Result<Resp> {
     app.auth(&req).await?;
-    let available: Map<String, Value> = ROOM_VERSIONS
-        .iter()
-        .map(|v| (v.to_string(), json!("stable")))
-        .collect();
+    let available: Map<String, Value> =
+        ROOM_VERSIONS.iter().map(|v| (v.to_string(), json!("stable"))).collect();
     Ok(ok(&json!({"capabilities": {
         "m.change_password": {"enabled": app.config.password_login_enabled},
         "m.room_versions": {"default": DEFAULT_ROOM_VERSION, "available": available},

@@ -55,11 +55,7 @@ async fn rename(app: Arc<App>, req: Req) -> Result<Resp> {
         Some(_) => return Err(bad_json("'display_name' must be a string")),
     };
     let (nid, id) = (u.user_nid, req.param(0).to_string());
-    if !app
-        .db
-        .write(move |c| devices::rename(c, nid, &id, &name))
-        .await?
-    {
+    if !app.db.write(move |c| devices::rename(c, nid, &id, &name)).await? {
         return Err(not_found("Device not found"));
     }
     Ok(empty_object())
@@ -69,9 +65,7 @@ async fn delete(app: Arc<App>, req: Req) -> Result<Resp> {
     let u = app.auth(&req).await?;
     // Clients send DELETE without a body to discover the auth flows.
     let body = req.json_object(true)?;
-    app.uia
-        .check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&u))
-        .await?;
+    app.uia.check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&u)).await?;
     let (nid, id) = (u.user_nid, req.param(0).to_string());
     app.db.write(move |c| devices::delete(c, nid, &id)).await?;
     Ok(empty_object())
@@ -88,12 +82,8 @@ async fn delete_many(app: Arc<App>, req: Req) -> Result<Resp> {
             .ok_or_else(|| bad_json("'devices' must be a list of strings"))?,
         _ => return Err(bad_json("'devices' must be a list of strings")),
     };
-    app.uia
-        .check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&u))
-        .await?;
+    app.uia.check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&u)).await?;
     let nid = u.user_nid;
-    app.db
-        .write(move |c| ids.iter().try_for_each(|id| devices::delete(c, nid, id)))
-        .await?;
+    app.db.write(move |c| ids.iter().try_for_each(|id| devices::delete(c, nid, id))).await?;
     Ok(empty_object())
 }

@@ -23,15 +23,11 @@ pub const SPEC_VERSIONS: &[&str] = &[
 ];
 
 async fn versions(_app: Arc<App>, _req: Req) -> Result<Resp> {
-    Ok(ok(
-        &json!({"versions": SPEC_VERSIONS, "unstable_features": {}}),
-    ))
+    Ok(ok(&json!({"versions": SPEC_VERSIONS, "unstable_features": {}})))
 }
 
 async fn well_known_client(app: Arc<App>, _req: Req) -> Result<Resp> {
-    Ok(ok(
-        &json!({"m.homeserver": {"base_url": app.config.client_base_url()}}),
-    ))
+    Ok(ok(&json!({"m.homeserver": {"base_url": app.config.client_base_url()}})))
 }
 
 /// Served only with `serve_server_wellknown: true`, as in Synapse: it delegates federation

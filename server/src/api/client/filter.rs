@@ -25,20 +25,14 @@ async fn create(app: Arc<App>, req: Req) -> Result<Resp> {
     Filter::parse(&body)?;
     let text = serde_json::to_string(&body).map_err(Error::internal)?;
     let nid = me.user_nid;
-    let id = app
-        .db
-        .write(move |c| filters::insert(c, nid, &text))
-        .await?;
+    let id = app.db.write(move |c| filters::insert(c, nid, &text)).await?;
     Ok(ok(&json!({"filter_id": id.to_string()})))
 }
 
 async fn get(app: Arc<App>, req: Req) -> Result<Resp> {
     let me = app.auth(&req).await?;
     super::require_self(&me, req.param(0), "get filters")?;
-    let id: i64 = req
-        .param(1)
-        .parse()
-        .map_err(|_| invalid_param("Invalid filter ID"))?;
+    let id: i64 = req.param(1).parse().map_err(|_| invalid_param("Invalid filter ID"))?;
     let nid = me.user_nid;
     let text = app.db.read(move |c| filters::get(c, nid, id)).await?;
     let text = text.ok_or_else(|| not_found("No such filter"))?;

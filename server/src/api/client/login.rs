@@ -46,9 +46,7 @@ async fn login(app: Arc<App>, req: Req) -> Result<Resp> {
         Some(Value::Object(id)) => match id.get("type").and_then(Value::as_str) {
             Some("m.id.user") => field(id, "user")?.ok_or_else(|| bad_json("Missing user"))?,
             Some(other) => {
-                return Err(Error::Unknown(format!(
-                    "Unknown login identifier type {other}"
-                )));
+                return Err(Error::Unknown(format!("Unknown login identifier type {other}")));
             }
             None => return Err(bad_json("identifier needs a 'type'")),
         },
@@ -64,28 +62,17 @@ async fn login(app: Arc<App>, req: Req) -> Result<Resp> {
     let invalid = || Error::Forbidden("Invalid username or password".into());
     let user_id = accounts::local_user_id(&app, name).ok_or_else(invalid)?;
     let uid = user_id.clone();
-    let user = app
-        .db
-        .read(move |c| users::get(c, &uid))
-        .await?
-        .ok_or_else(invalid)?;
+    let user = app.db.read(move |c| users::get(c, &uid)).await?.ok_or_else(invalid)?;
     if user.deactivated {
-        return Err(Error::UserDeactivated(
-            "This account has been deactivated".into(),
-        ));
+        return Err(Error::UserDeactivated("This account has been deactivated".into()));
     }
     let hash = user.password_hash.ok_or_else(invalid)?;
     if !accounts::verify_password(hash, password.to_string()).await {
         return Err(invalid());
     }
-    let s = accounts::new_session(
-        &app,
-        user.nid,
-        device_id,
-        display_name,
-        req.client_ip.to_string(),
-    )
-    .await?;
+    let s =
+        accounts::new_session(&app, user.nid, device_id, display_name, req.client_ip.to_string())
+            .await?;
     Ok(ok(&json!({
         "user_id": user.user_id,
         "access_token": s.access_token,
@@ -97,16 +84,12 @@ async fn login(app: Arc<App>, req: Req) -> Result<Resp> {
 /// Invalidates the token and deletes its device, as the spec requires.
 async fn logout(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth(&req).await?;
-    app.db
-        .write(move |c| devices::delete_by_nid(c, user.device_nid))
-        .await?;
+    app.db.write(move |c| devices::delete_by_nid(c, user.device_nid)).await?;
     Ok(empty_object())
 }
 
 async fn logout_all(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth(&req).await?;
-    app.db
-        .write(move |c| devices::delete_all_except(c, user.user_nid, None))
-        .await?;
+    app.db.write(move |c| devices::delete_all_except(c, user.user_nid, None)).await?;
     Ok(empty_object())
 }

@@ -15,10 +15,7 @@ use crate::store::users::{self, UserRow};
 pub fn routes(r: &mut Router) {
     r.get("/_matrix/client/{v}/profile/{}", whole);
     r.get("/_matrix/client/{v}/profile/{}/displayname", displayname);
-    r.put(
-        "/_matrix/client/{v}/profile/{}/displayname",
-        set_displayname,
-    );
+    r.put("/_matrix/client/{v}/profile/{}/displayname", set_displayname);
     r.get("/_matrix/client/{v}/profile/{}/avatar_url", avatar_url);
     r.put("/_matrix/client/{v}/profile/{}/avatar_url", set_avatar_url);
 }
@@ -35,8 +32,7 @@ async fn lookup(app: &App, user_id: &str) -> Result<UserRow> {
     }
     let uid = user_id.to_string();
     let row = app.db.read(move |c| users::get(c, &uid)).await?;
-    row.filter(|r| !r.deactivated)
-        .ok_or_else(|| not_found("Profile was not found"))
+    row.filter(|r| !r.deactivated).ok_or_else(|| not_found("Profile was not found"))
 }
 
 async fn whole(app: Arc<App>, req: Req) -> Result<Resp> {
@@ -53,18 +49,12 @@ async fn whole(app: Arc<App>, req: Req) -> Result<Resp> {
 
 async fn displayname(app: Arc<App>, req: Req) -> Result<Resp> {
     let u = lookup(&app, req.param(0)).await?;
-    Ok(ok(&u
-        .displayname
-        .map(|d| json!({"displayname": d}))
-        .unwrap_or(json!({}))))
+    Ok(ok(&u.displayname.map(|d| json!({"displayname": d})).unwrap_or(json!({}))))
 }
 
 async fn avatar_url(app: Arc<App>, req: Req) -> Result<Resp> {
     let u = lookup(&app, req.param(0)).await?;
-    Ok(ok(&u
-        .avatar_url
-        .map(|d| json!({"avatar_url": d}))
-        .unwrap_or(json!({}))))
+    Ok(ok(&u.avatar_url.map(|d| json!({"avatar_url": d})).unwrap_or(json!({}))))
 }
 
 /// The new value of `key`: a string within `max`, or null/"" to clear it.
@@ -89,16 +79,12 @@ async fn new_value(app: &App, req: &Req, key: &str, max: usize) -> Result<(i64, 
 
 async fn set_displayname(app: Arc<App>, req: Req) -> Result<Resp> {
     let (nid, v) = new_value(&app, &req, "displayname", MAX_DISPLAYNAME).await?;
-    app.db
-        .write(move |c| users::set_displayname(c, nid, v.as_deref()))
-        .await?;
+    app.db.write(move |c| users::set_displayname(c, nid, v.as_deref())).await?;
     Ok(empty_object())
 }
 
 async fn set_avatar_url(app: Arc<App>, req: Req) -> Result<Resp> {
     let (nid, v) = new_value(&app, &req, "avatar_url", MAX_AVATAR_URL).await?;
-    app.db
-        .write(move |c| users::set_avatar_url(c, nid, v.as_deref()))
-        .await?;
+    app.db.write(move |c| users::set_avatar_url(c, nid, v.as_deref())).await?;
     Ok(empty_object())
 }

@@ -28,22 +28,10 @@ pub fn routes(r: &mut Router) {
     r.get("/_matrix/client/{v}/pushrules/{}/{}/{}", get_rule);
     r.put("/_matrix/client/{v}/pushrules/{}/{}/{}", put_rule);
     r.delete("/_matrix/client/{v}/pushrules/{}/{}/{}", delete_rule);
-    r.get(
-        "/_matrix/client/{v}/pushrules/{}/{}/{}/enabled",
-        get_enabled,
-    );
-    r.put(
-        "/_matrix/client/{v}/pushrules/{}/{}/{}/enabled",
-        put_enabled,
-    );
-    r.get(
-        "/_matrix/client/{v}/pushrules/{}/{}/{}/actions",
-        get_actions,
-    );
-    r.put(
-        "/_matrix/client/{v}/pushrules/{}/{}/{}/actions",
-        put_actions,
-    );
+    r.get("/_matrix/client/{v}/pushrules/{}/{}/{}/enabled", get_enabled);
+    r.put("/_matrix/client/{v}/pushrules/{}/{}/{}/enabled", put_enabled);
+    r.get("/_matrix/client/{v}/pushrules/{}/{}/{}/actions", get_actions);
+    r.put("/_matrix/client/{v}/pushrules/{}/{}/{}/actions", put_actions);
 }
 
 /// The stored content is the `m.push_rules` account data shape: `{"global": ruleset}`.
@@ -91,9 +79,7 @@ fn check_scope(req: &Req) -> Result<()> {
     if req.param(0) == "global" {
         Ok(())
     } else {
-        Err(invalid_param(
-            "Unknown push rule scope; only 'global' exists",
-        ))
+        Err(invalid_param("Unknown push rule scope; only 'global' exists"))
     }
 }
 
@@ -133,9 +119,7 @@ pub fn ruleset_json(rules: &Ruleset) -> Result<Value> {
 
 async fn all(app: Arc<App>, req: Req) -> Result<Resp> {
     let u = app.auth(&req).await?;
-    Ok(ok(
-        &json!({"global": ruleset_json(&load(&app, &u).await?)?}),
-    ))
+    Ok(ok(&json!({"global": ruleset_json(&load(&app, &u).await?)?})))
 }
 
 async fn scope(app: Arc<App>, req: Req) -> Result<Resp> {
@@ -156,11 +140,7 @@ async fn get_rule(app: Arc<App>, req: Req) -> Result<Resp> {
     let u = app.auth(&req).await?;
     check_scope(&req)?;
     parse_kind(req.param(1))?;
-    Ok(ok(&rule_json(
-        &load(&app, &u).await?,
-        req.param(1),
-        req.param(2),
-    )?))
+    Ok(ok(&rule_json(&load(&app, &u).await?, req.param(1), req.param(2))?))
 }
 
 fn actions_from(v: Option<&Value>) -> Result<Vec<Action>> {
@@ -211,15 +191,13 @@ async fn put_rule(app: Arc<App>, req: Req) -> Result<Resp> {
     let after = req.query("after").map(str::to_string);
     let before = req.query("before").map(str::to_string);
     modify(&app, &u, move |rules| {
-        rules
-            .insert(new, after.as_deref(), before.as_deref())
-            .map_err(|e| match e {
-                // 400, not 404: the spec keeps 404 for the rule being updated.
-                InsertPushRuleError::UnknownRuleId => {
-                    Error::Unknown("before/after rule not found".into())
-                }
-                other => invalid_param(other.to_string()),
-            })
+        rules.insert(new, after.as_deref(), before.as_deref()).map_err(|e| match e {
+            // 400, not 404: the spec keeps 404 for the rule being updated.
+            InsertPushRuleError::UnknownRuleId => {
+                Error::Unknown("before/after rule not found".into())
+            }
+            other => invalid_param(other.to_string()),
+        })
     })
     .await?;
     Ok(empty_object())
@@ -261,9 +239,7 @@ async fn put_enabled(app: Arc<App>, req: Req) -> Result<Resp> {
         .ok_or_else(|| bad_json("'enabled' must be a boolean"))?;
     let id = req.param(2).to_string();
     modify(&app, &u, move |rules| {
-        rules
-            .set_enabled(kind, id, enabled)
-            .map_err(|_| not_found("Unknown rule"))
+        rules.set_enabled(kind, id, enabled).map_err(|_| not_found("Unknown rule"))
     })
     .await?;
     Ok(empty_object())
@@ -285,9 +261,7 @@ async fn put_actions(app: Arc<App>, req: Req) -> Result<Resp> {
     let actions = actions_from(body.get("actions"))?;
     let id = req.param(2).to_string();
     modify(&app, &u, move |rules| {
-        rules
-            .set_actions(kind, id, actions)
-            .map_err(|_| not_found("Unknown rule"))
+        rules.set_actions(kind, id, actions).map_err(|_| not_found("Unknown rule"))
     })
     .await?;
     Ok(empty_object())

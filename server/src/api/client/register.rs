@@ -115,9 +115,7 @@ async fn register_user(
     if let Some(p) = &password {
         check_password_policy(&app, p)?;
     }
-    app.uia
-        .check(&app, body.get("auth"), &[&[uia::DUMMY]], None)
-        .await?;
+    app.uia.check(&app, body.get("auth"), &[&[uia::DUMMY]], None).await?;
     let password = password.ok_or_else(|| Error::MissingParam("Missing password.".into()))?;
     let user_id = match user_id {
         Some(id) => id,

@@ -23,9 +23,7 @@ async fn get_sync(app: Arc<App>, req: Req) -> Result<Resp> {
     let since = req.query("since").map(SyncToken::parse).transpose()?;
     let timeout = match req.query("timeout") {
         None => 0,
-        Some(t) => t
-            .parse::<u64>()
-            .map_err(|_| invalid_param("timeout must be milliseconds"))?,
+        Some(t) => t.parse::<u64>().map_err(|_| invalid_param("timeout must be milliseconds"))?,
     };
     let filter = match req.query("filter") {
         None => Filter::default(),
@@ -46,11 +44,7 @@ async fn get_sync(app: Arc<App>, req: Req) -> Result<Resp> {
     let body = sync::sync(
         &app,
         &user,
-        SyncRequest {
-            since,
-            timeout: Duration::from_millis(timeout),
-            filter,
-        },
+        SyncRequest { since, timeout: Duration::from_millis(timeout), filter },
     )
     .await?;
     Ok(ok(&body))
