@@ -4,13 +4,17 @@
 
 use tokio::sync::watch;
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 pub struct Notifier {
     tx: watch::Sender<u64>,
+    /// Position of the in-memory typing stream (typing notifications are not stored).
+    typing: AtomicI64,
 }
 
 impl Default for Notifier {
     fn default() -> Self {
-        Notifier { tx: watch::channel(0).0 }
+        Notifier { tx: watch::channel(0).0, typing: AtomicI64::new(0) }
     }
 }
 
@@ -22,5 +26,16 @@ impl Notifier {
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.tx.subscribe()
+    }
+
+    pub fn typing_position(&self) -> i64 {
+        self.typing.load(Ordering::Acquire)
+    }
+
+    /// Advance the typing stream and wake waiters.
+    pub fn advance_typing(&self) -> i64 {
+        let p = self.typing.fetch_add(1, Ordering::AcqRel) + 1;
+        self.notify();
+        p
     }
 }

@@ -1,8 +1,10 @@
 //! `/sync`: initial and incremental, long-polling on the notifier.
 //!
-//! Streams served so far: global account data (push rules included). Room sections are
-//! present and empty because no rooms exist yet; they fill in with the rooms work.
+//! The response is assembled from one function per section (`account_data`, rooms,
+//! end-to-end encryption), each reading its stream between the client's token and the
+//! positions the server had reached when the request started building.
 
+pub mod account_data;
 pub mod token;
 
 use std::time::{Duration, Instant};
@@ -11,9 +13,8 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::filter::{EventFilter, Filter};
+use crate::filter::Filter;
 use crate::http::auth::User;
-use crate::store::account_data;
 pub use token::SyncToken;
 
 /// The longest a client may ask the server to hold a request open.
@@ -23,19 +24,44 @@ pub struct SyncRequest {
     pub since: Option<SyncToken>,
     pub timeout: Duration,
     pub filter: Filter,
+    pub full_state: bool,
+}
+
+/// What every section builder needs.
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub user: &'a User,
+    pub since: Option<SyncToken>,
+    pub upto: SyncToken,
+    pub filter: &'a Filter,
+    pub full_state: bool,
 }
 
 /// The positions every stream has reached (committed).
-async fn current(app: &App) -> Result<SyncToken> {
-    app.db
+pub async fn current(app: &App) -> Result<SyncToken> {
+    let mut t = app
+        .db
         .read(|c| {
-            let account_data =
-                c.query_row("SELECT position FROM streams WHERE name = 'account_data'", [], |r| {
-                    r.get(0)
-                })?;
-            Ok(SyncToken { account_data })
+            let mut st = c.prepare_cached("SELECT name, position FROM streams")?;
+            let mut t = SyncToken::default();
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (name, pos) = row?;
+                match name.as_str() {
+                    "account_data" => t.account_data = pos,
+                    "events" => t.events = pos,
+                    "to_device" => t.to_device = pos,
+                    "device_lists" => t.device_lists = pos,
+                    "receipts" => t.receipts = pos,
+                    "presence" => t.presence = pos,
+                    _ => {}
+                }
+            }
+            Ok(t)
         })
-        .await
+        .await?;
+    t.typing = app.notifier.typing_position();
+    Ok(t)
 }
 
 pub async fn sync(app: &App, user: &User, req: SyncRequest) -> Result<Value> {
@@ -43,45 +69,49 @@ pub async fn sync(app: &App, user: &User, req: SyncRequest) -> Result<Value> {
     let mut wake = app.notifier.subscribe();
     loop {
         let now = current(app).await?;
-        let since = match req.since {
-            None => return build(app, user, None, now, &req.filter).await,
-            Some(s) => s,
+        let Some(since) = req.since else {
+            return build(app, user, None, now, &req).await;
         };
-        if now.is_after(&since) {
-            let body = build(app, user, Some(since), now, &req.filter).await?;
-            // Another user's writes advance the stream too; only answer with data for us.
-            if has_data(&body) {
+        if since.exceeds(&now) {
+            return Err(Error::InvalidParam("since token is from the future".into()));
+        }
+        if now.is_after(&since) || req.full_state {
+            let body = build(app, user, Some(since), now, &req).await?;
+            // Other users' writes advance the streams too; answer only with data for us.
+            if req.full_state || has_data(&body) {
                 return Ok(body);
             }
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return build(app, user, Some(since), now, &req.filter).await;
+            return build(app, user, Some(since), now, &req).await;
         }
         tokio::select! {
             changed = wake.changed() => changed.map_err(|_| Error::internal("notifier gone"))?,
             _ = tokio::time::sleep(left) => {}
             _ = app.shutting_down() => {
-                return build(app, user, Some(since), now, &req.filter).await;
+                return build(app, user, Some(since), now, &req).await;
             }
         }
     }
 }
 
-fn has_data(body: &Value) -> bool {
-    body["account_data"]["events"].as_array().is_some_and(|a| !a.is_empty())
+fn non_empty(v: &Value) -> bool {
+    match v {
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        _ => false,
+    }
 }
 
-fn wanted(f: Option<&EventFilter>, event_type: &str) -> bool {
-    let Some(f) = f else { return true };
-    let matches = |pat: &String| match pat.strip_suffix('*') {
-        Some(prefix) => event_type.starts_with(prefix),
-        None => pat == event_type,
-    };
-    if f.not_types.as_ref().is_some_and(|n| n.iter().any(matches)) {
-        return false;
-    }
-    f.types.as_ref().is_none_or(|t| t.iter().any(matches))
+/// Whether an incremental response carries anything for the client.
+fn has_data(body: &Value) -> bool {
+    non_empty(&body["account_data"]["events"])
+        || ["join", "invite", "leave", "knock"].iter().any(|k| non_empty(&body["rooms"][k]))
+        || non_empty(&body["to_device"]["events"])
+        || non_empty(&body["device_lists"]["changed"])
+        || non_empty(&body["device_lists"]["left"])
+        || non_empty(&body["presence"]["events"])
 }
 
 async fn build(
@@ -89,32 +119,12 @@ async fn build(
     user: &User,
     since: Option<SyncToken>,
     upto: SyncToken,
-    filter: &Filter,
+    req: &SyncRequest,
 ) -> Result<Value> {
-    let nid = user.user_nid;
-    let (from, to) = (since.map(|s| s.account_data).unwrap_or(0), upto.account_data);
-    let mut rows = app.db.read(move |c| account_data::changed_global(c, nid, from, to)).await?;
-    if since.is_none() && !rows.iter().any(|(t, _)| t == crate::store::push_rules::TYPE) {
-        // Clients read their push rules from the initial sync; defaults are not stored.
-        let rules = crate::api::client::push_rules::load(app, user).await?;
-        let content = json!({"global": crate::api::client::push_rules::ruleset_json(&rules)?});
-        rows.push((crate::store::push_rules::TYPE.to_string(), content.to_string()));
-    }
-    let af = filter.account_data.as_ref();
-    let mut events = vec![];
-    for (event_type, content) in rows {
-        if !wanted(af, &event_type) {
-            continue;
-        }
-        let content: Value = serde_json::from_str(&content).map_err(Error::internal)?;
-        events.push(json!({"type": event_type, "content": content}));
-    }
-    if let Some(limit) = af.and_then(|f| f.limit) {
-        events.truncate(limit as usize);
-    }
+    let ctx = Ctx { app, user, since, upto, filter: &req.filter, full_state: req.full_state };
     Ok(json!({
         "next_batch": upto.to_string(),
-        "account_data": {"events": events},
+        "account_data": account_data::section(&ctx).await?,
         "rooms": {"join": {}, "invite": {}, "leave": {}, "knock": {}},
     }))
 }

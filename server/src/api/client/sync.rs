@@ -25,6 +25,11 @@ async fn get_sync(app: Arc<App>, req: Req) -> Result<Resp> {
         None => 0,
         Some(t) => t.parse::<u64>().map_err(|_| invalid_param("timeout must be milliseconds"))?,
     };
+    let full_state = match req.query("full_state") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(invalid_param("full_state must be true or false")),
+    };
     let filter = match req.query("filter") {
         None => Filter::default(),
         Some(f) if f.trim_start().starts_with('{') => {
@@ -44,7 +49,7 @@ async fn get_sync(app: Arc<App>, req: Req) -> Result<Resp> {
     let body = sync::sync(
         &app,
         &user,
-        SyncRequest { since, timeout: Duration::from_millis(timeout), filter },
+        SyncRequest { since, timeout: Duration::from_millis(timeout), filter, full_state },
     )
     .await?;
     Ok(ok(&body))
