@@ -28,7 +28,8 @@ CREATE TABLE events (
     state_after      INTEGER,                    -- after it (the same for non-state events)
     rejected         TEXT,                       -- why, if rejected
     soft_failed      INTEGER NOT NULL DEFAULT 0,
-    redacted_by      TEXT
+    redacted_by      TEXT,
+    replaces_nid     INTEGER                     -- the state event this one replaced
 );
 CREATE INDEX events_room_stream ON events(room_nid, stream_pos);
 CREATE INDEX events_room_depth ON events(room_nid, depth);
@@ -92,6 +93,7 @@ CREATE TABLE txn_ids (
     event_id       TEXT NOT NULL,
     PRIMARY KEY (user_nid, device_id, txn_id)
 ) WITHOUT ROWID;
+CREATE INDEX txn_ids_event ON txn_ids(event_id);
 
 CREATE TABLE room_aliases (
     alias          TEXT PRIMARY KEY,

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::http::router::Router;
 use crate::keys::SigningKey;
 use crate::notifier::Notifier;
+use crate::rooms::Rooms;
 use crate::store::Db;
 use crate::users::uia::UiaSessions;
 
@@ -24,6 +25,7 @@ pub struct App {
     pub registration_nonces: Mutex<HashMap<String, Instant>>,
     pub uia: UiaSessions,
     pub notifier: Notifier,
+    pub rooms: Rooms,
     pub started: Instant,
     /// Turns true when shutdown begins, so long-polls can answer at once.
     pub shutdown: watch::Receiver<bool>,

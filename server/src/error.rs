@@ -48,6 +48,10 @@ pub enum Error {
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
+    UnsupportedRoomVersion(String),
+    #[error("{0}")]
+    RoomInUse(String),
+    #[error("{0}")]
     LimitExceeded(String, u64),
     /// User-interactive authentication must continue: the body is the UIA state object.
     #[error("user-interactive authentication required")]
@@ -65,8 +69,16 @@ impl Error {
             UnknownToken(_) | MissingToken(_) | Uia(_) | Unauthorized(_) => {
                 StatusCode::UNAUTHORIZED
             }
-            BadJson(_) | NotJson(_) | InvalidUsername(_) | UserInUse(_) | InvalidParam(_)
-            | MissingParam(_) | Unknown(_) | WeakPassword(_) => StatusCode::BAD_REQUEST,
+            BadJson(_)
+            | NotJson(_)
+            | InvalidUsername(_)
+            | UserInUse(_)
+            | InvalidParam(_)
+            | MissingParam(_)
+            | Unknown(_)
+            | WeakPassword(_)
+            | UnsupportedRoomVersion(_)
+            | RoomInUse(_) => StatusCode::BAD_REQUEST,
             NotFound(_) | Unrecognized(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed(_) | ServerControlled(_) => StatusCode::METHOD_NOT_ALLOWED,
             TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -96,6 +108,8 @@ impl Error {
             GuestAccessForbidden(_) => "M_GUEST_ACCESS_FORBIDDEN",
             Unauthorized(_) => "M_UNAUTHORIZED",
             LimitExceeded(..) => "M_LIMIT_EXCEEDED",
+            UnsupportedRoomVersion(_) => "M_UNSUPPORTED_ROOM_VERSION",
+            RoomInUse(_) => "M_ROOM_IN_USE",
         }
     }
 

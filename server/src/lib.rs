@@ -12,6 +12,7 @@ pub mod filter;
 pub mod http;
 pub mod keys;
 pub mod notifier;
+pub mod rooms;
 pub mod store;
 pub mod sync;
 pub mod users;
@@ -56,6 +57,7 @@ impl Server {
             registration_nonces: Mutex::new(Default::default()),
             uia: Default::default(),
             notifier: Default::default(),
+            rooms: Default::default(),
             shutdown: rx.clone(),
             started: Instant::now(),
             config,

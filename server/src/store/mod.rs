@@ -4,9 +4,12 @@
 
 pub mod account_data;
 pub mod devices;
+pub mod events;
 pub mod filters;
 pub mod migrations;
 pub mod push_rules;
+pub mod rooms;
+pub mod state;
 pub mod users;
 mod writer;
 

@@ -3,13 +3,18 @@
 pub mod account;
 pub mod account_data;
 pub mod capabilities;
+pub mod create_room;
 pub mod devices;
 pub mod discovery;
 pub mod filter;
 pub mod login;
+pub mod membership;
 pub mod profile;
 pub mod push_rules;
 pub mod register;
+pub mod room_events;
+pub mod room_send;
+pub mod room_state;
 pub mod sync;
 
 use crate::error::{Error, Result};
@@ -28,6 +33,11 @@ pub fn routes(r: &mut Router) {
     filter::routes(r);
     push_rules::routes(r);
     sync::routes(r);
+    create_room::routes(r);
+    membership::routes(r);
+    room_state::routes(r);
+    room_send::routes(r);
+    room_events::routes(r);
 }
 
 /// Endpoints under `/user/{userId}/...` act only on the caller's own data.

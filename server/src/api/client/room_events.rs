@@ -1,0 +1,129 @@
+//! Reading events: `/event/{eventId}` and `/messages` (pagination in both directions).
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::error::{Error, Result, invalid_param, not_found};
+use crate::filter::RoomEventFilter;
+use crate::http::request::Req;
+use crate::http::response::{Resp, ok};
+use crate::http::router::Router;
+use crate::rooms::format::{self, Viewer};
+use crate::store::events;
+use crate::sync::SyncToken;
+
+pub fn routes(r: &mut Router) {
+    r.get("/_matrix/client/{v}/rooms/{}/event/{}", get_event);
+    r.get("/_matrix/client/{v}/rooms/{}/messages", messages);
+}
+
+/// Largest page `/messages` returns; bigger limits are clamped, as in Synapse.
+const MAX_LIMIT: i64 = 1000;
+
+async fn get_event(app: Arc<App>, req: Req) -> Result<Resp> {
+    let user = app.auth(&req).await?;
+    let room = super::room_state::joined_room(&app, &user, req.param(0)).await?;
+    let event_id = req.param(1).to_string();
+    ruma::EventId::parse(&event_id).map_err(|_| invalid_param("Invalid event ID"))?;
+    let (nid, dev, uid) = (user.user_nid, user.device_id.clone(), user.user_id.clone());
+    let ev = app
+        .db
+        .read(move |c| {
+            let Some(row) = events::by_id(c, &event_id)? else { return Ok(None) };
+            if row.room_nid != room.nid || row.rejected.is_some() {
+                return Ok(None);
+            }
+            let v = Viewer { user_nid: nid, user_id: &uid, device_id: &dev };
+            format::client_event(c, &row, Some(v)).map(Some)
+        })
+        .await?;
+    Ok(ok(&ev.ok_or_else(|| not_found("Event not found."))?))
+}
+
+/// A pagination token: a position in the events stream (`p<pos>`), or a sync token.
+pub fn parse_position(token: &str) -> Result<i64> {
+    if let Some(p) = token.strip_prefix('p') {
+        return p
+            .parse::<i64>()
+            .ok()
+            .filter(|p| *p >= 0)
+            .ok_or_else(|| invalid_param("Invalid pagination token"));
+    }
+    Ok(SyncToken::parse(token)?.events)
+}
+
+async fn messages(app: Arc<App>, req: Req) -> Result<Resp> {
+    let user = app.auth(&req).await?;
+    let room = super::room_state::joined_room(&app, &user, req.param(0)).await?;
+    let backwards = match req.query("dir") {
+        Some("b") => true,
+        Some("f") => false,
+        _ => return Err(invalid_param("dir must be 'b' or 'f'")),
+    };
+    let limit = match req.query("limit") {
+        None => 10,
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| invalid_param("limit must be a number"))?
+            .clamp(0, MAX_LIMIT),
+    };
+    let from = req.query("from").map(parse_position).transpose()?;
+    let to = req.query("to").map(parse_position).transpose()?;
+    let filter: Option<RoomEventFilter> = match req.query("filter") {
+        None => None,
+        Some(f) => Some(
+            serde_json::from_str(f).map_err(|e| Error::BadJson(format!("Invalid filter: {e}")))?,
+        ),
+    };
+    let (nid, dev, uid) = (user.user_nid, user.device_id.clone(), user.user_id.clone());
+    let body = app
+        .db
+        .read(move |c| {
+            // A token at position p sits between events <= p and events > p.
+            let current: i64 =
+                c.query_row("SELECT position FROM streams WHERE name = 'events'", [], |r| {
+                    r.get(0)
+                })?;
+            let start = from.unwrap_or(if backwards { current } else { 0 });
+            let mut rows = if backwards {
+                let lower = to.unwrap_or(0);
+                events::timeline_desc(c, room.nid, lower, start, limit)?
+            } else {
+                let upper = to.unwrap_or(current);
+                events::timeline_asc(c, room.nid, start + 1, upper + 1, limit)?
+            };
+            if let Some(f) = &filter {
+                rows.retain(|r| wanted(f, r));
+            }
+            let v = Viewer { user_nid: nid, user_id: &uid, device_id: &dev };
+            let chunk = format::client_events(c, &rows, Some(v))?;
+            let mut body = json!({"chunk": chunk, "start": format!("p{start}")});
+            let full = rows.len() as i64 >= limit && limit > 0;
+            if let Some(last) = rows.last().and_then(|r| r.stream_pos)
+                && full
+            {
+                body["end"] = json!(format!("p{}", if backwards { last - 1 } else { last }));
+            }
+            Ok::<Value, Error>(body)
+        })
+        .await?;
+    Ok(ok(&body))
+}
+
+fn wanted(f: &RoomEventFilter, r: &events::EventRow) -> bool {
+    let ty = |pats: &Vec<String>| {
+        pats.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => r.event_type.starts_with(prefix),
+            None => *p == r.event_type,
+        })
+    };
+    if f.base.not_types.as_ref().is_some_and(ty) || f.base.types.as_ref().is_some_and(|t| !ty(t)) {
+        return false;
+    }
+    if f.base.not_senders.as_ref().is_some_and(|s| s.contains(&r.sender)) {
+        return false;
+    }
+    f.base.senders.as_ref().is_none_or(|s| s.contains(&r.sender))
+}

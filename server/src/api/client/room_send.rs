@@ -1,0 +1,132 @@
+//! Sending events and redactions, idempotent per device transaction ID.
+
+use std::sync::Arc;
+
+use ruma::canonical_json::{CanonicalJsonObject, RedactedBecause};
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::error::{Error, Result, bad_json, invalid_param, not_found};
+use crate::http::request::Req;
+use crate::http::response::{Resp, ok};
+use crate::http::router::Router;
+use crate::rooms::{self, NewEvent, Txn};
+use crate::store::events;
+
+pub fn routes(r: &mut Router) {
+    r.put("/_matrix/client/{v}/rooms/{}/send/{}/{}", send);
+    r.put("/_matrix/client/{v}/rooms/{}/redact/{}/{}", redact);
+}
+
+fn txn(user: &crate::http::auth::User, txn_id: &str) -> Txn {
+    Txn { user_nid: user.user_nid, device_id: user.device_id.clone(), txn_id: txn_id.to_string() }
+}
+
+fn room_param(req: &Req) -> Result<String> {
+    ruma::RoomId::parse(req.param(0)).map_err(|_| invalid_param("Invalid room ID"))?;
+    Ok(req.param(0).to_string())
+}
+
+/// Unknown rooms answer like rooms the sender is not in.
+fn not_in_room(e: Error, user: &str, room: &str) -> Error {
+    match e {
+        Error::NotFound(_) => Error::Forbidden(format!("User {user} not in room {room}")),
+        other => other,
+    }
+}
+
+async fn send(app: Arc<App>, req: Req) -> Result<Resp> {
+    let user = app.auth(&req).await?;
+    let room_id = room_param(&req)?;
+    let event_type = req.param(1).to_string();
+    if event_type.is_empty() {
+        return Err(invalid_param("Empty event type"));
+    }
+    let content = Value::Object(req.json_object(false)?);
+    let new = NewEvent::message(&event_type, content);
+    let id = rooms::send(&app, &room_id, &user.user_id, new, Some(txn(&user, req.param(2))))
+        .await
+        .map_err(|e| not_in_room(e, &user.user_id, &room_id))?;
+    Ok(ok(&json!({"event_id": id})))
+}
+
+async fn redact(app: Arc<App>, req: Req) -> Result<Resp> {
+    let user = app.auth(&req).await?;
+    let room_id = room_param(&req)?;
+    let target = req.param(1).to_string();
+    ruma::EventId::parse(&target).map_err(|_| invalid_param("Invalid event ID"))?;
+    let body = req.json_object(true)?;
+    let mut content = json!({});
+    match body.get("reason") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(r)) => content["reason"] = json!(r),
+        Some(_) => return Err(bad_json("'reason' must be a string")),
+    }
+    let t = target.clone();
+    let target_row = app.db.read(move |c| events::by_id(c, &t)).await?;
+    let mut room = app
+        .rooms
+        .lock(&app, &room_id)
+        .await
+        .map_err(|e| not_in_room(e, &user.user_id, &room_id))?;
+    let target_row = target_row
+        .filter(|r| r.room_nid == room.nid)
+        .ok_or_else(|| not_found("Event not found"))?;
+    if matches!(room.version, ruma::RoomVersionId::V11) {
+        content["redacts"] = json!(target);
+    }
+    // Redacting someone else's event needs the power level `redact`.
+    if target_row.sender != user.user_id {
+        let power = rooms::state_content(&room, "m.room.power_levels", "").unwrap_or(json!({}));
+        let level_of = |u: &str| {
+            power["users"][u].as_i64().unwrap_or(power["users_default"].as_i64().unwrap_or(0))
+        };
+        let needed = power["redact"].as_i64().unwrap_or(50);
+        if level_of(&user.user_id) < needed {
+            return Err(Error::Forbidden(
+                "You don't have permission to redact other users' events".into(),
+            ));
+        }
+    }
+    // Idempotent per transaction ID.
+    let (nid, dev, tid) = (user.user_nid, user.device_id.clone(), req.param(2).to_string());
+    if let Some(id) = app.db.read(move |c| events::txn_event(c, nid, &dev, &tid)).await? {
+        return Ok(ok(&json!({"event_id": id})));
+    }
+    let new = NewEvent {
+        event_type: "m.room.redaction".into(),
+        state_key: None,
+        content,
+        redacts: Some(target.clone()),
+    };
+    let id =
+        rooms::send_locked(&app, &mut room, &user.user_id, new, Some(txn(&user, req.param(2))))
+            .await?;
+    // Apply the redaction to the stored event (the room version's algorithm).
+    let rules = room.rules.clone();
+    let redaction_id = id.to_string();
+    let was_state = target_row.state_key.is_some();
+    app.db
+        .write(move |c| {
+            let Some(row) = events::by_id(c, &target)? else { return Ok(()) };
+            let Some(by) = events::by_id(c, &redaction_id)? else { return Ok(()) };
+            let obj: CanonicalJsonObject =
+                serde_json::from_str(&row.json).map_err(Error::internal)?;
+            let because: CanonicalJsonObject =
+                serde_json::from_str(&by.json).map_err(Error::internal)?;
+            let redacted = ruma::canonical_json::redact(
+                obj,
+                &rules.redaction,
+                Some(RedactedBecause::from_json(because)),
+            )
+            .map_err(Error::internal)?;
+            let text = serde_json::to_string(&redacted).map_err(Error::internal)?;
+            events::mark_redacted(c, &target, &redaction_id, &text)
+        })
+        .await?;
+    if was_state {
+        // Auth reads state contents: reload the room so it sees the redacted form.
+        rooms::Rooms::invalidate(&mut room);
+    }
+    Ok(ok(&json!({"event_id": id})))
+}

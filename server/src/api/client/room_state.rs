@@ -1,0 +1,157 @@
+//! Room state: get and set state events, list members.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use crate::app::App;
+use crate::error::{Error, Result, invalid_param, not_found};
+use crate::http::auth::User;
+use crate::http::request::Req;
+use crate::http::response::{Resp, ok};
+use crate::http::router::Router;
+use crate::rooms::{self, NewEvent, format};
+use crate::store::rooms::RoomRow;
+use crate::store::{events, rooms as room_store, state};
+
+pub fn routes(r: &mut Router) {
+    r.get("/_matrix/client/{v}/rooms/{}/state", all_state);
+    r.get("/_matrix/client/{v}/rooms/{}/state/{}", get_state);
+    r.get("/_matrix/client/{v}/rooms/{}/state/{}/", get_state);
+    r.get("/_matrix/client/{v}/rooms/{}/state/{}/{*}", get_state);
+    r.put("/_matrix/client/{v}/rooms/{}/state/{}", put_state);
+    r.put("/_matrix/client/{v}/rooms/{}/state/{}/", put_state);
+    r.put("/_matrix/client/{v}/rooms/{}/state/{}/{*}", put_state);
+    r.get("/_matrix/client/{v}/rooms/{}/members", members);
+    r.get("/_matrix/client/{v}/rooms/{}/joined_members", joined_members);
+}
+
+/// The room, if the user is joined to it. Unknown rooms and rooms the user is not in are
+/// the same 403, so room existence does not leak.
+pub async fn joined_room(app: &App, user: &User, room_id: &str) -> Result<RoomRow> {
+    ruma::RoomId::parse(room_id).map_err(|_| invalid_param("Invalid room ID"))?;
+    let (rid, uid) = (room_id.to_string(), user.user_id.clone());
+    let found = app
+        .db
+        .read(move |c| {
+            let Some(room) = room_store::get(c, &rid)? else { return Ok(None) };
+            let m = events::membership(c, room.nid, &uid)?;
+            Ok(Some((room, m)))
+        })
+        .await?;
+    match found {
+        Some((room, Some(m))) if m == "join" => Ok(room),
+        _ => Err(Error::Forbidden(format!("User {} not in room {room_id}", user.user_id))),
+    }
+}
+
+fn state_key(req: &Req) -> String {
+    req.params.get(2).cloned().unwrap_or_default()
+}
+
+async fn get_state(app: Arc<App>, req: Req) -> Result<Resp> {
+    let user = app.auth(&req).await?;
+    let room = joined_room(&app, &user, req.param(0)).await?;
+    let (t, k) = (req.param(1).to_string(), state_key(&req));
+    let row = app
+        .db
+        .read(move |c| match state::current_lookup(c, room.nid, &t, &k)? {
+            Some(nid) => events::by_nid(c, nid),
+            None => Ok(None),
+        })
+        .await?;
+    let row = row.ok_or_else(|| not_found("Event not found."))?;
+    let pdu: Value = serde_json::from_str(&row.json).map_err(Error::internal)?;
+    Ok(ok(&pdu.get("content").cloned().unwrap_or(json!({}))))
+}
+
+async fn all_state(app: Arc<App>, req: Req) -> Result<Resp> {
+    let user = app.auth(&req).await?;
+    let room = joined_room(&app, &user, req.param(0)).await?;
+    let list = app
+        .db
+        .read(move |c| {
+            let nids: Vec<i64> =
+                state::current(c, room.nid)?.into_iter().map(|(_, _, n)| n).collect();
+            format::client_events(c, &events::by_nids(c, &nids)?, None)
+        })
+        .await?;
+    Ok(ok(&list))
+}
+
+async fn put_state(app: Arc<App>, req: Req) -> Result<Resp> {
+    let user = app.auth_member(&req).await?;
+    let room_id = req.param(0).to_string();
+    ruma::RoomId::parse(&room_id).map_err(|_| invalid_param("Invalid room ID"))?;
+    let content = Value::Object(req.json_object(false)?);
+    let (t, k) = (req.param(1).to_string(), state_key(&req));
+    let mut room = app.rooms.lock(&app, &room_id).await.map_err(|e| match e {
+        Error::NotFound(_) => {
+            Error::Forbidden(format!("User {} not in room {room_id}", user.user_id))
+        }
+        other => other,
+    })?;
+    // Setting a state key to what it already is, by the same sender, changes nothing.
+    if let Some(cur) = room.get(&t, &k)
+        && cur.sender == user.user_id
+        && cur.content_value() == content
+    {
+        return Ok(ok(&json!({"event_id": cur.event_id})));
+    }
+    let id =
+        rooms::send_locked(&app, &mut room, &user.user_id, NewEvent::state(&t, &k, content), None)
+            .await?;
+    Ok(ok(&json!({"event_id": id})))
+}
+
+async fn members(app: Arc<App>, req: Req) -> Result<Resp> {
+    let user = app.auth(&req).await?;
+    let room = joined_room(&app, &user, req.param(0)).await?;
+    let only = req.query("membership").map(str::to_string);
+    let not = req.query("not_membership").map(str::to_string);
+    let chunk = app
+        .db
+        .read(move |c| {
+            let nids: Vec<i64> = state::current(c, room.nid)?
+                .into_iter()
+                .filter(|(t, _, _)| t == "m.room.member")
+                .map(|(_, _, n)| n)
+                .collect();
+            let rows = events::by_nids(c, &nids)?;
+            let list = format::client_events(c, &rows, None)?;
+            Ok(list
+                .into_iter()
+                .filter(|e| {
+                    let m = e["content"]["membership"].as_str().unwrap_or_default();
+                    only.as_deref().is_none_or(|o| o == m) && not.as_deref().is_none_or(|n| n != m)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(ok(&json!({"chunk": chunk})))
+}
+
+async fn joined_members(app: Arc<App>, req: Req) -> Result<Resp> {
+    let user = app.auth(&req).await?;
+    let room = joined_room(&app, &user, req.param(0)).await?;
+    let joined = app
+        .db
+        .read(move |c| {
+            let mut out = Map::new();
+            for (uid, nid) in events::members(c, room.nid, "join")? {
+                let Some(row) = events::by_nid(c, nid)? else { continue };
+                let pdu: Value = serde_json::from_str(&row.json).map_err(Error::internal)?;
+                let content = &pdu["content"];
+                let mut m = Map::new();
+                for (from, to) in [("displayname", "display_name"), ("avatar_url", "avatar_url")] {
+                    if let Some(v) = content.get(from).filter(|v| v.is_string()) {
+                        m.insert(to.into(), v.clone());
+                    }
+                }
+                out.insert(uid, Value::Object(m));
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(ok(&json!({"joined": joined})))
+}

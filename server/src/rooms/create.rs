@@ -1,0 +1,254 @@
+//! `createRoom`: the initial events in the spec's order — create, the creator's join,
+//! power levels, canonical alias, the preset's join rules / history visibility / guest
+//! access, `initial_state`, name, topic, then invites — each authorised in turn and all
+//! persisted in one transaction.
+
+use std::sync::Arc;
+
+use ruma::RoomId;
+use serde_json::{Map, Value, json};
+
+use super::{NewEvent, RoomHandle, builder, rules_for};
+use crate::app::App;
+use crate::error::{Error, Result, bad_json, invalid_param};
+use crate::store::{now_ms, rooms, users};
+
+pub const DEFAULT_ROOM_VERSION: &str = crate::api::client::capabilities::DEFAULT_ROOM_VERSION;
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CreateRoom {
+    #[serde(default)]
+    pub visibility: Option<String>,
+    #[serde(default)]
+    pub room_alias_name: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub invite: Vec<String>,
+    #[serde(default)]
+    pub room_version: Option<String>,
+    #[serde(default)]
+    pub creation_content: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub initial_state: Vec<InitialState>,
+    #[serde(default)]
+    pub preset: Option<String>,
+    #[serde(default)]
+    pub is_direct: bool,
+    #[serde(default)]
+    pub power_level_content_override: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct InitialState {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(default)]
+    pub state_key: String,
+    pub content: Map<String, Value>,
+}
+
+fn default_power_levels(creator: &str, trusted: &[String], version: &str) -> Value {
+    let mut users = Map::new();
+    users.insert(creator.to_string(), json!(100));
+    for u in trusted {
+        users.insert(u.clone(), json!(100));
+    }
+    let mut events = json!({
+        "m.room.name": 50,
+        "m.room.power_levels": 100,
+        "m.room.history_visibility": 100,
+        "m.room.canonical_alias": 50,
+        "m.room.avatar": 50,
+        "m.room.tombstone": 100,
+        "m.room.server_acl": 100,
+        "m.room.encryption": 100,
+    });
+    if version == "11" || version.parse::<u32>().is_ok_and(|v| v >= 11) {
+        events["m.room.topic"] = json!(50);
+    }
+    json!({
+        "users": users,
+        "users_default": 0,
+        "events": events,
+        "events_default": 0,
+        "state_default": 50,
+        "ban": 50,
+        "kick": 50,
+        "redact": 50,
+        "invite": 0,
+        "notifications": {"room": 50},
+    })
+}
+
+/// Create the room; returns its ID (and the alias, if one was asked for).
+pub async fn create(app: &App, creator: &str, req: CreateRoom) -> Result<String> {
+    let version = req.room_version.clone().unwrap_or_else(|| DEFAULT_ROOM_VERSION.to_string());
+    if !crate::api::client::capabilities::ROOM_VERSIONS.contains(&version.as_str()) {
+        return Err(Error::UnsupportedRoomVersion(format!(
+            "Room version {version} is not supported"
+        )));
+    }
+    let (version_id, rules) = rules_for(&version)?;
+    let visibility = match req.visibility.as_deref() {
+        None | Some("private") => false,
+        Some("public") => true,
+        Some(other) => return Err(invalid_param(format!("Unknown visibility {other}"))),
+    };
+    let preset = match req.preset.as_deref() {
+        Some(p @ ("private_chat" | "public_chat" | "trusted_private_chat")) => p.to_string(),
+        Some(other) => return Err(invalid_param(format!("Unknown preset {other}"))),
+        None if visibility => "public_chat".into(),
+        None => "private_chat".into(),
+    };
+    for u in &req.invite {
+        ruma::UserId::parse(u)
+            .map_err(|_| invalid_param(format!("Invalid user ID in invite: {u}")))?;
+    }
+    let alias = match &req.room_alias_name {
+        Some(local) => {
+            if local.is_empty()
+                || local.contains(':')
+                || local.contains('#')
+                || local.chars().any(char::is_whitespace)
+            {
+                return Err(invalid_param("room_alias_name must be a bare localpart"));
+            }
+            let alias = format!("#{local}:{}", app.config.server_name);
+            ruma::RoomAliasId::parse(&alias).map_err(|_| invalid_param("Invalid alias"))?;
+            let a = alias.clone();
+            if app.db.read(move |c| rooms::get_alias(c, &a)).await?.is_some() {
+                return Err(Error::RoomInUse("Room alias already taken".into()));
+            }
+            Some(alias)
+        }
+        None => None,
+    };
+
+    let room_id = format!("!{}:{}", crate::users::random_string(18), app.config.server_name);
+    RoomId::parse(&room_id).map_err(Error::internal)?;
+    let handle = RoomHandle {
+        nid: 0,
+        room_id: room_id.clone(),
+        version: version_id,
+        rules,
+        state: Default::default(),
+        tips: vec![],
+        state_group: None,
+    };
+    let mut room = app.rooms.lock_new(handle).await?;
+
+    let profile = {
+        let c = creator.to_string();
+        app.db.read(move |conn| users::get(conn, &c)).await?
+    };
+    let mut member = json!({"membership": "join"});
+    if let Some(p) = &profile {
+        if let Some(d) = &p.displayname {
+            member["displayname"] = json!(d);
+        }
+        if let Some(a) = &p.avatar_url {
+            member["avatar_url"] = json!(a);
+        }
+    }
+
+    let mut create_content = req.creation_content.clone().unwrap_or_default();
+    create_content.insert("room_version".into(), json!(version));
+    if version.parse::<u32>().is_ok_and(|v| v < 11) {
+        create_content.insert("creator".into(), json!(creator));
+    } else {
+        create_content.remove("creator");
+    }
+    let trusted = if preset == "trusted_private_chat" { req.invite.clone() } else { vec![] };
+    let mut power = default_power_levels(creator, &trusted, &version);
+    if let (Some(o), Some(p)) = (&req.power_level_content_override, power.as_object_mut()) {
+        for (k, v) in o {
+            p.insert(k.clone(), v.clone());
+        }
+    }
+
+    let mut plan = vec![
+        NewEvent::state("m.room.create", "", Value::Object(create_content)),
+        NewEvent::state("m.room.member", creator, member),
+        NewEvent::state("m.room.power_levels", "", power),
+    ];
+    if let Some(a) = &alias {
+        plan.push(NewEvent::state("m.room.canonical_alias", "", json!({"alias": a})));
+    }
+    let (join_rule, guest) = match preset.as_str() {
+        "public_chat" => ("public", None),
+        _ => ("invite", Some("can_join")),
+    };
+    plan.push(NewEvent::state("m.room.join_rules", "", json!({"join_rule": join_rule})));
+    plan.push(NewEvent::state(
+        "m.room.history_visibility",
+        "",
+        json!({"history_visibility": "shared"}),
+    ));
+    if let Some(g) = guest {
+        plan.push(NewEvent::state("m.room.guest_access", "", json!({"guest_access": g})));
+    }
+    for s in &req.initial_state {
+        plan.push(NewEvent::state(&s.event_type, &s.state_key, Value::Object(s.content.clone())));
+    }
+    if let Some(n) = &req.name {
+        plan.push(NewEvent::state("m.room.name", "", json!({"name": n})));
+    }
+    if let Some(t) = &req.topic {
+        plan.push(NewEvent::state("m.room.topic", "", json!({"topic": t})));
+    }
+    for u in &req.invite {
+        let mut content = json!({"membership": "invite"});
+        if req.is_direct {
+            content["is_direct"] = json!(true);
+        }
+        plan.push(NewEvent::state("m.room.member", u, content));
+    }
+
+    // Build and authorise every event against the state the previous ones produced.
+    let now = now_ms();
+    let mut built = vec![];
+    for new in plan {
+        let what = new.event_type.clone();
+        let pdu = builder::build(app, &room, creator, new, now)?;
+        builder::authorise(&room, &pdu).map_err(|r| match what.as_str() {
+            "m.room.member" | "m.room.power_levels" => {
+                bad_json(format!("Cannot create room: {what}: {r}"))
+            }
+            _ => Error::Forbidden(format!("Cannot create room: {what}: {r}")),
+        })?;
+        if let Some(k) = &pdu.state_key {
+            room.state.insert((pdu.type_str(), k.clone()), pdu.clone());
+        }
+        room.tips = vec![pdu.clone()];
+        built.push(pdu);
+    }
+    // Now the room row, then the events, in one writer job each.
+    let (rid, v, c) = (room_id.clone(), version.clone(), creator.to_string());
+    let alias2 = alias.clone();
+    let room_nid = app
+        .db
+        .write(move |conn| {
+            let nid = rooms::insert(conn, &rid, &v, &c, now_ms())?;
+            if visibility {
+                rooms::set_public(conn, nid, true)?;
+            }
+            if let Some(a) = &alias2
+                && !rooms::put_alias(conn, a, nid, &c)?
+            {
+                return Err(Error::RoomInUse("Room alias already taken".into()));
+            }
+            Ok(nid)
+        })
+        .await?;
+    room.nid = room_nid;
+    room.state.clear();
+    room.tips.clear();
+    room.state_group = None;
+    let batch = built.into_iter().map(|p| (Arc::clone(&p), None)).collect();
+    super::persist(app, &mut room, batch).await?;
+    tracing::info!(%room_id, %creator, %version, "created room");
+    Ok(room_id)
+}

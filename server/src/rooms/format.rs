@@ -1,0 +1,79 @@
+//! Events as clients see them (the spec's ClientEvent): the PDU's client fields plus
+//! `unsigned` (age, prev_content for state, redacted_because, the sender device's
+//! transaction_id).
+
+use rusqlite::Connection;
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
+use crate::store::events::{self, EventRow};
+use crate::store::now_ms;
+
+/// The device looking at the events, for `unsigned.transaction_id`.
+#[derive(Clone, Copy)]
+pub struct Viewer<'a> {
+    pub user_nid: i64,
+    pub user_id: &'a str,
+    pub device_id: &'a str,
+}
+
+pub fn client_event(
+    conn: &Connection,
+    row: &EventRow,
+    viewer: Option<Viewer<'_>>,
+) -> Result<Value> {
+    let pdu: Value = serde_json::from_str(&row.json).map_err(Error::internal)?;
+    let mut ev = Map::new();
+    for key in ["content", "origin_server_ts", "room_id", "sender", "state_key", "type", "redacts"]
+    {
+        if let Some(v) = pdu.get(key) {
+            ev.insert(key.into(), v.clone());
+        }
+    }
+    ev.insert("event_id".into(), json!(row.event_id));
+    if !ev.contains_key("content") {
+        ev.insert("content".into(), json!({}));
+    }
+    let mut unsigned = Map::new();
+    unsigned.insert("age".into(), json!((now_ms() - row.origin_server_ts).max(0)));
+    if let Some(prev) = row.replaces_nid
+        && let Some(p) = events::by_nid(conn, prev)?
+    {
+        let pj: Value = serde_json::from_str(&p.json).map_err(Error::internal)?;
+        unsigned.insert("prev_content".into(), pj.get("content").cloned().unwrap_or(json!({})));
+        unsigned.insert("prev_sender".into(), json!(p.sender));
+        unsigned.insert("replaces_state".into(), json!(p.event_id));
+    }
+    if let Some(by) = &row.redacted_by
+        && let Some(r) = events::by_id(conn, by)?
+    {
+        unsigned.insert("redacted_because".into(), client_event(conn, &r, None)?);
+    }
+    if let Some(v) = viewer
+        && v.user_id == row.sender
+        && let Some(t) = events::txn_of(conn, v.user_nid, v.device_id, &row.event_id)?
+    {
+        unsigned.insert("transaction_id".into(), json!(t));
+    }
+    ev.insert("unsigned".into(), Value::Object(unsigned));
+    Ok(Value::Object(ev))
+}
+
+pub fn client_events(
+    conn: &Connection,
+    rows: &[EventRow],
+    viewer: Option<Viewer<'_>>,
+) -> Result<Vec<Value>> {
+    rows.iter().map(|r| client_event(conn, r, viewer)).collect()
+}
+
+/// Stripped state (for invites and knocks): type, state_key, content, sender.
+pub fn stripped(row: &EventRow) -> Result<Value> {
+    let pdu: Value = serde_json::from_str(&row.json).map_err(Error::internal)?;
+    Ok(json!({
+        "type": pdu["type"],
+        "state_key": pdu["state_key"],
+        "content": pdu["content"],
+        "sender": pdu["sender"],
+    }))
+}

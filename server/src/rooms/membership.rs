@@ -1,0 +1,108 @@
+//! Membership changes: join, invite, leave, kick, ban, unban. Each is one `m.room.member`
+//! event; the room version's auth rules decide whether it is allowed.
+
+use ruma::OwnedEventId;
+use serde_json::{Value, json};
+
+use super::{NewEvent, Txn};
+use crate::app::App;
+use crate::error::{Error, Result, invalid_param};
+use crate::store::{rooms, users};
+
+/// A join or invite carries the user's profile, as in Synapse.
+async fn profile_content(app: &App, user_id: &str, membership: &str) -> Result<Value> {
+    let mut content = json!({"membership": membership});
+    let uid = user_id.to_string();
+    if let Some(p) = app.db.read(move |c| users::get(c, &uid)).await? {
+        if let Some(d) = p.displayname {
+            content["displayname"] = json!(d);
+        }
+        if let Some(a) = p.avatar_url {
+            content["avatar_url"] = json!(a);
+        }
+    }
+    Ok(content)
+}
+
+/// Resolve a room ID or a local alias to a room ID.
+pub async fn resolve_room(app: &App, id_or_alias: &str) -> Result<String> {
+    if id_or_alias.starts_with('!') {
+        ruma::RoomId::parse(id_or_alias).map_err(|_| invalid_param("Invalid room ID"))?;
+        return Ok(id_or_alias.to_string());
+    }
+    if id_or_alias.starts_with('#') {
+        ruma::RoomAliasId::parse(id_or_alias).map_err(|_| invalid_param("Invalid room alias"))?;
+        let a = id_or_alias.to_string();
+        let found = app.db.read(move |c| rooms::get_alias(c, &a)).await?;
+        return found.map(|(r, _)| r).ok_or_else(|| Error::NotFound("Room alias not found".into()));
+    }
+    Err(invalid_param(format!("{id_or_alias} is neither a room ID nor an alias")))
+}
+
+fn with_reason(mut content: Value, reason: Option<&str>) -> Value {
+    if let Some(r) = reason {
+        content["reason"] = json!(r);
+    }
+    content
+}
+
+pub async fn join(
+    app: &App,
+    user_id: &str,
+    room_id: &str,
+    reason: Option<&str>,
+) -> Result<OwnedEventId> {
+    let content = with_reason(profile_content(app, user_id, "join").await?, reason);
+    let mut room = app.rooms.lock(app, room_id).await?;
+    // Joining again while joined is a no-op that returns the current event, as in Synapse.
+    if room.membership_of(user_id).as_deref() == Some("join")
+        && let Some(e) = room.get("m.room.member", user_id)
+    {
+        return Ok(e.event_id.clone());
+    }
+    let new = NewEvent::state("m.room.member", user_id, content);
+    super::send_locked(app, &mut room, user_id, new, None).await
+}
+
+pub async fn invite(
+    app: &App,
+    sender: &str,
+    room_id: &str,
+    target: &str,
+    reason: Option<&str>,
+) -> Result<OwnedEventId> {
+    ruma::UserId::parse(target).map_err(|_| invalid_param("Invalid user ID"))?;
+    let content = with_reason(json!({"membership": "invite"}), reason);
+    let mut room = app.rooms.lock(app, room_id).await?;
+    match room.membership_of(target).as_deref() {
+        Some("join") => return Err(Error::Forbidden(format!("{target} is already in the room."))),
+        Some("ban") => return Err(Error::Forbidden(format!("{target} is banned from the room"))),
+        _ => {}
+    }
+    let new = NewEvent::state("m.room.member", target, content);
+    super::send_locked(app, &mut room, sender, new, None).await
+}
+
+/// Leave, kick, ban and unban: `sender` sets `target`'s membership.
+pub async fn set_membership(
+    app: &App,
+    sender: &str,
+    room_id: &str,
+    target: &str,
+    membership: &str,
+    reason: Option<&str>,
+    txn: Option<Txn>,
+) -> Result<OwnedEventId> {
+    ruma::UserId::parse(target).map_err(|_| invalid_param("Invalid user ID"))?;
+    let mut room = app.rooms.lock(app, room_id).await?;
+    let current = room.membership_of(target);
+    if membership == "leave" && sender == target && current.is_none() {
+        return Err(Error::Forbidden("You are not in this room".into()));
+    }
+    let new = NewEvent::state(
+        "m.room.member",
+        target,
+        with_reason(json!({"membership": membership}), reason),
+    );
+    super::send_locked(app, &mut room, sender, new, txn).await
+}

@@ -1,0 +1,273 @@
+//! Rooms: the one path every local event takes — build, hash and sign, check against the
+//! room version's auth rules (ruma's state-res), persist through the writer, notify.
+//!
+//! Work on one room is serialised by a per-room async lock; the lock guards an in-memory
+//! `RoomHandle` (current state, DAG tips, state group), loaded from SQLite on first use,
+//! so sending an event reads nothing from disk. Different rooms run in parallel.
+
+pub mod builder;
+pub mod create;
+pub mod format;
+pub mod membership;
+pub mod pdu;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ruma::room_version_rules::RoomVersionRules;
+use ruma::{OwnedEventId, RoomVersionId};
+use serde_json::Value;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+use crate::app::App;
+use crate::error::{Error, Result, not_found};
+use crate::store::{events, now_ms, rooms, state};
+pub use builder::NewEvent;
+pub use pdu::{Pdu, PduRef};
+
+pub type StateMap = HashMap<(String, String), PduRef>;
+
+/// A room's live state, owned by whoever holds its lock.
+pub struct RoomHandle {
+    pub nid: i64,
+    pub room_id: String,
+    pub version: RoomVersionId,
+    pub rules: RoomVersionRules,
+    pub state: StateMap,
+    /// The DAG's forward extremities (the next event's prev_events).
+    pub tips: Vec<PduRef>,
+    /// The state group after the tips (what the next event is authorised against).
+    pub state_group: Option<i64>,
+}
+
+impl RoomHandle {
+    pub fn get(&self, event_type: &str, state_key: &str) -> Option<&PduRef> {
+        self.state.get(&(event_type.to_string(), state_key.to_string()))
+    }
+
+    pub fn membership_of(&self, user_id: &str) -> Option<String> {
+        self.get("m.room.member", user_id)
+            .and_then(|e| e.content_value()["membership"].as_str().map(str::to_string))
+    }
+}
+
+#[derive(Default)]
+pub struct Rooms {
+    handles: Mutex<HashMap<String, Arc<AsyncMutex<Option<RoomHandle>>>>>,
+}
+
+pub fn rules_for(version: &str) -> Result<(RoomVersionId, RoomVersionRules)> {
+    let v = RoomVersionId::try_from(version)
+        .map_err(|_| Error::Internal(format!("room version {version}")))?;
+    let rules =
+        v.rules().ok_or_else(|| Error::Internal(format!("no rules for room version {version}")))?;
+    Ok((v, rules))
+}
+
+/// A locked room. Dereferences to its handle.
+pub struct Locked {
+    guard: OwnedMutexGuard<Option<RoomHandle>>,
+}
+
+impl std::ops::Deref for Locked {
+    type Target = RoomHandle;
+    fn deref(&self) -> &RoomHandle {
+        self.guard.as_ref().expect("a Locked room is always loaded")
+    }
+}
+impl std::ops::DerefMut for Locked {
+    fn deref_mut(&mut self) -> &mut RoomHandle {
+        self.guard.as_mut().expect("a Locked room is always loaded")
+    }
+}
+
+impl Rooms {
+    fn slot(&self, room_id: &str) -> Arc<AsyncMutex<Option<RoomHandle>>> {
+        let mut map = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(room_id.to_string()).or_default().clone()
+    }
+
+    /// Lock a room, loading it from storage if needed; 404 if Glia does not know it.
+    pub async fn lock(&self, app: &App, room_id: &str) -> Result<Locked> {
+        let mut guard = self.slot(room_id).lock_owned().await;
+        if guard.is_none() {
+            *guard = Some(load(app, room_id).await?);
+        }
+        Ok(Locked { guard })
+    }
+
+    /// Lock a room that is being created (no state yet).
+    pub async fn lock_new(&self, handle: RoomHandle) -> Result<Locked> {
+        let mut guard = self.slot(&handle.room_id).lock_owned().await;
+        if guard.is_some() {
+            return Err(Error::internal("room ID collision"));
+        }
+        *guard = Some(handle);
+        Ok(Locked { guard })
+    }
+
+    /// Forget the in-memory handle after a failed write, so the next use reloads it.
+    pub fn invalidate(locked: &mut Locked) {
+        *locked.guard = None;
+    }
+}
+
+async fn load(app: &App, room_id: &str) -> Result<RoomHandle> {
+    let rid = room_id.to_string();
+    let (room, state_rows, tip_rows) = app
+        .db
+        .read(move |c| {
+            let room = rooms::get(c, &rid)?.ok_or_else(|| not_found("Unknown room"))?;
+            let nids: Vec<i64> =
+                state::current(c, room.nid)?.into_iter().map(|(_, _, n)| n).collect();
+            let state_rows = events::by_nids(c, &nids)?;
+            let tips = events::by_nids(c, &events::extremities(c, room.nid)?)?;
+            Ok((room, state_rows, tips))
+        })
+        .await?;
+    let (version, rules) = rules_for(&room.room_version)?;
+    let mut state = StateMap::new();
+    for r in &state_rows {
+        let pdu = Pdu::from_stored(&r.event_id, &r.json, &rules)?;
+        if let Some(k) = &pdu.state_key {
+            state.insert((pdu.type_str(), k.clone()), Arc::new(pdu));
+        }
+    }
+    let state_group = tip_rows.iter().max_by_key(|r| r.stream_pos).and_then(|r| r.state_after);
+    let tips = tip_rows
+        .iter()
+        .map(|r| Pdu::from_stored(&r.event_id, &r.json, &rules).map(Arc::new))
+        .collect::<Result<_>>()?;
+    Ok(RoomHandle {
+        nid: room.nid,
+        room_id: room.room_id,
+        version,
+        rules,
+        state,
+        tips,
+        state_group,
+    })
+}
+
+/// Who sends a local event, for transaction IDs.
+#[derive(Clone)]
+pub struct Txn {
+    pub user_nid: i64,
+    pub device_id: String,
+    pub txn_id: String,
+}
+
+/// Build, authorise and persist one local event in a locked room. Returns its ID.
+pub async fn send_locked(
+    app: &App,
+    room: &mut Locked,
+    sender: &str,
+    new: NewEvent,
+    txn: Option<Txn>,
+) -> Result<OwnedEventId> {
+    let pdu = builder::build(app, room, sender, new, now_ms())?;
+    builder::authorise(room, &pdu)
+        .map_err(|reason| Error::Forbidden(format!("Event not allowed: {reason}")))?;
+    persist(app, room, vec![(pdu.clone(), txn)]).await?;
+    Ok(pdu.event_id.clone())
+}
+
+/// Send one local event: lock the room, then `send_locked`. Idempotent per transaction.
+pub async fn send(
+    app: &App,
+    room_id: &str,
+    sender: &str,
+    new: NewEvent,
+    txn: Option<Txn>,
+) -> Result<OwnedEventId> {
+    if let Some(t) = &txn {
+        let t = t.clone();
+        let prior =
+            app.db.read(move |c| events::txn_event(c, t.user_nid, &t.device_id, &t.txn_id)).await?;
+        if let Some(id) = prior {
+            return OwnedEventId::try_from(id).map_err(Error::internal);
+        }
+    }
+    let mut room = app.rooms.lock(app, room_id).await?;
+    // Check again under the lock: two requests with one txn ID may race.
+    if let Some(t) = &txn {
+        let t = t.clone();
+        let prior =
+            app.db.read(move |c| events::txn_event(c, t.user_nid, &t.device_id, &t.txn_id)).await?;
+        if let Some(id) = prior {
+            return OwnedEventId::try_from(id).map_err(Error::internal);
+        }
+    }
+    send_locked(app, &mut room, sender, new, txn).await
+}
+
+/// Persist accepted events in order in one writer job, then update the handle and notify.
+pub async fn persist(
+    app: &App,
+    room: &mut Locked,
+    batch: Vec<(PduRef, Option<Txn>)>,
+) -> Result<()> {
+    let room_nid = room.nid;
+    let mut group = room.state_group;
+    let jobs: Vec<(PduRef, Option<Txn>, String)> = batch
+        .into_iter()
+        .map(|(p, t)| {
+            let json = serde_json::to_string(&p.json).map_err(Error::internal)?;
+            Ok((p, t, json))
+        })
+        .collect::<Result<_>>()?;
+    let jobs2 = jobs.clone();
+    let outcome = app
+        .db
+        .write(move |c| {
+            let mut groups = vec![];
+            for (pdu, txn, json) in &jobs2 {
+                let membership = (pdu.type_str() == "m.room.member")
+                    .then(|| pdu.content_value()["membership"].as_str().map(str::to_string))
+                    .flatten();
+                let prev: Vec<String> = pdu.prev_events.iter().map(|e| e.to_string()).collect();
+                let type_str = pdu.type_str();
+                let row = events::NewEventRow {
+                    event_id: pdu.event_id.as_str(),
+                    event_type: &type_str,
+                    state_key: pdu.state_key.as_deref(),
+                    sender: pdu.sender.as_str(),
+                    depth: pdu.depth as i64,
+                    origin_server_ts: u64::from(pdu.origin_server_ts.0) as i64,
+                    json,
+                    prev_events: &prev,
+                    membership: membership.as_deref(),
+                    txn: txn
+                        .as_ref()
+                        .map(|t| (t.user_nid, t.device_id.as_str(), t.txn_id.as_str())),
+                };
+                let done = events::append(c, room_nid, group, &row)?;
+                group = Some(done.state_after);
+                groups.push(done.state_after);
+            }
+            Ok(group)
+        })
+        .await;
+    match outcome {
+        Ok(g) => {
+            for (pdu, _, _) in jobs {
+                if let Some(k) = &pdu.state_key {
+                    room.state.insert((pdu.type_str(), k.clone()), pdu.clone());
+                }
+                room.tips = vec![pdu];
+            }
+            room.state_group = g;
+            app.notifier.notify();
+            Ok(())
+        }
+        Err(e) => {
+            Rooms::invalidate(room);
+            Err(e)
+        }
+    }
+}
+
+/// The content of a state event in the room's current state, if any.
+pub fn state_content(room: &RoomHandle, event_type: &str, state_key: &str) -> Option<Value> {
+    room.get(event_type, state_key).map(|e| e.content_value())
+}

@@ -1,0 +1,304 @@
+//! The `events`, `event_edges`, `forward_extremities`, `memberships` and `txn_ids` tables.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::account_data::next_stream_pos;
+use super::state;
+use crate::error::Result;
+
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub nid: i64,
+    pub event_id: String,
+    pub room_nid: i64,
+    pub event_type: String,
+    pub state_key: Option<String>,
+    pub sender: String,
+    pub stream_pos: Option<i64>,
+    pub json: String,
+    pub state_before: Option<i64>,
+    pub state_after: Option<i64>,
+    pub rejected: Option<String>,
+    pub soft_failed: bool,
+    pub redacted_by: Option<String>,
+    pub replaces_nid: Option<i64>,
+    pub origin_server_ts: i64,
+}
+
+const COLUMNS: &str = "nid, event_id, room_nid, event_type, state_key, sender, stream_pos, json, \
+    state_before, state_after, rejected, soft_failed, redacted_by, replaces_nid, origin_server_ts";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        nid: r.get(0)?,
+        event_id: r.get(1)?,
+        room_nid: r.get(2)?,
+        event_type: r.get(3)?,
+        state_key: r.get(4)?,
+        sender: r.get(5)?,
+        stream_pos: r.get(6)?,
+        json: r.get(7)?,
+        state_before: r.get(8)?,
+        state_after: r.get(9)?,
+        rejected: r.get(10)?,
+        soft_failed: r.get(11)?,
+        redacted_by: r.get(12)?,
+        replaces_nid: r.get(13)?,
+        origin_server_ts: r.get(14)?,
+    })
+}
+
+pub fn by_id(conn: &Connection, event_id: &str) -> Result<Option<EventRow>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE event_id = ?1"))?
+        .query_row([event_id], row)
+        .optional()?)
+}
+
+pub fn by_nid(conn: &Connection, nid: i64) -> Result<Option<EventRow>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE nid = ?1"))?
+        .query_row([nid], row)
+        .optional()?)
+}
+
+pub fn by_nids(conn: &Connection, nids: &[i64]) -> Result<Vec<EventRow>> {
+    nids.iter().filter_map(|n| by_nid(conn, *n).transpose()).collect()
+}
+
+/// Timeline events of a room with stream positions in `(from, to]`, newest first, at most
+/// `limit` (rejected and soft-failed events are never shown to clients).
+pub fn timeline_desc(
+    conn: &Connection,
+    room_nid: i64,
+    from: i64,
+    to: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM events WHERE room_nid = ?1 AND stream_pos > ?2 AND stream_pos <= ?3
+         AND rejected IS NULL AND soft_failed = 0 ORDER BY stream_pos DESC LIMIT ?4"
+    ))?;
+    let rows = st.query_map(params![room_nid, from, to, limit], row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Timeline events with stream positions in `[from, to)`, oldest first (forward pagination).
+pub fn timeline_asc(
+    conn: &Connection,
+    room_nid: i64,
+    from: i64,
+    to: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM events WHERE room_nid = ?1 AND stream_pos >= ?2 AND stream_pos < ?3
+         AND rejected IS NULL AND soft_failed = 0 ORDER BY stream_pos ASC LIMIT ?4"
+    ))?;
+    let rows = st.query_map(params![room_nid, from, to, limit], row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn extremities(conn: &Connection, room_nid: i64) -> Result<Vec<i64>> {
+    let mut st =
+        conn.prepare_cached("SELECT event_nid FROM forward_extremities WHERE room_nid = ?1")?;
+    let rows = st.query_map([room_nid], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// What persisting one event needs beyond its JSON.
+pub struct NewEventRow<'a> {
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub state_key: Option<&'a str>,
+    pub sender: &'a str,
+    pub depth: i64,
+    pub origin_server_ts: i64,
+    pub json: &'a str,
+    pub prev_events: &'a [String],
+    /// For `m.room.member` events: the target's membership.
+    pub membership: Option<&'a str>,
+    pub txn: Option<(i64, &'a str, &'a str)>,
+}
+
+pub struct Persisted {
+    pub nid: i64,
+    pub stream_pos: i64,
+    pub state_after: i64,
+}
+
+/// Append an accepted event to the room's timeline: a new stream position, the DAG edges
+/// and extremities, the state group after it, current state and memberships.
+/// `state_before` is the group the event was authorised against.
+pub fn append(
+    conn: &Connection,
+    room_nid: i64,
+    state_before: Option<i64>,
+    e: &NewEventRow<'_>,
+) -> Result<Persisted> {
+    let stream_pos = next_stream_pos(conn, "events")?;
+    let replaces = match (e.state_key, state_before) {
+        (Some(k), Some(g)) => state::lookup(conn, g, e.event_type, k)?,
+        _ => None,
+    };
+    conn.prepare_cached(
+        "INSERT INTO events (event_id, room_nid, event_type, state_key, sender, depth,
+           origin_server_ts, stream_pos, json, state_before, replaces_nid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        e.event_id,
+        room_nid,
+        e.event_type,
+        e.state_key,
+        e.sender,
+        e.depth,
+        e.origin_server_ts,
+        stream_pos,
+        e.json,
+        state_before,
+        replaces
+    ])?;
+    let nid = conn.last_insert_rowid();
+    let mut edge = conn.prepare_cached(
+        "INSERT OR IGNORE INTO event_edges (event_nid, prev_event_id) VALUES (?1, ?2)",
+    )?;
+    let mut drop_ext = conn.prepare_cached(
+        "DELETE FROM forward_extremities WHERE room_nid = ?1
+         AND event_nid = (SELECT nid FROM events WHERE event_id = ?2)",
+    )?;
+    for p in e.prev_events {
+        edge.execute(params![nid, p])?;
+        drop_ext.execute(params![room_nid, p])?;
+    }
+    conn.prepare_cached("INSERT INTO forward_extremities (room_nid, event_nid) VALUES (?1, ?2)")?
+        .execute(params![room_nid, nid])?;
+    let state_after = match e.state_key {
+        Some(k) => {
+            let g = state::new_group(
+                conn,
+                room_nid,
+                state_before,
+                &[(e.event_type.into(), k.into(), Some(nid))],
+            )?;
+            state::set_current(conn, room_nid, e.event_type, k, nid)?;
+            g
+        }
+        None => match state_before {
+            Some(g) => g,
+            None => state::new_group(conn, room_nid, None, &[])?,
+        },
+    };
+    conn.prepare_cached("UPDATE events SET state_after = ?2 WHERE nid = ?1")?
+        .execute(params![nid, state_after])?;
+    if let (Some(m), Some(target)) = (e.membership, e.state_key) {
+        conn.prepare_cached(
+            "INSERT INTO memberships (room_nid, user_id, membership, event_nid, stream_pos)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (room_nid, user_id) DO UPDATE SET membership = excluded.membership,
+               event_nid = excluded.event_nid, stream_pos = excluded.stream_pos,
+               forgotten = CASE WHEN excluded.membership IN ('join', 'invite', 'knock') THEN 0 ELSE forgotten END",
+        )?
+        .execute(params![room_nid, target, m, nid, stream_pos])?;
+    }
+    if let Some((user_nid, device_id, txn_id)) = e.txn {
+        conn.prepare_cached(
+            "INSERT INTO txn_ids (user_nid, device_id, txn_id, event_id) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![user_nid, device_id, txn_id, e.event_id])?;
+    }
+    Ok(Persisted { nid, stream_pos, state_after })
+}
+
+pub fn txn_event(
+    conn: &Connection,
+    user_nid: i64,
+    device_id: &str,
+    txn_id: &str,
+) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT event_id FROM txn_ids WHERE user_nid = ?1 AND device_id = ?2 AND txn_id = ?3",
+        )?
+        .query_row(params![user_nid, device_id, txn_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// The transaction ID a device used for an event, for `unsigned.transaction_id`.
+pub fn txn_of(
+    conn: &Connection,
+    user_nid: i64,
+    device_id: &str,
+    event_id: &str,
+) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT txn_id FROM txn_ids WHERE event_id = ?1 AND user_nid = ?2 AND device_id = ?3",
+        )?
+        .query_row(params![event_id, user_nid, device_id], |r| r.get(0))
+        .optional()?)
+}
+
+#[derive(Debug, Clone)]
+pub struct MembershipRow {
+    pub room_nid: i64,
+    pub room_id: String,
+    pub membership: String,
+    pub event_nid: i64,
+    pub stream_pos: i64,
+    pub forgotten: bool,
+}
+
+/// Every room a user has a membership in (any state), with the room ID.
+pub fn memberships_of(conn: &Connection, user_id: &str) -> Result<Vec<MembershipRow>> {
+    let mut st = conn.prepare_cached(
+        "SELECT m.room_nid, r.room_id, m.membership, m.event_nid, m.stream_pos, m.forgotten
+         FROM memberships m JOIN rooms r ON r.nid = m.room_nid WHERE m.user_id = ?1",
+    )?;
+    let rows = st.query_map([user_id], |r| {
+        Ok(MembershipRow {
+            room_nid: r.get(0)?,
+            room_id: r.get(1)?,
+            membership: r.get(2)?,
+            event_nid: r.get(3)?,
+            stream_pos: r.get(4)?,
+            forgotten: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn membership(conn: &Connection, room_nid: i64, user_id: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT membership FROM memberships WHERE room_nid = ?1 AND user_id = ?2")?
+        .query_row(params![room_nid, user_id], |r| r.get(0))
+        .optional()?)
+}
+
+pub fn set_forgotten(conn: &Connection, room_nid: i64, user_id: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE memberships SET forgotten = 1 WHERE room_nid = ?1 AND user_id = ?2",
+    )?
+    .execute(params![room_nid, user_id])?;
+    Ok(())
+}
+
+/// Members of a room with the given membership: (user_id, event nid).
+pub fn members(conn: &Connection, room_nid: i64, membership: &str) -> Result<Vec<(String, i64)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT user_id, event_nid FROM memberships WHERE room_nid = ?1 AND membership = ?2 ORDER BY user_id",
+    )?;
+    let rows = st.query_map(params![room_nid, membership], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn mark_redacted(
+    conn: &Connection,
+    event_id: &str,
+    by: &str,
+    redacted_json: &str,
+) -> Result<()> {
+    conn.prepare_cached("UPDATE events SET redacted_by = ?2, json = ?3 WHERE event_id = ?1")?
+        .execute(params![event_id, by, redacted_json])?;
+    Ok(())
+}
