@@ -7,3 +7,4 @@ mod apidoc_register;
 mod apidoc_versions;
 mod bad_input;
 mod sync_account_data;
+mod sync_rooms;

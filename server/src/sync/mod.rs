@@ -5,6 +5,7 @@
 //! positions the server had reached when the request started building.
 
 pub mod account_data;
+pub mod rooms;
 pub mod token;
 
 use std::time::{Duration, Instant};
@@ -125,6 +126,6 @@ async fn build(
     Ok(json!({
         "next_batch": upto.to_string(),
         "account_data": account_data::section(&ctx).await?,
-        "rooms": {"join": {}, "invite": {}, "leave": {}, "knock": {}},
+        "rooms": rooms::section(&ctx).await?,
     }))
 }

@@ -1,0 +1,315 @@
+//! The `rooms` section: `join` (timeline, state, account data, summary), `invite`
+//! (stripped state) and `leave`.
+//!
+//! Timeline: events in `(since, upto]`, newest `limit` of them; `limited` with a
+//! `prev_batch` when older ones were left out. State: for an initial sync, a newly joined
+//! room or `full_state`, the whole state at the start of the timeline; otherwise what
+//! changed between `since` and the start of the timeline.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::Connection;
+use serde_json::{Map, Value, json};
+
+use super::Ctx;
+use super::account_data::type_wanted;
+use crate::error::{Error, Result};
+use crate::filter::{RoomEventFilter, RoomFilter};
+use crate::rooms::format::{self, Viewer};
+use crate::store::events::{self, EventRow, MembershipRow};
+use crate::store::state::{self, StateKey};
+
+/// Synapse's default number of timeline events per room.
+const DEFAULT_TIMELINE_LIMIT: u64 = 10;
+/// State types shown for invites (the spec's recommended stripped state).
+const INVITE_STATE: &[&str] = &[
+    "m.room.create",
+    "m.room.join_rules",
+    "m.room.name",
+    "m.room.avatar",
+    "m.room.canonical_alias",
+    "m.room.encryption",
+    "m.room.topic",
+];
+
+struct Params<'a> {
+    user_id: &'a str,
+    viewer: Viewer<'a>,
+    since: Option<i64>,
+    upto: i64,
+    full_state: bool,
+    room_filter: Option<&'a RoomFilter>,
+    timeline_limit: i64,
+    account_data_from: i64,
+    account_data_to: i64,
+}
+
+pub async fn section(ctx: &Ctx<'_>) -> Result<Value> {
+    let room_filter = ctx.filter.room.clone();
+    let since = ctx.since.map(|s| s.events);
+    let upto = ctx.upto.events;
+    let full_state = ctx.full_state;
+    let (uid, dev, nid) = (ctx.user.user_id.clone(), ctx.user.device_id.clone(), ctx.user.user_nid);
+    let (ad_from, ad_to) = (ctx.since.map(|s| s.account_data).unwrap_or(0), ctx.upto.account_data);
+    ctx.app
+        .db
+        .read(move |c| {
+            let limit = room_filter
+                .as_ref()
+                .and_then(|f| f.timeline.as_ref())
+                .and_then(|t| t.base.limit)
+                .unwrap_or(DEFAULT_TIMELINE_LIMIT)
+                .clamp(1, 1000) as i64;
+            let p = Params {
+                user_id: &uid,
+                viewer: Viewer { user_nid: nid, user_id: &uid, device_id: &dev },
+                since,
+                upto,
+                full_state,
+                room_filter: room_filter.as_ref(),
+                timeline_limit: limit,
+                account_data_from: ad_from,
+                account_data_to: ad_to,
+            };
+            build(c, &p)
+        })
+        .await
+}
+
+fn room_wanted(f: Option<&RoomFilter>, room_id: &str) -> bool {
+    let Some(f) = f else { return true };
+    if f.not_rooms.as_ref().is_some_and(|n| n.iter().any(|r| r == room_id)) {
+        return false;
+    }
+    f.rooms.as_ref().is_none_or(|r| r.iter().any(|x| x == room_id))
+}
+
+fn build(c: &Connection, p: &Params<'_>) -> Result<Value> {
+    let mut join = Map::new();
+    let mut invite = Map::new();
+    let mut leave = Map::new();
+    let include_leave = p.room_filter.and_then(|f| f.include_leave).unwrap_or(false);
+    for m in events::memberships_of(c, p.user_id)? {
+        if m.stream_pos > p.upto || !room_wanted(p.room_filter, &m.room_id) {
+            continue;
+        }
+        let changed_since = p.since.is_none_or(|s| m.stream_pos > s);
+        match m.membership.as_str() {
+            "join" => {
+                if let Some(v) = joined_room(c, p, &m)? {
+                    join.insert(m.room_id.clone(), v);
+                }
+            }
+            "invite" if changed_since => {
+                invite.insert(m.room_id.clone(), invited_room(c, &m)?);
+            }
+            "leave" | "ban"
+                if !m.forgotten && (p.since.is_some() && changed_since || include_leave) =>
+            {
+                if let Some(v) = left_room(c, p, &m)? {
+                    leave.insert(m.room_id.clone(), v);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(json!({"join": join, "invite": invite, "leave": leave, "knock": {}}))
+}
+
+/// Events of the timeline in `(from, to]`, oldest first, and whether older ones were cut.
+fn timeline(
+    c: &Connection,
+    room_nid: i64,
+    from: i64,
+    to: i64,
+    limit: i64,
+    f: Option<&RoomEventFilter>,
+) -> Result<(Vec<EventRow>, bool)> {
+    let mut rows = events::timeline_desc(c, room_nid, from, to, limit + 1)?;
+    let limited = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    rows.reverse();
+    if let Some(f) = f {
+        rows.retain(|r| {
+            type_wanted(Some(&f.base), &r.event_type)
+                && f.base.not_senders.as_ref().is_none_or(|n| !n.contains(&r.sender))
+                && f.base.senders.as_ref().is_none_or(|s| s.contains(&r.sender))
+        });
+    }
+    Ok((rows, limited))
+}
+
+/// The state group a room was at when the events stream was at `pos`.
+fn group_at(c: &Connection, room_nid: i64, pos: i64) -> Result<Option<i64>> {
+    Ok(events::timeline_desc(c, room_nid, 0, pos, 1)?.first().and_then(|r| r.state_after))
+}
+
+fn strip_room_id(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("room_id");
+    }
+    v
+}
+
+fn state_events(c: &Connection, nids: Vec<i64>, f: Option<&RoomEventFilter>) -> Result<Vec<Value>> {
+    let mut rows = events::by_nids(c, &nids)?;
+    if let Some(f) = f {
+        rows.retain(|r| type_wanted(Some(&f.base), &r.event_type));
+    }
+    rows.sort_by_key(|r| r.stream_pos);
+    Ok(format::client_events(c, &rows, None)?.into_iter().map(strip_room_id).collect())
+}
+
+/// State for the `state` section: full (at `start_group`) or the delta since `since_group`,
+/// leaving out what the timeline itself carries; lazily loaded members if asked.
+fn state_section(
+    c: &Connection,
+    start_group: Option<i64>,
+    since_group: Option<i64>,
+    full: bool,
+    timeline: &[EventRow],
+    p: &Params<'_>,
+) -> Result<Vec<Value>> {
+    let Some(start) = start_group else { return Ok(vec![]) };
+    let at_start = state::state_at(c, start)?;
+    let mut chosen: HashMap<StateKey, i64> = if full {
+        at_start
+    } else {
+        let before = match since_group {
+            Some(g) => state::state_at(c, g)?,
+            None => HashMap::new(),
+        };
+        at_start.into_iter().filter(|(k, v)| before.get(k) != Some(v)).collect()
+    };
+    let sf = p.room_filter.and_then(|f| f.state.as_ref());
+    if sf.and_then(|f| f.lazy_load_members).unwrap_or(false) {
+        let mut wanted: HashSet<&str> = timeline.iter().map(|e| e.sender.as_str()).collect();
+        wanted.insert(p.user_id);
+        chosen.retain(|(t, k), _| t != "m.room.member" || wanted.contains(k.as_str()));
+    }
+    let in_timeline: HashSet<i64> = timeline.iter().map(|e| e.nid).collect();
+    let nids = chosen.into_values().filter(|n| !in_timeline.contains(n)).collect();
+    state_events(c, nids, sf)
+}
+
+fn room_account_data(
+    c: &Connection,
+    p: &Params<'_>,
+    room_id: &str,
+    initial: bool,
+) -> Result<Vec<Value>> {
+    let from = if initial { 0 } else { p.account_data_from };
+    let mut st = c.prepare_cached(
+        "SELECT data_type, content FROM account_data WHERE user_nid = ?1 AND room_id = ?2
+         AND stream_pos > ?3 AND stream_pos <= ?4 ORDER BY stream_pos",
+    )?;
+    let rows = st
+        .query_map(rusqlite::params![p.viewer.user_nid, room_id, from, p.account_data_to], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+    let mut out = vec![];
+    for row in rows {
+        let (t, content) = row?;
+        let content: Value = serde_json::from_str(&content).map_err(Error::internal)?;
+        out.push(json!({"type": t, "content": content}));
+    }
+    Ok(out)
+}
+
+fn summary(c: &Connection, room_nid: i64, user_id: &str) -> Result<Value> {
+    let joined = events::members(c, room_nid, "join")?;
+    let invited = events::members(c, room_nid, "invite")?;
+    let heroes: Vec<&str> = joined
+        .iter()
+        .chain(invited.iter())
+        .map(|(u, _)| u.as_str())
+        .filter(|u| *u != user_id)
+        .take(5)
+        .collect();
+    Ok(json!({
+        "m.heroes": heroes,
+        "m.joined_member_count": joined.len(),
+        "m.invited_member_count": invited.len(),
+    }))
+}
+
+fn joined_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Option<Value>> {
+    let newly_joined = p.since.is_none_or(|s| m.stream_pos > s);
+    let from = if newly_joined && p.since.is_none() { 0 } else { p.since.unwrap_or(0) };
+    let tf = p.room_filter.and_then(|f| f.timeline.as_ref());
+    let (rows, limited) = timeline(c, m.room_nid, from, p.upto, p.timeline_limit, tf)?;
+    let account_data = room_account_data(c, p, &m.room_id, p.since.is_none() || newly_joined)?;
+    if p.since.is_some()
+        && rows.is_empty()
+        && account_data.is_empty()
+        && !p.full_state
+        && !newly_joined
+    {
+        return Ok(None);
+    }
+    let start_group = match rows.first() {
+        Some(first) => first.state_before,
+        None => group_at(c, m.room_nid, p.upto)?,
+    };
+    let full = p.since.is_none() || newly_joined || p.full_state;
+    let since_group = match p.since {
+        Some(s) if !full => group_at(c, m.room_nid, s)?,
+        _ => None,
+    };
+    let state = state_section(c, start_group, since_group, full, &rows, p)?;
+    let prev_batch = match rows.first().and_then(|r| r.stream_pos) {
+        Some(pos) => format!("p{}", pos - 1),
+        None => format!("p{}", p.upto),
+    };
+    let timeline_events: Vec<Value> =
+        format::client_events(c, &rows, Some(p.viewer))?.into_iter().map(strip_room_id).collect();
+    Ok(Some(json!({
+        "timeline": {"events": timeline_events, "limited": limited, "prev_batch": prev_batch},
+        "state": {"events": state},
+        "account_data": {"events": account_data},
+        "ephemeral": {"events": []},
+        "summary": summary(c, m.room_nid, p.user_id)?,
+        "unread_notifications": {"highlight_count": 0, "notification_count": 0},
+    })))
+}
+
+fn invited_room(c: &Connection, m: &MembershipRow) -> Result<Value> {
+    let mut stripped = vec![];
+    if let Some(invite) = events::by_nid(c, m.event_nid)?
+        && let Some(g) = invite.state_before
+    {
+        let st = state::state_at(c, g)?;
+        for t in INVITE_STATE {
+            if let Some(nid) = st.get(&(t.to_string(), String::new()))
+                && let Some(row) = events::by_nid(c, *nid)?
+            {
+                stripped.push(format::stripped(&row)?);
+            }
+        }
+        stripped.push(format::stripped(&invite)?);
+    }
+    Ok(json!({"invite_state": {"events": stripped}}))
+}
+
+fn left_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Option<Value>> {
+    // The timeline stops at the leave: later events are not the user's to see.
+    let to = m.stream_pos.min(p.upto);
+    let from = p.since.unwrap_or(0);
+    let tf = p.room_filter.and_then(|f| f.timeline.as_ref());
+    let (rows, limited) = timeline(c, m.room_nid, from, to, p.timeline_limit, tf)?;
+    let start_group = rows.first().and_then(|r| r.state_before);
+    let since_group = match p.since {
+        Some(s) => group_at(c, m.room_nid, s)?,
+        None => None,
+    };
+    let state =
+        state_section(c, start_group, since_group, p.since.is_none() || p.full_state, &rows, p)?;
+    let prev_batch = rows.first().and_then(|r| r.stream_pos).map(|pos| format!("p{}", pos - 1));
+    let timeline_events: Vec<Value> =
+        format::client_events(c, &rows, Some(p.viewer))?.into_iter().map(strip_room_id).collect();
+    Ok(Some(json!({
+        "timeline": {"events": timeline_events, "limited": limited, "prev_batch": prev_batch},
+        "state": {"events": state},
+        "account_data": {"events": []},
+    })))
+}
