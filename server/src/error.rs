@@ -51,8 +51,20 @@ pub enum Error {
     UnsupportedRoomVersion(String),
     #[error("{0}")]
     RoomInUse(String),
+    /// 409 `M_UNKNOWN`: the resource exists already (room aliases).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadAlias(String),
     #[error("{0}")]
     LimitExceeded(String, u64),
+    /// A signature on uploaded key material does not verify (400 `M_INVALID_SIGNATURE`).
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// A key backup request named a version that is not the current one (403); the body
+    /// carries `current_version`.
+    #[error("Wrong backup version.")]
+    WrongRoomKeysVersion { current_version: String },
     /// User-interactive authentication must continue: the body is the UIA state object.
     #[error("user-interactive authentication required")]
     Uia(Value),
@@ -78,11 +90,14 @@ impl Error {
             | Unknown(_)
             | WeakPassword(_)
             | UnsupportedRoomVersion(_)
-            | RoomInUse(_) => StatusCode::BAD_REQUEST,
+            | RoomInUse(_) | BadAlias(_) => StatusCode::BAD_REQUEST,
+            Conflict(_) => StatusCode::CONFLICT,
             NotFound(_) | Unrecognized(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed(_) | ServerControlled(_) => StatusCode::METHOD_NOT_ALLOWED,
             TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             LimitExceeded(..) => StatusCode::TOO_MANY_REQUESTS,
+            InvalidSignature(_) => StatusCode::BAD_REQUEST,
+            WrongRoomKeysVersion { .. } => StatusCode::FORBIDDEN,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -102,12 +117,15 @@ impl Error {
             UserInUse(_) => "M_USER_IN_USE",
             InvalidParam(_) => "M_INVALID_PARAM",
             MissingParam(_) => "M_MISSING_PARAM",
-            Unknown(_) | Internal(_) => "M_UNKNOWN",
+            Unknown(_) | Internal(_) | Conflict(_) => "M_UNKNOWN",
+            BadAlias(_) => "M_BAD_ALIAS",
             UserDeactivated(_) => "M_USER_DEACTIVATED",
             WeakPassword(_) => "M_WEAK_PASSWORD",
             GuestAccessForbidden(_) => "M_GUEST_ACCESS_FORBIDDEN",
             Unauthorized(_) => "M_UNAUTHORIZED",
             LimitExceeded(..) => "M_LIMIT_EXCEEDED",
+            InvalidSignature(_) => "M_INVALID_SIGNATURE",
+            WrongRoomKeysVersion { .. } => "M_WRONG_ROOM_KEYS_VERSION",
             UnsupportedRoomVersion(_) => "M_UNSUPPORTED_ROOM_VERSION",
             RoomInUse(_) => "M_ROOM_IN_USE",
         }
@@ -121,6 +139,11 @@ impl Error {
             Error::LimitExceeded(msg, ms) => {
                 json!({"errcode": self.errcode(), "error": msg, "retry_after_ms": ms})
             }
+            Error::WrongRoomKeysVersion { current_version } => json!({
+                "errcode": self.errcode(),
+                "error": self.to_string(),
+                "current_version": current_version,
+            }),
             other => json!({"errcode": other.errcode(), "error": other.to_string()}),
         }
     }

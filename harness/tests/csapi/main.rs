@@ -6,5 +6,6 @@ mod apidoc_login;
 mod apidoc_register;
 mod apidoc_versions;
 mod bad_input;
+mod directory;
 mod sync_account_data;
 mod sync_rooms;

@@ -5,6 +5,7 @@ pub mod account_data;
 pub mod capabilities;
 pub mod create_room;
 pub mod devices;
+pub mod directory;
 pub mod discovery;
 pub mod filter;
 pub mod login;
@@ -38,6 +39,7 @@ pub fn routes(r: &mut Router) {
     room_state::routes(r);
     room_send::routes(r);
     room_events::routes(r);
+    directory::routes(r);
 }
 
 /// Endpoints under `/user/{userId}/...` act only on the caller's own data.

@@ -85,6 +85,9 @@ async fn put_state(app: Arc<App>, req: Req) -> Result<Resp> {
     ruma::RoomId::parse(&room_id).map_err(|_| invalid_param("Invalid room ID"))?;
     let content = Value::Object(req.json_object(false)?);
     let (t, k) = (req.param(1).to_string(), state_key(&req));
+    if t == "m.room.canonical_alias" {
+        check_canonical_alias(&app, &room_id, &content).await?;
+    }
     let mut room = app.rooms.lock(&app, &room_id).await.map_err(|e| match e {
         Error::NotFound(_) => {
             Error::Forbidden(format!("User {} not in room {room_id}", user.user_id))
@@ -102,6 +105,40 @@ async fn put_state(app: Arc<App>, req: Req) -> Result<Resp> {
         rooms::send_locked(&app, &mut room, &user.user_id, NewEvent::state(&t, &k, content), None)
             .await?;
     Ok(ok(&json!({"event_id": id})))
+}
+
+/// Every alias in `m.room.canonical_alias` must be valid, and local ones must point at
+/// this room (400 `M_BAD_ALIAS`). Remote aliases are checked once federation exists.
+async fn check_canonical_alias(app: &App, room_id: &str, content: &Value) -> Result<()> {
+    let mut aliases = vec![];
+    match content.get("alias") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(a)) => aliases.push(a.clone()),
+        Some(_) => return Err(Error::BadJson("'alias' must be a string".into())),
+    }
+    match content.get("alt_aliases") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for a in list {
+                let a = a.as_str().ok_or_else(|| Error::BadJson("'alt_aliases' must be strings".into()))?;
+                aliases.push(a.to_string());
+            }
+        }
+        Some(_) => return Err(Error::BadJson("'alt_aliases' must be a list".into())),
+    }
+    for alias in aliases {
+        let parsed = ruma::RoomAliasId::parse(&alias)
+            .map_err(|_| Error::InvalidParam(format!("{alias} is not a valid room alias")))?;
+        if parsed.server_name() != app.config.server_name {
+            continue;
+        }
+        let a = alias.clone();
+        let target = app.db.read(move |c| room_store::get_alias(c, &a)).await?;
+        if target.map(|(r, _)| r).as_deref() != Some(room_id) {
+            return Err(Error::BadAlias(format!("Room alias {alias} does not point to the room")));
+        }
+    }
+    Ok(())
 }
 
 async fn members(app: Arc<App>, req: Req) -> Result<Resp> {
