@@ -12,6 +12,7 @@ use crate::keys::SigningKey;
 use crate::notifier::Notifier;
 use crate::rooms::Rooms;
 use crate::store::Db;
+use crate::typing::Typing;
 use crate::users::uia::UiaSessions;
 
 pub struct App {
@@ -26,6 +27,7 @@ pub struct App {
     pub uia: UiaSessions,
     pub notifier: Notifier,
     pub rooms: Rooms,
+    pub typing: Typing,
     pub started: Instant,
     /// Turns true when shutdown begins, so long-polls can answer at once.
     pub shutdown: watch::Receiver<bool>,

@@ -90,7 +90,8 @@ impl Error {
             | Unknown(_)
             | WeakPassword(_)
             | UnsupportedRoomVersion(_)
-            | RoomInUse(_) | BadAlias(_) => StatusCode::BAD_REQUEST,
+            | RoomInUse(_)
+            | BadAlias(_) => StatusCode::BAD_REQUEST,
             Conflict(_) => StatusCode::CONFLICT,
             NotFound(_) | Unrecognized(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed(_) | ServerControlled(_) => StatusCode::METHOD_NOT_ALLOWED,

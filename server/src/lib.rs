@@ -7,6 +7,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod e2ee;
 pub mod error;
 pub mod filter;
 pub mod http;
@@ -15,6 +16,7 @@ pub mod notifier;
 pub mod rooms;
 pub mod store;
 pub mod sync;
+pub mod typing;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -58,6 +60,7 @@ impl Server {
             uia: Default::default(),
             notifier: Default::default(),
             rooms: Default::default(),
+            typing: Default::default(),
             shutdown: rx.clone(),
             started: Instant::now(),
             config,

@@ -7,5 +7,7 @@ mod apidoc_register;
 mod apidoc_versions;
 mod bad_input;
 mod directory;
+mod ephemeral;
+mod room_extras;
 mod sync_account_data;
 mod sync_rooms;

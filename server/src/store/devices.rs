@@ -117,26 +117,45 @@ pub fn rename(conn: &Connection, user_nid: i64, device_id: &str, name: &str) -> 
             "UPDATE devices SET display_name = ?3 WHERE user_nid = ?1 AND device_id = ?2",
         )?
         .execute(params![user_nid, device_id, name])?;
+    if n > 0 {
+        // The name is in `/keys/query` (`unsigned.device_display_name`).
+        super::device_lists::changed(conn, user_nid)?;
+    }
     Ok(n > 0)
 }
 
-/// Deleting a device also deletes its tokens (foreign key cascade).
+/// Deleting a device also deletes its tokens, keys and to-device messages (foreign key
+/// cascades), and is a device-list change: the caller notifies after the commit.
 pub fn delete(conn: &Connection, user_nid: i64, device_id: &str) -> Result<()> {
-    conn.prepare_cached("DELETE FROM devices WHERE user_nid = ?1 AND device_id = ?2")?
+    let n = conn
+        .prepare_cached("DELETE FROM devices WHERE user_nid = ?1 AND device_id = ?2")?
         .execute(params![user_nid, device_id])?;
+    if n > 0 {
+        super::device_lists::changed(conn, user_nid)?;
+    }
     Ok(())
 }
 
 /// Log out every device except `keep` (used on password change with `logout_devices`).
 pub fn delete_all_except(conn: &Connection, user_nid: i64, keep: Option<i64>) -> Result<()> {
-    conn.prepare_cached("DELETE FROM devices WHERE user_nid = ?1 AND nid IS NOT ?2")?
+    let n = conn
+        .prepare_cached("DELETE FROM devices WHERE user_nid = ?1 AND nid IS NOT ?2")?
         .execute(params![user_nid, keep])?;
+    if n > 0 {
+        super::device_lists::changed(conn, user_nid)?;
+    }
     Ok(())
 }
 
 /// Logout invalidates the token and deletes its device, as the spec requires.
 pub fn delete_by_nid(conn: &Connection, device_nid: i64) -> Result<()> {
-    conn.prepare_cached("DELETE FROM devices WHERE nid = ?1")?.execute([device_nid])?;
+    let owner: Option<i64> = conn
+        .prepare_cached("DELETE FROM devices WHERE nid = ?1 RETURNING user_nid")?
+        .query_row([device_nid], |r| r.get(0))
+        .optional()?;
+    if let Some(user_nid) = owner {
+        super::device_lists::changed(conn, user_nid)?;
+    }
     Ok(())
 }
 

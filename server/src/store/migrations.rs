@@ -8,6 +8,8 @@ use crate::error::{Error, Result};
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_accounts", include_str!("../../migrations/0001_accounts.sql")),
     ("0002_rooms", include_str!("../../migrations/0002_rooms.sql")),
+    ("0003_e2ee", include_str!("../../migrations/0003_e2ee.sql")),
+    ("0004_receipts_presence", include_str!("../../migrations/0004_receipts_presence.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

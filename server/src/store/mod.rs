@@ -3,13 +3,19 @@
 //! area has a module here with the queries it needs.
 
 pub mod account_data;
+pub mod device_lists;
 pub mod devices;
+pub mod e2e_keys;
 pub mod events;
 pub mod filters;
+pub mod key_backup;
 pub mod migrations;
+pub mod presence;
 pub mod push_rules;
+pub mod receipts;
 pub mod rooms;
 pub mod state;
+pub mod to_device;
 pub mod users;
 mod writer;
 

@@ -90,7 +90,12 @@ pub fn deactivate(conn: &Connection, user_nid: i64) -> Result<()> {
          avatar_url = NULL WHERE nid = ?1",
     )?
     .execute([user_nid])?;
-    conn.prepare_cached("DELETE FROM devices WHERE user_nid = ?1")?.execute([user_nid])?;
+    let n = conn.prepare_cached("DELETE FROM devices WHERE user_nid = ?1")?.execute([user_nid])?;
+    if n > 0 {
+        super::device_lists::changed(conn, user_nid)?;
+    }
+    // Server-side key backups go too, as in Synapse.
+    super::key_backup::delete_all(conn, user_nid)?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! positions the server had reached when the request started building.
 
 pub mod account_data;
+pub mod e2ee;
 pub mod rooms;
 pub mod token;
 
@@ -97,6 +98,18 @@ pub async fn sync(app: &App, user: &User, req: SyncRequest) -> Result<Value> {
     }
 }
 
+async fn presence_section(ctx: &Ctx<'_>) -> Result<Value> {
+    let (uid, from, to) =
+        (ctx.user.user_id.clone(), ctx.since.map(|s| s.presence).unwrap_or(0), ctx.upto.presence);
+    let rows =
+        ctx.app.db.read(move |c| crate::store::presence::changed_for(c, &uid, from, to)).await?;
+    let events: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({"type": "m.presence", "sender": r.user_id, "content": crate::api::client::presence::content(r)}))
+        .collect();
+    Ok(json!({"events": events}))
+}
+
 fn non_empty(v: &Value) -> bool {
     match v {
         Value::Array(a) => !a.is_empty(),
@@ -123,9 +136,12 @@ async fn build(
     req: &SyncRequest,
 ) -> Result<Value> {
     let ctx = Ctx { app, user, since, upto, filter: &req.filter, full_state: req.full_state };
-    Ok(json!({
+    let mut body = json!({
         "next_batch": upto.to_string(),
         "account_data": account_data::section(&ctx).await?,
         "rooms": rooms::section(&ctx).await?,
-    }))
+        "presence": presence_section(&ctx).await?,
+    });
+    e2ee::section(&ctx, &mut body).await?;
+    Ok(body)
 }

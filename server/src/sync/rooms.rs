@@ -42,6 +42,14 @@ struct Params<'a> {
     timeline_limit: i64,
     account_data_from: i64,
     account_data_to: i64,
+    /// Typing state of every room (it lives in memory), and the client's typing position.
+    typing: HashMap<String, (Vec<String>, i64)>,
+    typing_since: Option<i64>,
+    typing_now: i64,
+    receipts_from: i64,
+    receipts_to: i64,
+    /// Senders in the user's `m.ignored_user_list`: their events and invites are hidden.
+    ignored: HashSet<String>,
 }
 
 pub async fn section(ctx: &Ctx<'_>) -> Result<Value> {
@@ -51,6 +59,10 @@ pub async fn section(ctx: &Ctx<'_>) -> Result<Value> {
     let full_state = ctx.full_state;
     let (uid, dev, nid) = (ctx.user.user_id.clone(), ctx.user.device_id.clone(), ctx.user.user_nid);
     let (ad_from, ad_to) = (ctx.since.map(|s| s.account_data).unwrap_or(0), ctx.upto.account_data);
+    let typing = ctx.app.typing.snapshot();
+    let (typing_since, typing_now) = (ctx.since.map(|s| s.typing), ctx.upto.typing);
+    let (receipts_from, receipts_to) =
+        (ctx.since.map(|s| s.receipts).unwrap_or(0), ctx.upto.receipts);
     ctx.app
         .db
         .read(move |c| {
@@ -70,10 +82,26 @@ pub async fn section(ctx: &Ctx<'_>) -> Result<Value> {
                 timeline_limit: limit,
                 account_data_from: ad_from,
                 account_data_to: ad_to,
+                typing,
+                typing_since,
+                typing_now,
+                receipts_from,
+                receipts_to,
+                ignored: ignored_users(c, nid)?,
             };
             build(c, &p)
         })
         .await
+}
+
+/// The user IDs in the user's `m.ignored_user_list` account data.
+pub fn ignored_users(c: &Connection, user_nid: i64) -> Result<HashSet<String>> {
+    let Some(text) = crate::store::account_data::get(c, user_nid, "", "m.ignored_user_list")?
+    else {
+        return Ok(HashSet::new());
+    };
+    let v: Value = serde_json::from_str(&text).map_err(Error::internal)?;
+    Ok(v["ignored_users"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default())
 }
 
 fn room_wanted(f: Option<&RoomFilter>, room_id: &str) -> bool {
@@ -101,7 +129,10 @@ fn build(c: &Connection, p: &Params<'_>) -> Result<Value> {
                 }
             }
             "invite" if changed_since => {
-                invite.insert(m.room_id.clone(), invited_room(c, &m)?);
+                let inviter = events::by_nid(c, m.event_nid)?.map(|e| e.sender).unwrap_or_default();
+                if !p.ignored.contains(&inviter) {
+                    invite.insert(m.room_id.clone(), invited_room(c, &m)?);
+                }
             }
             "leave" | "ban"
                 if !m.forgotten && (p.since.is_some() && changed_since || include_leave) =>
@@ -124,11 +155,13 @@ fn timeline(
     to: i64,
     limit: i64,
     f: Option<&RoomEventFilter>,
+    ignored: &HashSet<String>,
 ) -> Result<(Vec<EventRow>, bool)> {
     let mut rows = events::timeline_desc(c, room_nid, from, to, limit + 1)?;
     let limited = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     rows.reverse();
+    rows.retain(|r| r.state_key.is_some() || !ignored.contains(&r.sender));
     if let Some(f) = f {
         rows.retain(|r| {
             type_wanted(Some(&f.base), &r.event_type)
@@ -237,11 +270,13 @@ fn joined_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Opti
     let newly_joined = p.since.is_none_or(|s| m.stream_pos > s);
     let from = if newly_joined && p.since.is_none() { 0 } else { p.since.unwrap_or(0) };
     let tf = p.room_filter.and_then(|f| f.timeline.as_ref());
-    let (rows, limited) = timeline(c, m.room_nid, from, p.upto, p.timeline_limit, tf)?;
+    let (rows, limited) = timeline(c, m.room_nid, from, p.upto, p.timeline_limit, tf, &p.ignored)?;
     let account_data = room_account_data(c, p, &m.room_id, p.since.is_none() || newly_joined)?;
+    let ephemeral = ephemeral(c, p, m, newly_joined)?;
     if p.since.is_some()
         && rows.is_empty()
         && account_data.is_empty()
+        && ephemeral.is_empty()
         && !p.full_state
         && !newly_joined
     {
@@ -267,10 +302,47 @@ fn joined_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Opti
         "timeline": {"events": timeline_events, "limited": limited, "prev_batch": prev_batch},
         "state": {"events": state},
         "account_data": {"events": account_data},
-        "ephemeral": {"events": []},
+        "ephemeral": {"events": ephemeral},
         "summary": summary(c, m.room_nid, p.user_id)?,
         "unread_notifications": {"highlight_count": 0, "notification_count": 0},
     })))
+}
+
+/// Typing and receipts for a joined room.
+fn ephemeral(
+    c: &Connection,
+    p: &Params<'_>,
+    m: &MembershipRow,
+    newly_joined: bool,
+) -> Result<Vec<Value>> {
+    let mut out = vec![];
+    if let Some((users, changed)) = p.typing.get(&m.room_id) {
+        // A typing position past the server's means the server restarted: resend.
+        let fresh = match p.typing_since {
+            None => !users.is_empty(),
+            Some(s) => *changed > s || s > p.typing_now || (newly_joined && !users.is_empty()),
+        };
+        if fresh {
+            out.push(json!({"type": "m.typing", "content": {"user_ids": users}}));
+        }
+    }
+    let from = if newly_joined { 0 } else { p.receipts_from };
+    let mut content = Map::new();
+    for r in crate::store::receipts::changed(c, m.room_nid, from, p.receipts_to)? {
+        if r.receipt_type == "m.read.private" && r.user_id != p.user_id {
+            continue;
+        }
+        let mut entry = json!({"ts": r.ts});
+        if !r.thread_id.is_empty() {
+            entry["thread_id"] = json!(r.thread_id);
+        }
+        let by_event = content.entry(r.event_id).or_insert_with(|| json!({}));
+        by_event[&r.receipt_type][&r.user_id] = entry;
+    }
+    if !content.is_empty() {
+        out.push(json!({"type": "m.receipt", "content": content}));
+    }
+    Ok(out)
 }
 
 fn invited_room(c: &Connection, m: &MembershipRow) -> Result<Value> {
@@ -296,7 +368,7 @@ fn left_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Option
     let to = m.stream_pos.min(p.upto);
     let from = p.since.unwrap_or(0);
     let tf = p.room_filter.and_then(|f| f.timeline.as_ref());
-    let (rows, limited) = timeline(c, m.room_nid, from, to, p.timeline_limit, tf)?;
+    let (rows, limited) = timeline(c, m.room_nid, from, to, p.timeline_limit, tf, &p.ignored)?;
     let start_group = rows.first().and_then(|r| r.state_before);
     let since_group = match p.since {
         Some(s) => group_at(c, m.room_nid, s)?,

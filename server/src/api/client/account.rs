@@ -53,6 +53,9 @@ async fn password(app: Arc<App>, req: Req) -> Result<Resp> {
             Ok(())
         })
         .await?;
+    if logout_devices {
+        app.notifier.notify(); // a device-list change
+    }
     Ok(ok(&json!({})))
 }
 
@@ -62,6 +65,7 @@ async fn deactivate(app: Arc<App>, req: Req) -> Result<Resp> {
     app.uia.check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&user)).await?;
     let nid = user.user_nid;
     app.db.write(move |c| users::deactivate(c, nid)).await?;
+    app.notifier.notify(); // a device-list change
     tracing::info!(user_id = %user.user_id, "deactivated account");
     Ok(ok(&json!({"id_server_unbind_result": "no-support"})))
 }

@@ -58,6 +58,7 @@ async fn rename(app: Arc<App>, req: Req) -> Result<Resp> {
     if !app.db.write(move |c| devices::rename(c, nid, &id, &name)).await? {
         return Err(not_found("Device not found"));
     }
+    app.notifier.notify(); // a device-list change
     Ok(empty_object())
 }
 
@@ -68,6 +69,7 @@ async fn delete(app: Arc<App>, req: Req) -> Result<Resp> {
     app.uia.check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&u)).await?;
     let (nid, id) = (u.user_nid, req.param(0).to_string());
     app.db.write(move |c| devices::delete(c, nid, &id)).await?;
+    app.notifier.notify(); // a device-list change
     Ok(empty_object())
 }
 
@@ -85,5 +87,6 @@ async fn delete_many(app: Arc<App>, req: Req) -> Result<Resp> {
     app.uia.check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&u)).await?;
     let nid = u.user_nid;
     app.db.write(move |c| ids.iter().try_for_each(|id| devices::delete(c, nid, id))).await?;
+    app.notifier.notify(); // a device-list change
     Ok(empty_object())
 }

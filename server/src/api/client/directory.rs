@@ -26,7 +26,8 @@ pub fn routes(r: &mut Router) {
 }
 
 fn local_alias(app: &App, alias: &str) -> Result<()> {
-    let a = ruma::RoomAliasId::parse(alias).map_err(|_| invalid_param(format!("Invalid room alias {alias}")))?;
+    let a = ruma::RoomAliasId::parse(alias)
+        .map_err(|_| invalid_param(format!("Invalid room alias {alias}")))?;
     if a.server_name() != app.config.server_name {
         return Err(invalid_param("Room alias must be local"));
     }
@@ -37,7 +38,8 @@ fn local_alias(app: &App, alias: &str) -> Result<()> {
 fn levels(room: &rooms::RoomHandle, user_id: &str, event_type: &str) -> (i64, i64) {
     let p = rooms::state_content(room, "m.room.power_levels", "").unwrap_or(json!({}));
     let mine = p["users"][user_id].as_i64().unwrap_or(p["users_default"].as_i64().unwrap_or(0));
-    let needed = p["events"][event_type].as_i64().unwrap_or(p["state_default"].as_i64().unwrap_or(50));
+    let needed =
+        p["events"][event_type].as_i64().unwrap_or(p["state_default"].as_i64().unwrap_or(50));
     (mine, needed)
 }
 
@@ -62,7 +64,8 @@ async fn put_alias(app: Arc<App>, req: Req) -> Result<Resp> {
 
 async fn get_alias(app: Arc<App>, req: Req) -> Result<Resp> {
     let alias = req.param(0).to_string();
-    ruma::RoomAliasId::parse(&alias).map_err(|_| invalid_param(format!("Invalid room alias {alias}")))?;
+    ruma::RoomAliasId::parse(&alias)
+        .map_err(|_| invalid_param(format!("Invalid room alias {alias}")))?;
     let a = alias.clone();
     let found = app.db.read(move |c| room_store::get_alias(c, &a)).await?;
     let (room_id, _) = found.ok_or_else(|| not_found(format!("Room alias {alias} not found")))?;
@@ -75,7 +78,8 @@ async fn delete_alias(app: Arc<App>, req: Req) -> Result<Resp> {
     local_alias(&app, &alias)?;
     let a = alias.clone();
     let found = app.db.read(move |c| room_store::get_alias(c, &a)).await?;
-    let (room_id, creator) = found.ok_or_else(|| not_found(format!("Room alias {alias} not found")))?;
+    let (room_id, creator) =
+        found.ok_or_else(|| not_found(format!("Room alias {alias} not found")))?;
     if creator != user.user_id && !user.is_admin {
         // As in Synapse: otherwise only users who may change the canonical alias.
         let room = app.rooms.lock(&app, &room_id).await?;
@@ -113,8 +117,12 @@ async fn put_visibility(app: Arc<App>, req: Req) -> Result<Resp> {
     };
     let room = app.rooms.lock(&app, &room_id).await?;
     let (mine, needed) = levels(&room, &user.user_id, "m.room.canonical_alias");
-    if !user.is_admin && (mine < needed || room.membership_of(&user.user_id).as_deref() != Some("join")) {
-        return Err(Error::Forbidden("You don't have permission to change the room's directory visibility".into()));
+    if !user.is_admin
+        && (mine < needed || room.membership_of(&user.user_id).as_deref() != Some("join"))
+    {
+        return Err(Error::Forbidden(
+            "You don't have permission to change the room's directory visibility".into(),
+        ));
     }
     let nid = room.nid;
     drop(room);
@@ -159,7 +167,12 @@ fn summarise(c: &rusqlite::Connection, room: &room_store::RoomRow) -> Result<Val
     Ok(v)
 }
 
-async fn public_rooms(app: &App, limit: Option<u64>, since: Option<&str>, search: Option<String>) -> Result<Resp> {
+async fn public_rooms(
+    app: &App,
+    limit: Option<u64>,
+    since: Option<&str>,
+    search: Option<String>,
+) -> Result<Resp> {
     let offset = match since {
         None => 0,
         Some(s) => s
@@ -186,9 +199,10 @@ async fn public_rooms(app: &App, limit: Option<u64>, since: Option<&str>, search
     }
     // Largest rooms first, as Synapse orders them; room ID breaks ties stably.
     all.sort_by(|a, b| {
-        b["num_joined_members"].as_u64().cmp(&a["num_joined_members"].as_u64()).then_with(|| {
-            a["room_id"].as_str().cmp(&b["room_id"].as_str())
-        })
+        b["num_joined_members"]
+            .as_u64()
+            .cmp(&a["num_joined_members"].as_u64())
+            .then_with(|| a["room_id"].as_str().cmp(&b["room_id"].as_str()))
     });
     let total = all.len();
     let limit = limit.map(|l| l as usize).unwrap_or(total).min(500);
@@ -219,7 +233,11 @@ fn check_server(app: &App, server: Option<&str>) -> Result<()> {
 async fn public_rooms_get(app: Arc<App>, req: Req) -> Result<Resp> {
     let _user: User = app.auth(&req).await?;
     check_server(&app, req.query("server"))?;
-    let limit = req.query("limit").map(|l| l.parse::<u64>()).transpose().map_err(|_| invalid_param("limit"))?;
+    let limit = req
+        .query("limit")
+        .map(|l| l.parse::<u64>())
+        .transpose()
+        .map_err(|_| invalid_param("limit"))?;
     public_rooms(&app, limit, req.query("since"), None).await
 }
 
@@ -229,7 +247,9 @@ async fn public_rooms_post(app: Arc<App>, req: Req) -> Result<Resp> {
     let body = req.json_object(true)?;
     let limit = match body.get("limit") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| bad_json("'limit' must be a non-negative integer"))?),
+        Some(v) => {
+            Some(v.as_u64().ok_or_else(|| bad_json("'limit' must be a non-negative integer"))?)
+        }
     };
     let since = match body.get("since") {
         None | Some(Value::Null) => None,

@@ -85,11 +85,13 @@ async fn login(app: Arc<App>, req: Req) -> Result<Resp> {
 async fn logout(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth(&req).await?;
     app.db.write(move |c| devices::delete_by_nid(c, user.device_nid)).await?;
+    app.notifier.notify(); // a device-list change
     Ok(empty_object())
 }
 
 async fn logout_all(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth(&req).await?;
     app.db.write(move |c| devices::delete_all_except(c, user.user_nid, None)).await?;
+    app.notifier.notify(); // a device-list change
     Ok(empty_object())
 }

@@ -8,15 +8,23 @@ pub mod devices;
 pub mod directory;
 pub mod discovery;
 pub mod filter;
+pub mod key_backup;
+pub mod keys;
 pub mod login;
 pub mod membership;
+pub mod presence;
 pub mod profile;
 pub mod push_rules;
+pub mod receipts;
 pub mod register;
 pub mod room_events;
 pub mod room_send;
 pub mod room_state;
 pub mod sync;
+pub mod tags;
+pub mod to_device;
+pub mod typing;
+pub mod user_directory;
 
 use crate::error::{Error, Result};
 use crate::http::auth::User;
@@ -40,6 +48,14 @@ pub fn routes(r: &mut Router) {
     room_send::routes(r);
     room_events::routes(r);
     directory::routes(r);
+    typing::routes(r);
+    receipts::routes(r);
+    presence::routes(r);
+    tags::routes(r);
+    user_directory::routes(r);
+    keys::routes(r);
+    to_device::routes(r);
+    key_backup::routes(r);
 }
 
 /// Endpoints under `/user/{userId}/...` act only on the caller's own data.

@@ -17,6 +17,94 @@ use crate::sync::SyncToken;
 pub fn routes(r: &mut Router) {
     r.get("/_matrix/client/{v}/rooms/{}/event/{}", get_event);
     r.get("/_matrix/client/{v}/rooms/{}/messages", messages);
+    r.get("/_matrix/client/{v}/rooms/{}/context/{}", context);
+    r.get("/_matrix/client/v1/rooms/{}/timestamp_to_event", timestamp_to_event);
+}
+
+async fn context(app: Arc<App>, req: Req) -> Result<Resp> {
+    let user = app.auth(&req).await?;
+    let room = super::room_state::joined_room(&app, &user, req.param(0)).await?;
+    let event_id = req.param(1).to_string();
+    ruma::EventId::parse(&event_id).map_err(|_| invalid_param("Invalid event ID"))?;
+    let limit = match req.query("limit") {
+        None => 10,
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| invalid_param("limit must be a number"))?
+            .clamp(0, MAX_LIMIT),
+    };
+    // As in Synapse: half the limit before the event, the rest after.
+    let (before_n, after_n) = (limit / 2, limit - limit / 2);
+    let (nid, dev, uid) = (user.user_nid, user.device_id.clone(), user.user_id.clone());
+    let body = app
+        .db
+        .read(move |c| {
+            let Some(row) = events::by_id(c, &event_id)? else { return Ok(None) };
+            let Some(pos) =
+                row.stream_pos.filter(|_| row.room_nid == room.nid && row.rejected.is_none())
+            else {
+                return Ok(None);
+            };
+            let current: i64 =
+                c.query_row("SELECT position FROM streams WHERE name = 'events'", [], |r| {
+                    r.get(0)
+                })?;
+            let before = events::timeline_desc(c, room.nid, 0, pos - 1, before_n)?;
+            let after = events::timeline_asc(c, room.nid, pos + 1, current + 1, after_n)?;
+            let v = Viewer { user_nid: nid, user_id: &uid, device_id: &dev };
+            let state_nids: Vec<i64> = match row.state_before {
+                Some(g) => crate::store::state::state_at(c, g)?.into_values().collect(),
+                None => vec![],
+            };
+            let state = format::client_events(c, &events::by_nids(c, &state_nids)?, None)?;
+            let start = before.last().and_then(|r| r.stream_pos).map(|p| p - 1).unwrap_or(pos - 1);
+            let end = after.last().and_then(|r| r.stream_pos).unwrap_or(pos);
+            Ok(Some(json!({
+                "event": format::client_event(c, &row, Some(v))?,
+                "events_before": format::client_events(c, &before, Some(v))?,
+                "events_after": format::client_events(c, &after, Some(v))?,
+                "start": format!("p{start}"),
+                "end": format!("p{end}"),
+                "state": state,
+            })))
+        })
+        .await?;
+    Ok(ok(&body.ok_or_else(|| not_found("Event not found."))?))
+}
+
+async fn timestamp_to_event(app: Arc<App>, req: Req) -> Result<Resp> {
+    let user = app.auth(&req).await?;
+    let room = super::room_state::joined_room(&app, &user, req.param(0)).await?;
+    let ts: i64 = req
+        .query("ts")
+        .ok_or_else(|| Error::MissingParam("Missing ts".into()))?
+        .parse()
+        .map_err(|_| invalid_param("ts must be a timestamp"))?;
+    let forwards = match req.query("dir") {
+        Some("f") => true,
+        Some("b") => false,
+        _ => return Err(invalid_param("dir must be 'f' or 'b'")),
+    };
+    let sql = if forwards {
+        "SELECT event_id, origin_server_ts FROM events WHERE room_nid = ?1 AND stream_pos IS NOT NULL
+         AND rejected IS NULL AND origin_server_ts >= ?2 ORDER BY origin_server_ts ASC, stream_pos ASC LIMIT 1"
+    } else {
+        "SELECT event_id, origin_server_ts FROM events WHERE room_nid = ?1 AND stream_pos IS NOT NULL
+         AND rejected IS NULL AND origin_server_ts <= ?2 ORDER BY origin_server_ts DESC, stream_pos DESC LIMIT 1"
+    };
+    let found = app
+        .db
+        .read(move |c| {
+            use rusqlite::OptionalExtension;
+            Ok(c.prepare_cached(sql)?
+                .query_row(rusqlite::params![room.nid, ts], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()?)
+        })
+        .await?;
+    let (event_id, origin_server_ts) = found.ok_or_else(|| not_found("No event found"))?;
+    Ok(ok(&json!({"event_id": event_id, "origin_server_ts": origin_server_ts})))
 }
 
 /// Largest page `/messages` returns; bigger limits are clamped, as in Synapse.
@@ -97,6 +185,8 @@ async fn messages(app: Arc<App>, req: Req) -> Result<Resp> {
             if let Some(f) = &filter {
                 rows.retain(|r| wanted(f, r));
             }
+            let ignored = crate::sync::rooms::ignored_users(c, nid)?;
+            rows.retain(|r| r.state_key.is_some() || !ignored.contains(&r.sender));
             let v = Viewer { user_nid: nid, user_id: &uid, device_id: &dev };
             let chunk = format::client_events(c, &rows, Some(v))?;
             let mut body = json!({"chunk": chunk, "start": format!("p{start}")});

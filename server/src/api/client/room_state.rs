@@ -120,7 +120,9 @@ async fn check_canonical_alias(app: &App, room_id: &str, content: &Value) -> Res
         None | Some(Value::Null) => {}
         Some(Value::Array(list)) => {
             for a in list {
-                let a = a.as_str().ok_or_else(|| Error::BadJson("'alt_aliases' must be strings".into()))?;
+                let a = a
+                    .as_str()
+                    .ok_or_else(|| Error::BadJson("'alt_aliases' must be strings".into()))?;
                 aliases.push(a.to_string());
             }
         }

@@ -46,6 +46,17 @@ async fn get_sync(app: Arc<App>, req: Req) -> Result<Resp> {
             Filter::parse(&v)?
         }
     };
+    if let Some(state) = req.query("set_presence") {
+        if !super::presence::STATES.contains(&state) {
+            return Err(invalid_param("set_presence must be online, unavailable or offline"));
+        }
+        // Only a change is written: every sync would otherwise wake every watcher.
+        let uid = user.user_id.clone();
+        let cur = app.db.read(move |c| crate::store::presence::get(c, &uid)).await?;
+        if cur.as_ref().map(|r| r.state.as_str()) != Some(state) {
+            super::presence::set(&app, &user.user_id, state, None).await?;
+        }
+    }
     let body = sync::sync(
         &app,
         &user,
