@@ -8,6 +8,7 @@ mod apidoc_versions;
 mod bad_input;
 mod directory;
 mod ephemeral;
+mod history_visibility;
 mod room_extras;
 mod sync_account_data;
 mod sync_rooms;

@@ -155,13 +155,15 @@ fn timeline(
     to: i64,
     limit: i64,
     f: Option<&RoomEventFilter>,
-    ignored: &HashSet<String>,
+    p: &Params<'_>,
+    currently_joined: bool,
 ) -> Result<(Vec<EventRow>, bool)> {
     let mut rows = events::timeline_desc(c, room_nid, from, to, limit + 1)?;
     let limited = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     rows.reverse();
-    rows.retain(|r| r.state_key.is_some() || !ignored.contains(&r.sender));
+    rows.retain(|r| r.state_key.is_some() || !p.ignored.contains(&r.sender));
+    let mut rows = crate::rooms::visibility::filter(c, rows, p.user_id, currently_joined)?;
     if let Some(f) = f {
         rows.retain(|r| {
             type_wanted(Some(&f.base), &r.event_type)
@@ -270,7 +272,7 @@ fn joined_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Opti
     let newly_joined = p.since.is_none_or(|s| m.stream_pos > s);
     let from = if newly_joined && p.since.is_none() { 0 } else { p.since.unwrap_or(0) };
     let tf = p.room_filter.and_then(|f| f.timeline.as_ref());
-    let (rows, limited) = timeline(c, m.room_nid, from, p.upto, p.timeline_limit, tf, &p.ignored)?;
+    let (rows, limited) = timeline(c, m.room_nid, from, p.upto, p.timeline_limit, tf, p, true)?;
     let account_data = room_account_data(c, p, &m.room_id, p.since.is_none() || newly_joined)?;
     let ephemeral = ephemeral(c, p, m, newly_joined)?;
     if p.since.is_some()
@@ -368,7 +370,7 @@ fn left_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Option
     let to = m.stream_pos.min(p.upto);
     let from = p.since.unwrap_or(0);
     let tf = p.room_filter.and_then(|f| f.timeline.as_ref());
-    let (rows, limited) = timeline(c, m.room_nid, from, to, p.timeline_limit, tf, &p.ignored)?;
+    let (rows, limited) = timeline(c, m.room_nid, from, to, p.timeline_limit, tf, p, false)?;
     let start_group = rows.first().and_then(|r| r.state_before);
     let since_group = match p.since {
         Some(s) => group_at(c, m.room_nid, s)?,

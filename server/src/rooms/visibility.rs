@@ -1,0 +1,54 @@
+//! History visibility (spec: client-server API, "Room History Visibility"): whether a user
+//! may see an event, from the room's `m.room.history_visibility` and the user's membership
+//! at that event.
+//!
+//! - `world_readable`: anyone.
+//! - `shared` (the default): members at the event, and anyone currently joined.
+//! - `invited`: from the user's invite onwards.
+//! - `joined`: from the user's join onwards.
+
+use rusqlite::Connection;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::store::events::{self, EventRow};
+use crate::store::state;
+
+fn content_field(c: &Connection, nid: Option<i64>, field: &str) -> Result<Option<String>> {
+    let Some(nid) = nid else { return Ok(None) };
+    let Some(row) = events::by_nid(c, nid)? else { return Ok(None) };
+    let v: Value = serde_json::from_str(&row.json).map_err(Error::internal)?;
+    Ok(v["content"][field].as_str().map(str::to_string))
+}
+
+/// May `user_id` see `row`? `currently_joined` is the user's current membership.
+pub fn visible(c: &Connection, row: &EventRow, user_id: &str, currently_joined: bool) -> Result<bool> {
+    let Some(group) = row.state_before else { return Ok(true) };
+    let hv = content_field(c, state::lookup(c, group, "m.room.history_visibility", "")?, "history_visibility")?
+        .unwrap_or_else(|| "shared".into());
+    if hv == "world_readable" {
+        return Ok(true);
+    }
+    // A user's own membership event counts with its own membership (they see their join).
+    let membership = if row.event_type == "m.room.member" && row.state_key.as_deref() == Some(user_id) {
+        content_field(c, Some(row.nid), "membership")?
+    } else {
+        content_field(c, state::lookup(c, group, "m.room.member", user_id)?, "membership")?
+    };
+    Ok(match membership.as_deref() {
+        Some("join") => true,
+        Some("invite") if hv == "invited" || hv == "shared" && currently_joined => true,
+        _ => hv == "shared" && currently_joined,
+    })
+}
+
+/// Keep the events the user may see.
+pub fn filter(c: &Connection, rows: Vec<EventRow>, user_id: &str, currently_joined: bool) -> Result<Vec<EventRow>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        if visible(c, &r, user_id, currently_joined)? {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
