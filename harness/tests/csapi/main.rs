@@ -10,5 +10,6 @@ mod directory;
 mod ephemeral;
 mod history_visibility;
 mod room_extras;
+mod room_upgrade;
 mod sync_account_data;
 mod sync_rooms;

@@ -10,6 +10,7 @@ pub mod create;
 pub mod format;
 pub mod membership;
 pub mod pdu;
+pub mod upgrade;
 pub mod visibility;
 
 use std::collections::HashMap;

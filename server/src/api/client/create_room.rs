@@ -13,6 +13,26 @@ use crate::rooms::create::{self, CreateRoom};
 
 pub fn routes(r: &mut Router) {
     r.post("/_matrix/client/{v}/createRoom", create_room);
+    r.post("/_matrix/client/{v}/rooms/{}/upgrade", upgrade);
+}
+
+async fn upgrade(app: Arc<App>, req: Req) -> Result<Resp> {
+    let user = app.auth_member(&req).await?;
+    let room_id = req.param(0).to_string();
+    ruma::RoomId::parse(&room_id).map_err(|_| crate::error::invalid_param("Invalid room ID"))?;
+    let body = req.json_object(false)?;
+    let version = body
+        .get("new_version")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| crate::error::bad_json("'new_version' must be a string"))?;
+    if !crate::api::client::capabilities::ROOM_VERSIONS.contains(&version) {
+        return Err(crate::error::Error::UnsupportedRoomVersion(format!("Room version {version} is not supported")));
+    }
+    let new_room = crate::rooms::upgrade::upgrade(&app, &user.user_id, &room_id, version).await.map_err(|e| match e {
+        crate::error::Error::NotFound(_) => crate::error::Error::Forbidden("You are not in the room".into()),
+        other => other,
+    })?;
+    Ok(ok(&json!({"replacement_room": new_room})))
 }
 
 async fn create_room(app: Arc<App>, req: Req) -> Result<Resp> {
