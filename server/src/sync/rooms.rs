@@ -153,11 +153,11 @@ fn timeline(
     room_nid: i64,
     from: i64,
     to: i64,
-    limit: i64,
-    f: Option<&RoomEventFilter>,
     p: &Params<'_>,
     currently_joined: bool,
 ) -> Result<(Vec<EventRow>, bool)> {
+    let limit = p.timeline_limit;
+    let f = p.room_filter.and_then(|f| f.timeline.as_ref());
     let mut rows = events::timeline_desc(c, room_nid, from, to, limit + 1)?;
     let limited = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
@@ -271,8 +271,7 @@ fn summary(c: &Connection, room_nid: i64, user_id: &str) -> Result<Value> {
 fn joined_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Option<Value>> {
     let newly_joined = p.since.is_none_or(|s| m.stream_pos > s);
     let from = if newly_joined && p.since.is_none() { 0 } else { p.since.unwrap_or(0) };
-    let tf = p.room_filter.and_then(|f| f.timeline.as_ref());
-    let (rows, limited) = timeline(c, m.room_nid, from, p.upto, p.timeline_limit, tf, p, true)?;
+    let (rows, limited) = timeline(c, m.room_nid, from, p.upto, p, true)?;
     let account_data = room_account_data(c, p, &m.room_id, p.since.is_none() || newly_joined)?;
     let ephemeral = ephemeral(c, p, m, newly_joined)?;
     if p.since.is_some()
@@ -369,8 +368,7 @@ fn left_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Option
     // The timeline stops at the leave: later events are not the user's to see.
     let to = m.stream_pos.min(p.upto);
     let from = p.since.unwrap_or(0);
-    let tf = p.room_filter.and_then(|f| f.timeline.as_ref());
-    let (rows, limited) = timeline(c, m.room_nid, from, to, p.timeline_limit, tf, p, false)?;
+    let (rows, limited) = timeline(c, m.room_nid, from, to, p, false)?;
     let start_group = rows.first().and_then(|r| r.state_before);
     let since_group = match p.since {
         Some(s) => group_at(c, m.room_nid, s)?,
