@@ -29,12 +29,11 @@ pub fn visible(c: &Connection, row: &EventRow, user_id: &str, currently_joined: 
     if hv == "world_readable" {
         return Ok(true);
     }
-    // A user's own membership event counts with its own membership (they see their join).
-    let membership = if row.event_type == "m.room.member" && row.state_key.as_deref() == Some(user_id) {
-        content_field(c, Some(row.nid), "membership")?
-    } else {
-        content_field(c, state::lookup(c, group, "m.room.member", user_id)?, "membership")?
-    };
+    // Users always see their own membership events (their join, invite, leave, ban).
+    if row.event_type == "m.room.member" && row.state_key.as_deref() == Some(user_id) {
+        return Ok(true);
+    }
+    let membership = content_field(c, state::lookup(c, group, "m.room.member", user_id)?, "membership")?;
     Ok(match membership.as_deref() {
         Some("join") => true,
         Some("invite") if hv == "invited" || hv == "shared" && currently_joined => true,
