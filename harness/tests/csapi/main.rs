@@ -13,3 +13,4 @@ mod room_extras;
 mod room_upgrade;
 mod sync_account_data;
 mod sync_rooms;
+mod unread_counts;

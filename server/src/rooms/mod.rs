@@ -10,6 +10,7 @@ pub mod create;
 pub mod format;
 pub mod membership;
 pub mod pdu;
+pub mod push;
 pub mod upgrade;
 pub mod visibility;
 
@@ -211,19 +212,19 @@ pub async fn persist(
 ) -> Result<()> {
     let room_nid = room.nid;
     let mut group = room.state_group;
-    let jobs: Vec<(PduRef, Option<Txn>, String)> = batch
-        .into_iter()
-        .map(|(p, t)| {
-            let json = serde_json::to_string(&p.json).map_err(Error::internal)?;
-            Ok((p, t, json))
-        })
-        .collect::<Result<_>>()?;
+    let mut jobs: Vec<(PduRef, Option<Txn>, String, Vec<push::PushAction>)> = vec![];
+    for (p, t) in batch {
+        let json = serde_json::to_string(&p.json).map_err(Error::internal)?;
+        // Room creation has no other members to notify.
+        let actions = if room.nid == 0 || room.state.is_empty() { vec![] } else { push::evaluate(app, room, &p).await? };
+        jobs.push((p, t, json, actions));
+    }
     let jobs2 = jobs.clone();
     let outcome = app
         .db
         .write(move |c| {
             let mut groups = vec![];
-            for (pdu, txn, json) in &jobs2 {
+            for (pdu, txn, json, actions) in &jobs2 {
                 let membership = (pdu.type_str() == "m.room.member")
                     .then(|| pdu.content_value()["membership"].as_str().map(str::to_string))
                     .flatten();
@@ -244,6 +245,9 @@ pub async fn persist(
                         .map(|t| (t.user_nid, t.device_id.as_str(), t.txn_id.as_str())),
                 };
                 let done = events::append(c, room_nid, group, &row)?;
+                for a in actions {
+                    events::add_push_action(c, room_nid, &a.user_id, done.stream_pos, a.highlight)?;
+                }
                 group = Some(done.state_after);
                 groups.push(done.state_after);
             }
@@ -252,7 +256,7 @@ pub async fn persist(
         .await;
     match outcome {
         Ok(g) => {
-            for (pdu, _, _) in jobs {
+            for (pdu, _, _, _) in jobs {
                 if let Some(k) = &pdu.state_key {
                     room.state.insert((pdu.type_str(), k.clone()), pdu.clone());
                 }

@@ -302,3 +302,24 @@ pub fn mark_redacted(
         .execute(params![event_id, by, redacted_json])?;
     Ok(())
 }
+
+pub fn add_push_action(conn: &Connection, room_nid: i64, user_id: &str, stream_pos: i64, highlight: bool) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO event_push_actions (room_nid, user_id, stream_pos, highlight) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![room_nid, user_id, stream_pos, highlight])?;
+    Ok(())
+}
+
+/// Unread notification and highlight counts: push actions past the user's latest
+/// unthreaded (or main-thread) read receipt, public or private.
+pub fn unread_counts(conn: &Connection, room_nid: i64, user_id: &str) -> Result<(i64, i64)> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(highlight), 0) FROM event_push_actions
+             WHERE room_nid = ?1 AND user_id = ?2 AND stream_pos > COALESCE((
+               SELECT MAX(e.stream_pos) FROM receipts r JOIN events e ON e.event_id = r.event_id
+               WHERE r.room_nid = ?1 AND r.user_id = ?2 AND r.thread_id IN ('', 'main')), 0)",
+        )?
+        .query_row(params![room_nid, user_id], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_rooms", include_str!("../../migrations/0002_rooms.sql")),
     ("0003_e2ee", include_str!("../../migrations/0003_e2ee.sql")),
     ("0004_receipts_presence", include_str!("../../migrations/0004_receipts_presence.sql")),
+    ("0005_push_actions", include_str!("../../migrations/0005_push_actions.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -299,13 +299,14 @@ fn joined_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Opti
     };
     let timeline_events: Vec<Value> =
         format::client_events(c, &rows, Some(p.viewer))?.into_iter().map(strip_room_id).collect();
+    let (notifications, highlights) = events::unread_counts(c, m.room_nid, p.user_id)?;
     Ok(Some(json!({
         "timeline": {"events": timeline_events, "limited": limited, "prev_batch": prev_batch},
         "state": {"events": state},
         "account_data": {"events": account_data},
         "ephemeral": {"events": ephemeral},
         "summary": summary(c, m.room_nid, p.user_id)?,
-        "unread_notifications": {"highlight_count": 0, "notification_count": 0},
+        "unread_notifications": {"highlight_count": highlights, "notification_count": notifications},
     })))
 }
 

@@ -1,0 +1,92 @@
+//! Push-rule evaluation for local members (ruma's implementation of the spec's rules):
+//! which events notify or highlight whom. The results feed the unread counts in `/sync`.
+
+use ruma::push::{Action, PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset};
+use ruma::room_version_rules::RoomPowerLevelsRules;
+use ruma::serde::Raw;
+use ruma::{Int, OwnedRoomId, OwnedUserId, UInt};
+use serde_json::{Value, json};
+
+use super::{PduRef, RoomHandle};
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::store::push_rules;
+
+/// A member the event notifies, and whether it highlights for them.
+#[derive(Debug, Clone)]
+pub struct PushAction {
+    pub user_id: String,
+    pub highlight: bool,
+}
+
+fn power_ctx(room: &RoomHandle) -> Option<PushConditionPowerLevelsCtx> {
+    let pl = super::state_content(room, "m.room.power_levels", "")?;
+    let users = pl["users"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(u, l)| Some((OwnedUserId::try_from(u.as_str()).ok()?, Int::new(l.as_i64()?)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut notifications = ruma::power_levels::NotificationPowerLevels::new();
+    if let Some(r) = pl["notifications"]["room"].as_i64().and_then(Int::new) {
+        notifications.room = r;
+    }
+    Some(PushConditionPowerLevelsCtx::new(
+        users,
+        Int::new(pl["users_default"].as_i64().unwrap_or(0)).unwrap_or_default(),
+        notifications,
+        RoomPowerLevelsRules::new(&room.rules.authorization, std::iter::empty()),
+    ))
+}
+
+/// Evaluate `pdu` for every local joined member but its sender.
+pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<PushAction>> {
+    let members: Vec<(String, String)> = room
+        .state
+        .iter()
+        .filter(|((t, _), e)| t == "m.room.member" && e.content_value()["membership"] == "join")
+        .map(|((_, k), e)| (k.clone(), e.content_value()["displayname"].as_str().unwrap_or(k).to_string()))
+        .collect();
+    let member_count = UInt::new(members.len() as u64).unwrap_or_default();
+    let local = format!(":{}", app.config.server_name);
+    let event = json!({
+        "type": pdu.type_str(),
+        "content": pdu.content_value(),
+        "sender": pdu.sender,
+        "room_id": pdu.room_id,
+        "event_id": pdu.event_id,
+        "state_key": pdu.state_key,
+        "origin_server_ts": pdu.origin_server_ts,
+    });
+    let raw: Raw<Value> = Raw::new(&event).map_err(Error::internal)?;
+    let room_id = OwnedRoomId::try_from(room.room_id.as_str()).map_err(Error::internal)?;
+    let power = power_ctx(room);
+    let mut out = vec![];
+    for (user_id, display_name) in members {
+        if user_id == pdu.sender.as_str() || !user_id.ends_with(&local) {
+            continue;
+        }
+        let Ok(uid) = OwnedUserId::try_from(user_id.as_str()) else { continue };
+        let uid2 = user_id.clone();
+        let nid = app.db.read(move |c| crate::store::users::get(c, &uid2)).await?.map(|u| u.nid);
+        let Some(nid) = nid else { continue };
+        let stored = app.db.read(move |c| push_rules::get(c, nid)).await?;
+        let rules: Ruleset = match stored {
+            Some(text) => {
+                let v: Value = serde_json::from_str(&text).map_err(Error::internal)?;
+                serde_json::from_value(v["global"].clone()).unwrap_or_else(|_| Ruleset::server_default(&uid))
+            }
+            None => Ruleset::server_default(&uid),
+        };
+        let mut ctx = PushConditionRoomCtx::new(room_id.clone(), member_count, uid, display_name);
+        ctx.power_levels = power.clone();
+        let actions = rules.get_actions(&raw, &ctx).await;
+        if actions.iter().any(Action::should_notify) {
+            let highlight = actions.iter().any(Action::is_highlight);
+            out.push(PushAction { user_id, highlight });
+        }
+    }
+    Ok(out)
+}
