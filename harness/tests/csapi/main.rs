@@ -9,6 +9,7 @@ mod bad_input;
 mod directory;
 mod ephemeral;
 mod history_visibility;
+mod knocking;
 mod room_extras;
 mod room_upgrade;
 mod sync_account_data;

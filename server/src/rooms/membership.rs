@@ -99,6 +99,19 @@ pub async fn set_membership(
     if membership == "leave" && sender == target && current.is_none() {
         return Err(Error::Forbidden("You are not in this room".into()));
     }
+    if membership == "knock" && current.as_deref() == Some("join") {
+        return Err(Error::Forbidden("You are already in the room".into()));
+    }
+    let mut content = with_reason(json!({"membership": membership}), reason);
+    if membership == "knock" {
+        // A knock shows who knocks, like a join.
+        let profile = profile_content(app, target, "knock").await?;
+        for k in ["displayname", "avatar_url"] {
+            if let Some(v) = profile.get(k) {
+                content[k] = v.clone();
+            }
+        }
+    }
     let new = NewEvent::state(
         "m.room.member",
         target,

@@ -116,6 +116,7 @@ fn build(c: &Connection, p: &Params<'_>) -> Result<Value> {
     let mut join = Map::new();
     let mut invite = Map::new();
     let mut leave = Map::new();
+    let mut knock = Map::new();
     let include_leave = p.room_filter.and_then(|f| f.include_leave).unwrap_or(false);
     for m in events::memberships_of(c, p.user_id)? {
         if m.stream_pos > p.upto || !room_wanted(p.room_filter, &m.room_id) {
@@ -134,6 +135,10 @@ fn build(c: &Connection, p: &Params<'_>) -> Result<Value> {
                     invite.insert(m.room_id.clone(), invited_room(c, &m)?);
                 }
             }
+            "knock" if changed_since => {
+                let v = invited_room(c, &m)?;
+                knock.insert(m.room_id.clone(), json!({"knock_state": v["invite_state"]}));
+            }
             "leave" | "ban"
                 if !m.forgotten && (p.since.is_some() && changed_since || include_leave) =>
             {
@@ -144,7 +149,7 @@ fn build(c: &Connection, p: &Params<'_>) -> Result<Value> {
             _ => {}
         }
     }
-    Ok(json!({"join": join, "invite": invite, "leave": leave, "knock": {}}))
+    Ok(json!({"join": join, "invite": invite, "leave": leave, "knock": knock}))
 }
 
 /// Events of the timeline in `(from, to]`, oldest first, and whether older ones were cut.

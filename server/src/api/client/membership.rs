@@ -22,6 +22,7 @@ pub fn routes(r: &mut Router) {
     r.post("/_matrix/client/{v}/rooms/{}/unban", unban);
     r.post("/_matrix/client/{v}/rooms/{}/forget", forget);
     r.get("/_matrix/client/{v}/joined_rooms", joined_rooms);
+    r.post("/_matrix/client/{v}/knock/{}", knock);
 }
 
 fn reason(body: &serde_json::Map<String, Value>) -> Result<Option<String>> {
@@ -111,6 +112,24 @@ async fn change_other(app: &App, req: &Req, membership_value: &str) -> Result<Re
 }
 
 async fn kick(app: Arc<App>, req: Req) -> Result<Resp> {
+    // The auth rules let a moderator "kick" anyone not banned, even someone who never
+    // joined or already left; like Synapse, only someone in the room (or invited or
+    // knocking) can be kicked.
+    app.auth_member(&req).await?;
+    let body = req.json_object(false)?;
+    let target = user_id_field(&body)?;
+    let room_id = membership::resolve_room(&app, req.param(0)).await?;
+    let (rid, t) = (room_id.clone(), target.clone());
+    let current = app
+        .db
+        .read(move |c| match rooms::get(c, &rid)? {
+            Some(r) => events::membership(c, r.nid, &t),
+            None => Ok(None),
+        })
+        .await?;
+    if !matches!(current.as_deref(), Some("join" | "invite" | "knock")) {
+        return Err(Error::Forbidden("The target user is not in the room".into()));
+    }
     change_other(&app, &req, "leave").await
 }
 
@@ -160,6 +179,16 @@ async fn forget(app: Arc<App>, req: Req) -> Result<Resp> {
         .await?;
     app.notifier.notify();
     Ok(empty_object())
+}
+
+async fn knock(app: Arc<App>, req: Req) -> Result<Resp> {
+    let user = app.auth_member(&req).await?;
+    let body = req.json_object(true)?;
+    let room_id = membership::resolve_room(&app, req.param(0)).await?;
+    let r = reason(&body)?;
+    membership::set_membership(&app, &user.user_id, &room_id, &user.user_id, "knock", r.as_deref(), None)
+        .await?;
+    Ok(ok(&json!({"room_id": room_id})))
 }
 
 async fn joined_rooms(app: Arc<App>, req: Req) -> Result<Resp> {
