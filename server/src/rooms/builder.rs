@@ -120,18 +120,28 @@ pub fn build(
         let id = format!("${}:{}", crate::users::random_string(18), app.config.server_name);
         obj.insert("event_id".into(), canonical(json!(id))?);
     }
+    let too_large = |size: usize| {
+        Error::TooLarge(format!("Event is {size} bytes; the limit is {MAX_PDU_BYTES}"))
+    };
+    // Check before hashing too: ruma refuses to hash an event over the limit, which is
+    // the client's mistake (413), not the server's.
+    let unsigned_size = serde_json::to_vec(&obj).map_err(Error::internal)?.len();
+    if unsigned_size > MAX_PDU_BYTES {
+        return Err(too_large(unsigned_size));
+    }
     ruma::signatures::hash_and_sign_event(
         app.config.server_name.as_str(),
         &app.signing_key.pair,
         &mut obj,
         &room.rules.redaction,
     )
-    .map_err(|e| Error::internal(format!("signing: {e}")))?;
+    .map_err(|e| match e {
+        ruma::signatures::JsonError::PduTooLarge => too_large(unsigned_size),
+        e => Error::internal(format!("signing: {e}")),
+    })?;
     let size = serde_json::to_vec(&obj).map_err(Error::internal)?.len();
     if size > MAX_PDU_BYTES {
-        return Err(Error::TooLarge(format!(
-            "Event is {size} bytes; the limit is {MAX_PDU_BYTES}"
-        )));
+        return Err(too_large(size));
     }
     let event_id = if v1_ids {
         obj.get("event_id").and_then(|v| v.as_str()).map(str::to_string).unwrap_or_default()

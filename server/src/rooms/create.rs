@@ -197,7 +197,11 @@ pub async fn create(app: &App, creator: &str, req: CreateRoom) -> Result<String>
         plan.push(NewEvent::state("m.room.name", "", json!({"name": n})));
     }
     if let Some(t) = &req.topic {
-        plan.push(NewEvent::state("m.room.topic", "", json!({"topic": t})));
+        // The plain text also goes into an `m.topic` block with the text/plain mimetype
+        // (Matrix 1.15), as Synapse does.
+        let content =
+            json!({"topic": t, "m.topic": {"m.text": [{"body": t, "mimetype": "text/plain"}]}});
+        plan.push(NewEvent::state("m.room.topic", "", content));
     }
     for u in &req.invite {
         let mut content = json!({"membership": "invite"});

@@ -157,6 +157,8 @@ async fn load(app: &App, room_id: &str) -> Result<RoomHandle> {
 pub struct Txn {
     pub user_nid: i64,
     pub device_id: String,
+    /// The endpoint the ID was used on (room and `send` / `redact`): IDs are per endpoint.
+    pub scope: String,
     pub txn_id: String,
 }
 
@@ -186,7 +188,7 @@ pub async fn send(
     if let Some(t) = &txn {
         let t = t.clone();
         let prior =
-            app.db.read(move |c| events::txn_event(c, t.user_nid, &t.device_id, &t.txn_id)).await?;
+            app.db.read(move |c| events::txn_event(c, t.user_nid, &t.device_id, &t.scope, &t.txn_id)).await?;
         if let Some(id) = prior {
             return OwnedEventId::try_from(id).map_err(Error::internal);
         }
@@ -196,7 +198,7 @@ pub async fn send(
     if let Some(t) = &txn {
         let t = t.clone();
         let prior =
-            app.db.read(move |c| events::txn_event(c, t.user_nid, &t.device_id, &t.txn_id)).await?;
+            app.db.read(move |c| events::txn_event(c, t.user_nid, &t.device_id, &t.scope, &t.txn_id)).await?;
         if let Some(id) = prior {
             return OwnedEventId::try_from(id).map_err(Error::internal);
         }
@@ -242,7 +244,7 @@ pub async fn persist(
                     membership: membership.as_deref(),
                     txn: txn
                         .as_ref()
-                        .map(|t| (t.user_nid, t.device_id.as_str(), t.txn_id.as_str())),
+                        .map(|t| (t.user_nid, t.device_id.as_str(), t.scope.as_str(), t.txn_id.as_str())),
                 };
                 let done = events::append(c, room_nid, group, &row)?;
                 for a in actions {

@@ -118,7 +118,8 @@ pub struct NewEventRow<'a> {
     pub prev_events: &'a [String],
     /// For `m.room.member` events: the target's membership.
     pub membership: Option<&'a str>,
-    pub txn: Option<(i64, &'a str, &'a str)>,
+    /// (user nid, device ID, scope, transaction ID).
+    pub txn: Option<(i64, &'a str, &'a str, &'a str)>,
 }
 
 pub struct Persisted {
@@ -201,11 +202,12 @@ pub fn append(
         )?
         .execute(params![room_nid, target, m, nid, stream_pos])?;
     }
-    if let Some((user_nid, device_id, txn_id)) = e.txn {
+    if let Some((user_nid, device_id, scope, txn_id)) = e.txn {
         conn.prepare_cached(
-            "INSERT INTO txn_ids (user_nid, device_id, txn_id, event_id) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO txn_ids (user_nid, device_id, scope, txn_id, event_id)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![user_nid, device_id, txn_id, e.event_id])?;
+        .execute(params![user_nid, device_id, scope, txn_id, e.event_id])?;
     }
     Ok(Persisted { nid, stream_pos, state_after })
 }
@@ -214,13 +216,15 @@ pub fn txn_event(
     conn: &Connection,
     user_nid: i64,
     device_id: &str,
+    scope: &str,
     txn_id: &str,
 ) -> Result<Option<String>> {
     Ok(conn
         .prepare_cached(
-            "SELECT event_id FROM txn_ids WHERE user_nid = ?1 AND device_id = ?2 AND txn_id = ?3",
+            "SELECT event_id FROM txn_ids
+             WHERE user_nid = ?1 AND device_id = ?2 AND scope = ?3 AND txn_id = ?4",
         )?
-        .query_row(params![user_nid, device_id, txn_id], |r| r.get(0))
+        .query_row(params![user_nid, device_id, scope, txn_id], |r| r.get(0))
         .optional()?)
 }
 

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_e2ee", include_str!("../../migrations/0003_e2ee.sql")),
     ("0004_receipts_presence", include_str!("../../migrations/0004_receipts_presence.sql")),
     ("0005_push_actions", include_str!("../../migrations/0005_push_actions.sql")),
+    ("0006_txn_scope", include_str!("../../migrations/0006_txn_scope.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

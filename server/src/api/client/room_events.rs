@@ -11,6 +11,7 @@ use crate::http::request::Req;
 use crate::http::response::{Resp, ok};
 use crate::http::router::Router;
 use crate::rooms::format::{self, Viewer};
+use crate::rooms::visibility;
 use crate::store::events;
 use crate::sync::SyncToken;
 
@@ -112,7 +113,13 @@ const MAX_LIMIT: i64 = 1000;
 
 async fn get_event(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth(&req).await?;
-    let room = super::room_state::joined_room(&app, &user, req.param(0)).await?;
+    // The spec's 404 covers "not found" and "you may not see it" alike, so an outsider
+    // learns nothing about the room's events.
+    let room =
+        super::room_state::readable_room(&app, &user, req.param(0)).await.map_err(|e| match e {
+            Error::Forbidden(_) => not_found("Event not found."),
+            other => other,
+        })?;
     let event_id = req.param(1).to_string();
     ruma::EventId::parse(&event_id).map_err(|_| invalid_param("Invalid event ID"))?;
     let (nid, dev, uid) = (user.user_nid, user.device_id.clone(), user.user_id.clone());
@@ -120,7 +127,11 @@ async fn get_event(app: Arc<App>, req: Req) -> Result<Resp> {
         .db
         .read(move |c| {
             let Some(row) = events::by_id(c, &event_id)? else { return Ok(None) };
-            if row.room_nid != room.nid || row.rejected.is_some() {
+            if row.room_nid != room.room.nid || row.rejected.is_some() {
+                return Ok(None);
+            }
+            // History visibility: e.g. a user who left sees what was sent while they were in.
+            if !visibility::visible(c, &row, &uid, room.left.is_none())? {
                 return Ok(None);
             }
             let v = Viewer { user_nid: nid, user_id: &uid, device_id: &dev };
@@ -144,7 +155,7 @@ pub fn parse_position(token: &str) -> Result<i64> {
 
 async fn messages(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth(&req).await?;
-    let room = super::room_state::joined_room(&app, &user, req.param(0)).await?;
+    let room = super::room_state::readable_room(&app, &user, req.param(0)).await?;
     let backwards = match req.query("dir") {
         Some("b") => true,
         Some("f") => false,
@@ -175,23 +186,55 @@ async fn messages(app: Arc<App>, req: Req) -> Result<Resp> {
                     r.get(0)
                 })?;
             let start = from.unwrap_or(if backwards { current } else { 0 });
-            let mut rows = if backwards {
-                let lower = to.unwrap_or(0);
-                events::timeline_desc(c, room.nid, lower, start, limit)?
-            } else {
-                let upper = to.unwrap_or(current);
-                events::timeline_asc(c, room.nid, start + 1, upper + 1, limit)?
-            };
-            if let Some(f) = &filter {
-                rows.retain(|r| wanted(f, r));
-            }
             let ignored = crate::sync::rooms::ignored_users(c, nid)?;
-            rows.retain(|r| r.state_key.is_some() || !ignored.contains(&r.sender));
+            let joined = room.left.is_none();
+            let shown = |r: &events::EventRow| -> Result<bool> {
+                Ok(filter.as_ref().is_none_or(|f| wanted(f, r))
+                    && (r.state_key.is_some() || !ignored.contains(&r.sender))
+                    && visibility::visible(c, r, &uid, joined)?)
+            };
+            // `limit` counts the events returned, after the filter and ignored users: read
+            // in batches until the page is full or the timeline (or `to`) is exhausted.
+            let batch = if filter.is_none() && ignored.is_empty() {
+                limit
+            } else {
+                (limit * 2).clamp(50, MAX_LIMIT)
+            };
+            let (lower, upper) =
+                if backwards { (to.unwrap_or(0), start) } else { (start, to.unwrap_or(current)) };
+            // A user who left sees nothing after their leave: stop reading there.
+            let upper = room.left.map_or(upper, |(left_at, _)| upper.min(left_at));
+            let mut rows: Vec<events::EventRow> = vec![];
+            // The position the next batch continues from (inclusive bound).
+            let mut cursor = if backwards { upper } else { lower + 1 };
+            let mut last_seen = None;
+            while (rows.len() as i64) < limit {
+                let got = if backwards {
+                    events::timeline_desc(c, room.room.nid, lower, cursor, batch)?
+                } else {
+                    events::timeline_asc(c, room.room.nid, cursor, upper + 1, batch)?
+                };
+                let exhausted = (got.len() as i64) < batch;
+                for r in got {
+                    let pos = r.stream_pos.unwrap_or_default();
+                    last_seen = Some(pos);
+                    cursor = if backwards { pos - 1 } else { pos + 1 };
+                    if shown(&r)? {
+                        rows.push(r);
+                        if rows.len() as i64 == limit {
+                            break;
+                        }
+                    }
+                }
+                if exhausted {
+                    break;
+                }
+            }
             let v = Viewer { user_nid: nid, user_id: &uid, device_id: &dev };
             let chunk = format::client_events(c, &rows, Some(v))?;
             let mut body = json!({"chunk": chunk, "start": format!("p{start}")});
             let full = rows.len() as i64 >= limit && limit > 0;
-            if let Some(last) = rows.last().and_then(|r| r.stream_pos)
+            if let Some(last) = last_seen
                 && full
             {
                 body["end"] = json!(format!("p{}", if backwards { last - 1 } else { last }));

@@ -18,8 +18,13 @@ pub fn routes(r: &mut Router) {
     r.put("/_matrix/client/{v}/rooms/{}/redact/{}/{}", redact);
 }
 
-fn txn(user: &crate::http::auth::User, txn_id: &str) -> Txn {
-    Txn { user_nid: user.user_nid, device_id: user.device_id.clone(), txn_id: txn_id.to_string() }
+fn txn(user: &crate::http::auth::User, scope: String, txn_id: &str) -> Txn {
+    Txn {
+        user_nid: user.user_nid,
+        device_id: user.device_id.clone(),
+        scope,
+        txn_id: txn_id.to_string(),
+    }
 }
 
 fn room_param(req: &Req) -> Result<String> {
@@ -44,9 +49,15 @@ async fn send(app: Arc<App>, req: Req) -> Result<Resp> {
     }
     let content = Value::Object(req.json_object(false)?);
     let new = NewEvent::message(&event_type, content);
-    let id = rooms::send(&app, &room_id, &user.user_id, new, Some(txn(&user, req.param(2))))
-        .await
-        .map_err(|e| not_in_room(e, &user.user_id, &room_id))?;
+    let id = rooms::send(
+        &app,
+        &room_id,
+        &user.user_id,
+        new,
+        Some(txn(&user, format!("{room_id}/send"), req.param(2))),
+    )
+    .await
+    .map_err(|e| not_in_room(e, &user.user_id, &room_id))?;
     Ok(ok(&json!({"event_id": id})))
 }
 
@@ -90,7 +101,9 @@ async fn redact(app: Arc<App>, req: Req) -> Result<Resp> {
     }
     // Idempotent per transaction ID.
     let (nid, dev, tid) = (user.user_nid, user.device_id.clone(), req.param(2).to_string());
-    if let Some(id) = app.db.read(move |c| events::txn_event(c, nid, &dev, &tid)).await? {
+    let scope = format!("{room_id}/redact");
+    let scope2 = scope.clone();
+    if let Some(id) = app.db.read(move |c| events::txn_event(c, nid, &dev, &scope, &tid)).await? {
         return Ok(ok(&json!({"event_id": id})));
     }
     let new = NewEvent {
@@ -99,9 +112,14 @@ async fn redact(app: Arc<App>, req: Req) -> Result<Resp> {
         content,
         redacts: Some(target.clone()),
     };
-    let id =
-        rooms::send_locked(&app, &mut room, &user.user_id, new, Some(txn(&user, req.param(2))))
-            .await?;
+    let id = rooms::send_locked(
+        &app,
+        &mut room,
+        &user.user_id,
+        new,
+        Some(txn(&user, scope2, req.param(2))),
+    )
+    .await?;
     // Apply the redaction to the stored event (the room version's algorithm).
     let rules = room.rules.clone();
     let redaction_id = id.to_string();

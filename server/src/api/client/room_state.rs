@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value, json};
 
 use crate::app::App;
@@ -45,17 +46,83 @@ pub async fn joined_room(app: &App, user: &User, room_id: &str) -> Result<RoomRo
     }
 }
 
+/// A room as a user may read it: as it is now if they are joined; as it was when they left
+/// if they left and have not forgotten it (the spec: "If the user has left the room then
+/// the state is taken from the state of the room when they left"). Anyone else gets the
+/// same 403 as for an unknown room. Banned users read nothing, as in Synapse.
+pub struct Readable {
+    pub room: RoomRow,
+    /// For a user who left: the stream position of their leave and the state after it.
+    pub left: Option<(i64, Option<i64>)>,
+}
+
+impl Readable {
+    /// The event nid for a state key, now or when the user left.
+    pub fn lookup(&self, c: &Connection, event_type: &str, state_key: &str) -> Result<Option<i64>> {
+        match self.left {
+            None => state::current_lookup(c, self.room.nid, event_type, state_key),
+            Some((_, Some(group))) => state::lookup(c, group, event_type, state_key),
+            Some((_, None)) => Ok(None),
+        }
+    }
+
+    /// The whole state as (type, state_key, event nid), now or when the user left.
+    pub fn state(&self, c: &Connection) -> Result<Vec<(String, String, i64)>> {
+        match self.left {
+            None => state::current(c, self.room.nid),
+            Some((_, Some(group))) => {
+                Ok(state::state_at(c, group)?.into_iter().map(|((t, k), n)| (t, k, n)).collect())
+            }
+            Some((_, None)) => Ok(vec![]),
+        }
+    }
+}
+
+pub async fn readable_room(app: &App, user: &User, room_id: &str) -> Result<Readable> {
+    ruma::RoomId::parse(room_id).map_err(|_| invalid_param("Invalid room ID"))?;
+    let (rid, uid) = (room_id.to_string(), user.user_id.clone());
+    let found = app
+        .db
+        .read(move |c| {
+            let Some(room) = room_store::get(c, &rid)? else { return Ok(None) };
+            let m = c
+                .prepare_cached(
+                    "SELECT membership, event_nid, stream_pos, forgotten FROM memberships
+                     WHERE room_nid = ?1 AND user_id = ?2",
+                )?
+                .query_row(rusqlite::params![room.nid, uid], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, bool>(3)?,
+                    ))
+                })
+                .optional()?;
+            Ok(match m {
+                Some((m, ..)) if m == "join" => Some(Readable { room, left: None }),
+                Some((m, event_nid, pos, false)) if m == "leave" => {
+                    let group = events::by_nid(c, event_nid)?.and_then(|e| e.state_after);
+                    Some(Readable { room, left: Some((pos, group)) })
+                }
+                _ => None,
+            })
+        })
+        .await?;
+    found.ok_or_else(|| Error::Forbidden(format!("User {} not in room {room_id}", user.user_id)))
+}
+
 fn state_key(req: &Req) -> String {
     req.params.get(2).cloned().unwrap_or_default()
 }
 
 async fn get_state(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth(&req).await?;
-    let room = joined_room(&app, &user, req.param(0)).await?;
+    let room = readable_room(&app, &user, req.param(0)).await?;
     let (t, k) = (req.param(1).to_string(), state_key(&req));
     let row = app
         .db
-        .read(move |c| match state::current_lookup(c, room.nid, &t, &k)? {
+        .read(move |c| match room.lookup(c, &t, &k)? {
             Some(nid) => events::by_nid(c, nid),
             None => Ok(None),
         })
@@ -67,12 +134,11 @@ async fn get_state(app: Arc<App>, req: Req) -> Result<Resp> {
 
 async fn all_state(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth(&req).await?;
-    let room = joined_room(&app, &user, req.param(0)).await?;
+    let room = readable_room(&app, &user, req.param(0)).await?;
     let list = app
         .db
         .read(move |c| {
-            let nids: Vec<i64> =
-                state::current(c, room.nid)?.into_iter().map(|(_, _, n)| n).collect();
+            let nids: Vec<i64> = room.state(c)?.into_iter().map(|(_, _, n)| n).collect();
             format::client_events(c, &events::by_nids(c, &nids)?, None)
         })
         .await?;
@@ -145,13 +211,14 @@ async fn check_canonical_alias(app: &App, room_id: &str, content: &Value) -> Res
 
 async fn members(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth(&req).await?;
-    let room = joined_room(&app, &user, req.param(0)).await?;
+    let room = readable_room(&app, &user, req.param(0)).await?;
     let only = req.query("membership").map(str::to_string);
     let not = req.query("not_membership").map(str::to_string);
     let chunk = app
         .db
         .read(move |c| {
-            let nids: Vec<i64> = state::current(c, room.nid)?
+            let nids: Vec<i64> = room
+                .state(c)?
                 .into_iter()
                 .filter(|(t, _, _)| t == "m.room.member")
                 .map(|(_, _, n)| n)
