@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod e2ee;
 pub mod error;
+pub mod federation;
 pub mod filter;
 pub mod http;
 pub mod keys;

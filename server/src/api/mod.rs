@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod federation;
 
 use crate::http::router::Router;
 
@@ -9,5 +10,6 @@ pub fn router() -> Router {
     let mut r = Router::default();
     client::routes(&mut r);
     admin::routes(&mut r);
+    federation::routes(&mut r);
     r
 }

@@ -1,0 +1,3 @@
+//! Server-server API scenarios. So far: the key server and the federation version.
+
+mod keys;
