@@ -11,11 +11,13 @@ GLIA_VENV_DIR="${GLIA_VENV_DIR:-$GLIA_REPO_ROOT/.venv}"
 # glia_venv NAME DIST==VERSION [EXTRA_PIP_ARGS...]
 # Creates $GLIA_VENV_DIR/NAME if needed and makes sure DIST is installed at VERSION; its
 # messages (and pip's) go to stderr. The venv's python is $GLIA_VENV_DIR/NAME/bin/python.
+# DIST may name extras (`matrix-nio[e2e]==0.26.0`), and EXTRA_PIP_ARGS may pin more
+# distributions (`vodozemac==0.10.0`): the venv counts as ready only when every pinned
+# `DIST==VERSION` argument is installed at its version.
 glia_venv() {
     local name="$1" spec="$2"
     shift 2
     local dir="$GLIA_VENV_DIR/$name"
-    local dist="${spec%%==*}" want="${spec#*==}"
     local py="$dir/bin/python"
     local python="${GLIA_PYTHON:-python3}"
 
@@ -24,14 +26,23 @@ glia_venv() {
         mkdir -p "$GLIA_VENV_DIR"
         "$python" -m venv "$dir"
     fi
-    local have
-    have="$("$py" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$dist" 2>/dev/null || true)"
-    if [[ "$have" == "$want" ]]; then
-        echo "$dist $have already installed in $dir" >&2
+    local all="$spec${*:+ $*}" arg dist want have missing=""
+    for arg in "$spec" "$@"; do
+        [[ "$arg" == -* || "$arg" != *==* ]] && continue
+        dist="${arg%%==*}"
+        dist="${dist%%\[*}"
+        want="${arg#*==}"
+        have="$("$py" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$dist" 2>/dev/null || true)"
+        if [[ "$have" != "$want" ]]; then
+            missing+=" $dist${have:+ (had $have)}"
+        fi
+    done
+    if [[ -z "$missing" ]]; then
+        echo "$all already installed in $dir" >&2
         return 0
     fi
-    echo "installing $spec into $dir${have:+ (had $have)}" >&2
+    echo "installing $all into $dir (missing:$missing)" >&2
     local start=$SECONDS
     "$py" -m pip install --quiet "$spec" "$@" >&2
-    echo "installed $spec in $((SECONDS - start)) s" >&2
+    echo "installed $all in $((SECONDS - start)) s" >&2
 }

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod deployment;
+pub mod federation;
 pub mod matchers;
 pub mod process;
 pub mod sync;

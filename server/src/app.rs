@@ -7,8 +7,10 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::federation::client::FederationClient;
 use crate::http::router::Router;
 use crate::keys::SigningKey;
+use crate::media::Media;
 use crate::notifier::Notifier;
 use crate::rooms::Rooms;
 use crate::store::Db;
@@ -28,6 +30,10 @@ pub struct App {
     pub notifier: Notifier,
     pub rooms: Rooms,
     pub typing: Typing,
+    /// Outbound federation requests (discovery, TLS, signing).
+    pub federation: FederationClient,
+    /// The media repository (files, thumbnails, waits for asynchronous uploads).
+    pub media: Media,
     pub started: Instant,
     /// Turns true when shutdown begins, so long-polls can answer at once.
     pub shutdown: watch::Receiver<bool>,

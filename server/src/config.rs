@@ -41,6 +41,98 @@ pub struct Config {
     pub password_login_enabled: bool,
     pub password_minimum_length: usize,
     pub admin_contact: Option<String>,
+    /// Test-setup keys: see [`TestSetup`]. Each one logs a warning at start-up.
+    pub test_setup: TestSetup,
+}
+
+/// Settings a test deployment (SyTest, a private test federation) needs and a production
+/// server must not get by accident. They keep Synapse's key names where Synapse has the
+/// same setting. Every non-default value is reported by [`Config::test_setup_warnings`],
+/// which `Server::start` logs at WARN.
+///
+/// Glia has no federation client and no rate limiting yet, so today these keys are
+/// parsed, validated and announced, and change nothing else; the federation client and
+/// the rate limiter must honour them when they arrive.
+#[derive(Debug, Clone)]
+pub struct TestSetup {
+    /// `federation_custom_ca_list`: PEM files of the certificate authorities that outbound
+    /// federation TLS trusts *instead of* the system roots (as in Synapse).
+    pub federation_custom_ca_list: Vec<PathBuf>,
+    /// `federation_verify_certificates` (default true): false accepts any certificate from
+    /// federation peers.
+    pub federation_verify_certificates: bool,
+    /// `ip_range_whitelist`: address ranges that outbound requests may reach although
+    /// they are loopback or private (which are refused by default, as in Synapse).
+    pub ip_range_whitelist: Vec<IpRange>,
+    /// `rc_disabled` (default false): true turns every rate limit off.
+    pub rc_disabled: bool,
+}
+
+impl Default for TestSetup {
+    fn default() -> Self {
+        TestSetup {
+            federation_custom_ca_list: Vec::new(),
+            federation_verify_certificates: true,
+            ip_range_whitelist: Vec::new(),
+            rc_disabled: false,
+        }
+    }
+}
+
+/// An address range in CIDR notation: `127.0.0.0/8`, `::1/128`, or a bare address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+impl IpRange {
+    pub fn parse(s: &str) -> Option<IpRange> {
+        let (addr, len) = match s.trim().split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s.trim(), None),
+        };
+        let addr: IpAddr = addr.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix_len = match len {
+            None => max,
+            Some(l) if l.bytes().all(|b| b.is_ascii_digit()) && !l.is_empty() => {
+                let n: u8 = l.parse().ok()?;
+                if n > max {
+                    return None;
+                }
+                n
+            }
+            Some(_) => return None,
+        };
+        Some(IpRange { addr, prefix_len })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn prefix_eq(a: &[u8], b: &[u8], len: u8) -> bool {
+            let (whole, rest) = ((len / 8) as usize, len % 8);
+            if a[..whole] != b[..whole] {
+                return false;
+            }
+            rest == 0 || (a[whole] ^ b[whole]) >> (8 - rest) == 0
+        }
+        // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4 address it carries.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(r), IpAddr::V4(a)) => prefix_eq(&r.octets(), &a.octets(), self.prefix_len),
+            (IpAddr::V6(r), IpAddr::V6(a)) => prefix_eq(&r.octets(), &a.octets(), self.prefix_len),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for IpRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +233,7 @@ impl Config {
             password_login_enabled: true,
             password_minimum_length: 0,
             admin_contact: None,
+            test_setup: TestSetup::default(),
         }
     }
 
@@ -225,6 +318,7 @@ impl Config {
             c.max_upload_size = v;
         }
         c.admin_contact = r.string("admin_contact");
+        read_test_setup(&mut r, &mut c.test_setup);
 
         if let Some(db) = r.child("database") {
             read_database(db, &mut c.database);
@@ -307,6 +401,47 @@ impl Config {
         }
     }
 
+    /// One loud line per test-setup key that weakens the server, for the start-up log.
+    pub fn test_setup_warnings(&self) -> Vec<String> {
+        const NOT_YET: &str = "(Glia has no federation client yet, so this has no effect today)";
+        let t = &self.test_setup;
+        let mut w = Vec::new();
+        if !t.federation_custom_ca_list.is_empty() {
+            let files: Vec<String> =
+                t.federation_custom_ca_list.iter().map(|p| p.display().to_string()).collect();
+            w.push(format!(
+                "TEST SETUP: federation_custom_ca_list: outbound federation trusts ONLY the CAs \
+                 in {} instead of the system's; for test or private federations only {NOT_YET}",
+                files.join(", ")
+            ));
+        }
+        if !t.federation_verify_certificates {
+            w.push(format!(
+                "TEST SETUP: federation_verify_certificates: false: federation peers' TLS \
+                 certificates are NOT verified, anyone on the path can impersonate any server; \
+                 never in production {NOT_YET}"
+            ));
+        }
+        if !t.ip_range_whitelist.is_empty() {
+            let ranges: Vec<String> = t.ip_range_whitelist.iter().map(|r| r.to_string()).collect();
+            w.push(format!(
+                "TEST SETUP: ip_range_whitelist: outbound requests may reach {} although \
+                 loopback/private addresses are refused by default; remote users can make this \
+                 server call those addresses {NOT_YET}",
+                ranges.join(", ")
+            ));
+        }
+        if t.rc_disabled {
+            w.push(
+                "TEST SETUP: rc_disabled: true: every rate limit is OFF, nothing slows down \
+                 password guessing, registration or message floods; never in production \
+                 (Glia has no rate limits yet, so this has no effect today)"
+                    .into(),
+            );
+        }
+        w
+    }
+
     /// The base URL clients should use, for `.well-known/matrix/client`.
     pub fn client_base_url(&self) -> String {
         match &self.public_baseurl {
@@ -314,6 +449,54 @@ impl Config {
             None => format!("https://{}/", self.server_name),
         }
     }
+}
+
+fn read_test_setup(r: &mut Reader<'_>, t: &mut TestSetup) {
+    if let Some(items) = r.list("federation_custom_ca_list") {
+        for (i, v) in items.iter().enumerate() {
+            match v.as_str() {
+                Some(p) if !p.is_empty() => t.federation_custom_ca_list.push(PathBuf::from(p)),
+                _ => r.error(
+                    &format!("federation_custom_ca_list[{i}]"),
+                    "must be the path of a PEM file".into(),
+                ),
+            }
+        }
+    }
+    bool_key(r, "federation_verify_certificates", &mut t.federation_verify_certificates);
+    if let Some(items) = r.list("ip_range_whitelist") {
+        for (i, v) in items.iter().enumerate() {
+            match v.as_str().and_then(IpRange::parse) {
+                Some(range) => t.ip_range_whitelist.push(range),
+                None => r.error(
+                    &format!("ip_range_whitelist[{i}]"),
+                    format!("{v:?} is not an address range like 127.0.0.0/8 or ::1/128"),
+                ),
+            }
+        }
+    }
+    bool_key(r, "rc_disabled", &mut t.rc_disabled);
+}
+
+/// Reads every `federation_custom_ca_list` file, so that a wrong path or a file without
+/// certificates stops the server at start-up rather than when federation first needs it.
+pub fn check_custom_ca_list(t: &TestSetup) -> Result<usize, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut n = 0;
+    for path in &t.federation_custom_ca_list {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("federation_custom_ca_list: {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "federation_custom_ca_list: {}: no certificate found",
+                path.display()
+            ));
+        }
+        n += certs.len();
+    }
+    Ok(n)
 }
 
 fn read_database(mut r: Reader<'_>, db: &mut DatabaseConfig) {
@@ -592,6 +775,115 @@ mod tests {
              enable_registration_without_verification: true\n",
         )
         .expect("allowed with opt-in");
+    }
+
+    #[test]
+    fn test_setup_keys_default_to_production_values() {
+        let (c, _) = Config::from_yaml_str("server_name: a.b\n").expect("valid");
+        let t = &c.test_setup;
+        assert!(t.federation_custom_ca_list.is_empty());
+        assert!(t.federation_verify_certificates);
+        assert!(t.ip_range_whitelist.is_empty());
+        assert!(!t.rc_disabled);
+        assert!(c.test_setup_warnings().is_empty());
+    }
+
+    #[test]
+    fn test_setup_keys_parse_and_warn() {
+        let yaml = "server_name: localhost:8800\n\
+                    federation_custom_ca_list: [/sytest/keys/ca.crt]\n\
+                    federation_verify_certificates: false\n\
+                    ip_range_whitelist: ['127.0.0.0/8', '::1/128', '10.1.2.3']\n\
+                    rc_disabled: true\n";
+        let (c, report) = Config::from_yaml_str(yaml).expect("valid");
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        let t = &c.test_setup;
+        assert_eq!(t.federation_custom_ca_list, vec![PathBuf::from("/sytest/keys/ca.crt")]);
+        assert!(!t.federation_verify_certificates);
+        assert_eq!(
+            t.ip_range_whitelist.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+            ["127.0.0.0/8", "::1/128", "10.1.2.3/32"]
+        );
+        assert!(t.rc_disabled);
+        let warnings = c.test_setup_warnings();
+        assert_eq!(warnings.len(), 4, "{warnings:?}");
+        for (w, key) in warnings.iter().zip([
+            "federation_custom_ca_list",
+            "federation_verify_certificates",
+            "ip_range_whitelist",
+            "rc_disabled",
+        ]) {
+            assert!(w.starts_with(&format!("TEST SETUP: {key}")), "{w}");
+            assert!(w.contains("no effect today"), "{w}");
+            assert!(!w.contains("  "), "one line, single spaces: {w}");
+        }
+    }
+
+    #[test]
+    fn bad_test_setup_values_are_named() {
+        let yaml = "server_name: a.b\n\
+                    federation_custom_ca_list: [ok.pem, 3, '']\n\
+                    federation_verify_certificates: nope\n\
+                    ip_range_whitelist: ['127.0.0.0/33', 'localhost', '::1/', '1.2.3.4/8x']\n\
+                    rc_disabled: 1\n";
+        let all = Config::from_yaml_str(yaml).expect_err("invalid").errors.join("\n");
+        for key in [
+            "federation_custom_ca_list[1]:",
+            "federation_custom_ca_list[2]:",
+            "federation_verify_certificates:",
+            "ip_range_whitelist[0]:",
+            "ip_range_whitelist[1]:",
+            "ip_range_whitelist[2]:",
+            "ip_range_whitelist[3]:",
+            "rc_disabled:",
+        ] {
+            assert!(all.contains(key), "{key} missing from:\n{all}");
+        }
+        assert!(!all.contains("federation_custom_ca_list[0]"), "{all}");
+        let err = Config::from_yaml_str("server_name: a.b\nip_range_whitelist: 127.0.0.1\n")
+            .expect_err("not a list");
+        assert_eq!(err.errors, ["ip_range_whitelist: must be a list"]);
+    }
+
+    #[test]
+    fn ip_ranges() {
+        let r = |s| IpRange::parse(s).expect(s);
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert!(r("127.0.0.0/8").contains(ip("127.1.2.3")));
+        assert!(!r("127.0.0.0/8").contains(ip("128.0.0.1")));
+        assert!(r("127.0.0.0/8").contains(ip("::ffff:127.0.0.1")), "v4-mapped");
+        assert!(r("::1/128").contains(ip("::1")));
+        assert!(!r("::1/128").contains(ip("::2")));
+        assert!(!r("::1/128").contains(ip("127.0.0.1")));
+        assert!(r("10.0.0.0/12").contains(ip("10.15.255.255")));
+        assert!(!r("10.0.0.0/12").contains(ip("10.16.0.0")));
+        assert!(r("0.0.0.0/0").contains(ip("8.8.8.8")));
+        assert!(r("fe80::/10").contains(ip("febf::1")));
+        assert!(!r("fe80::/10").contains(ip("fec0::1")));
+        assert_eq!(IpRange::parse("1.2.3.4/32").map(|r| r.prefix_len), Some(32));
+        for bad in ["1.2.3.4/33", "::/129", "x", "1.2.3.4/", "1.2.3.4/-1", "/8"] {
+            assert_eq!(IpRange::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn custom_ca_list_files_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("ca.pem");
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/tls/ca.crt"), &good)
+            .expect("copy fixture CA");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        let mut t = TestSetup::default();
+        assert_eq!(check_custom_ca_list(&t), Ok(0));
+        t.federation_custom_ca_list = vec![good.clone()];
+        assert_eq!(check_custom_ca_list(&t), Ok(1));
+        t.federation_custom_ca_list = vec![good, empty];
+        let err = check_custom_ca_list(&t).expect_err("empty file");
+        assert!(err.contains("no certificate found"), "{err}");
+        t.federation_custom_ca_list = vec![dir.path().join("missing.pem")];
+        let err = check_custom_ca_list(&t).expect_err("missing file");
+        assert!(err.starts_with("federation_custom_ca_list: "), "{err}");
     }
 
     #[test]

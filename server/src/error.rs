@@ -58,6 +58,12 @@ pub enum Error {
     BadAlias(String),
     #[error("{0}")]
     LimitExceeded(String, u64),
+    /// Media created with `/create` whose upload has not arrived (504 `M_NOT_YET_UPLOADED`).
+    #[error("{0}")]
+    NotYetUploaded(String),
+    /// An upload to a media ID that has content already (409 `M_CANNOT_OVERWRITE_MEDIA`).
+    #[error("{0}")]
+    CannotOverwriteMedia(String),
     /// A signature on uploaded key material does not verify (400 `M_INVALID_SIGNATURE`).
     #[error("{0}")]
     InvalidSignature(String),
@@ -92,7 +98,8 @@ impl Error {
             | UnsupportedRoomVersion(_)
             | RoomInUse(_)
             | BadAlias(_) => StatusCode::BAD_REQUEST,
-            Conflict(_) => StatusCode::CONFLICT,
+            Conflict(_) | CannotOverwriteMedia(_) => StatusCode::CONFLICT,
+            NotYetUploaded(_) => StatusCode::GATEWAY_TIMEOUT,
             NotFound(_) | Unrecognized(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed(_) | ServerControlled(_) => StatusCode::METHOD_NOT_ALLOWED,
             TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -126,6 +133,8 @@ impl Error {
             Unauthorized(_) => "M_UNAUTHORIZED",
             LimitExceeded(..) => "M_LIMIT_EXCEEDED",
             InvalidSignature(_) => "M_INVALID_SIGNATURE",
+            NotYetUploaded(_) => "M_NOT_YET_UPLOADED",
+            CannotOverwriteMedia(_) => "M_CANNOT_OVERWRITE_MEDIA",
             WrongRoomKeysVersion { .. } => "M_WRONG_ROOM_KEYS_VERSION",
             UnsupportedRoomVersion(_) => "M_UNSUPPORTED_ROOM_VERSION",
             RoomInUse(_) => "M_ROOM_IN_USE",

@@ -13,6 +13,7 @@ pub mod federation;
 pub mod filter;
 pub mod http;
 pub mod keys;
+pub mod media;
 pub mod notifier;
 pub mod rooms;
 pub mod store;
@@ -44,6 +45,10 @@ pub struct Server {
 impl Server {
     /// Open storage, load or create the keys and secrets, bind the listeners.
     pub async fn start(config: Config) -> Result<Server> {
+        for warning in config.test_setup_warnings() {
+            tracing::warn!("{warning}");
+        }
+        config::check_custom_ca_list(&config.test_setup).map_err(Error::internal)?;
         let db = Db::open(
             &config.database.path,
             config.database.synchronous_full,
@@ -62,6 +67,8 @@ impl Server {
             notifier: Default::default(),
             rooms: Default::default(),
             typing: Default::default(),
+            federation: federation::client::FederationClient::new(&config)?,
+            media: media::Media::open(media::MediaConfig::from_config(&config))?,
             shutdown: rx.clone(),
             started: Instant::now(),
             config,

@@ -1,3 +1,4 @@
 //! Server-server API scenarios. So far: the key server and the federation version.
 
+mod auth;
 mod keys;

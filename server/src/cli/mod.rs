@@ -1,5 +1,6 @@
-//! The command line: `serve`, `generate`, `register-user`, `check-config`.
+//! The command line: `serve`, `generate`, `register-user`, `check-config`, `backup`.
 
+pub mod backup;
 pub mod generate;
 pub mod http_client;
 pub mod register_user;

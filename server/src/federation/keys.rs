@@ -11,7 +11,11 @@ use crate::keys::SigningKey;
 pub const KEY_VALIDITY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The signed key response, valid until `now_ms + KEY_VALIDITY_MS`.
-pub fn server_keys(server_name: &str, key: &SigningKey, now_ms: i64) -> Result<CanonicalJsonObject> {
+pub fn server_keys(
+    server_name: &str,
+    key: &SigningKey,
+    now_ms: i64,
+) -> Result<CanonicalJsonObject> {
     let v = json!({
         "server_name": server_name,
         "valid_until_ts": now_ms + KEY_VALIDITY_MS,
@@ -37,7 +41,10 @@ mod tests {
         assert_eq!(v["valid_until_ts"], 1_000 + KEY_VALIDITY_MS);
         assert_eq!(v["verify_keys"]["ed25519:a_test"]["key"], key.public_key_base64());
         let mut set = PublicKeySet::new();
-        set.insert("ed25519:a_test".into(), ruma::serde::Base64::new(key.pair.public_key().to_vec()));
+        set.insert(
+            "ed25519:a_test".into(),
+            ruma::serde::Base64::new(key.pair.public_key().to_vec()),
+        );
         let mut map = PublicKeyMap::new();
         map.insert("example.org".into(), set);
         ruma::signatures::verify_json(&map, &obj).expect("self-signed");

@@ -1,5 +1,9 @@
-//! Federation: the server's signing keys as other servers see them, and the `X-Matrix`
-//! request signatures that authenticate server-to-server requests.
+//! Federation: the server's signing keys as other servers see them, other servers' keys,
+//! the `X-Matrix` request signatures that authenticate server-to-server requests,
+//! discovery and the outbound client.
 
+pub mod client;
+pub mod key_store;
 pub mod keys;
+pub mod resolve;
 pub mod xmatrix;

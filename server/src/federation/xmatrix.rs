@@ -76,16 +76,30 @@ fn split_params(s: &str) -> Vec<String> {
     out.into_iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
 }
 
-fn request_object(method: &str, uri: &str, origin: &str, destination: &str, content: Option<&Value>) -> Result<CanonicalJsonObject> {
+fn request_object(
+    method: &str,
+    uri: &str,
+    origin: &str,
+    destination: &str,
+    content: Option<&Value>,
+) -> Result<CanonicalJsonObject> {
     let mut v = json!({"method": method, "uri": uri, "origin": origin, "destination": destination});
     if let Some(c) = content {
         v["content"] = c.clone();
     }
-    serde_json::from_value(v).map_err(|e| Error::BadJson(format!("request body is not canonical JSON: {e}")))
+    serde_json::from_value(v)
+        .map_err(|e| Error::BadJson(format!("request body is not canonical JSON: {e}")))
 }
 
 /// The Authorization header value for an outbound request.
-pub fn sign(method: &str, uri: &str, origin: &str, destination: &str, content: Option<&Value>, key: &SigningKey) -> Result<String> {
+pub fn sign(
+    method: &str,
+    uri: &str,
+    origin: &str,
+    destination: &str,
+    content: Option<&Value>,
+    key: &SigningKey,
+) -> Result<String> {
     let mut obj = request_object(method, uri, origin, destination, content)?;
     ruma::signatures::sign_json(origin, &key.pair, &mut obj).map_err(Error::internal)?;
     let sig = obj
@@ -126,7 +140,8 @@ pub fn verify(
     set.insert(x.key.clone(), key);
     let mut map = PublicKeyMap::new();
     map.insert(x.origin.clone(), set);
-    ruma::signatures::verify_json(&map, &obj).map_err(|_| unauthorized("X-Matrix signature does not verify"))
+    ruma::signatures::verify_json(&map, &obj)
+        .map_err(|_| unauthorized("X-Matrix signature does not verify"))
 }
 
 #[cfg(test)]
@@ -139,7 +154,8 @@ mod tests {
         assert_eq!(x.origin, "origin.example");
         assert_eq!(x.destination.as_deref(), Some("dest.example"));
         assert_eq!((x.key.as_str(), x.sig.as_str()), ("ed25519:a_1", "ABC="));
-        let x = parse(r#"X-Matrix origin="a,b",key="k",sig="s",future="x""#).expect("quoted commas");
+        let x =
+            parse(r#"X-Matrix origin="a,b",key="k",sig="s",future="x""#).expect("quoted commas");
         assert_eq!(x.origin, "a,b");
         assert!(parse("Bearer abc").is_err());
         assert!(parse("X-Matrix origin=a").is_err());
@@ -161,6 +177,8 @@ mod tests {
         assert!(verify(&x, "PUT", uri, "b.example", Some(&json!({"pdus": [1]})), &pk).is_err());
         assert!(verify(&x, "PUT", uri, "c.example", Some(&body), &pk).is_err());
         let other = SigningKey::from_seed("a_k", &[4u8; 32]).expect("key");
-        assert!(verify(&x, "PUT", uri, "b.example", Some(&body), &other.public_key_base64()).is_err());
+        assert!(
+            verify(&x, "PUT", uri, "b.example", Some(&body), &other.public_key_base64()).is_err()
+        );
     }
 }

@@ -62,3 +62,40 @@ impl App {
         Ok(u)
     }
 }
+
+impl App {
+    /// The server behind an `X-Matrix` signed federation request: 401 `M_UNAUTHORIZED` for
+    /// a missing, malformed or forged signature, checked before any other work.
+    pub async fn auth_server(&self, req: &Req) -> Result<String> {
+        let header =
+            req.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(
+                || Error::Unauthorized("Missing X-Matrix Authorization header".into()),
+            )?;
+        let x = crate::federation::xmatrix::parse(header)?;
+        ruma::ServerName::parse(&x.origin)
+            .map_err(|_| Error::Unauthorized("Invalid origin".into()))?;
+        let content = if req.body.is_empty() { None } else { Some(req.json_value()?) };
+        let key = crate::federation::key_store::verify_key(
+            self,
+            &x.origin,
+            &x.key,
+            crate::store::now_ms(),
+        )
+        .await
+        .map_err(|e| match e {
+            Error::Unauthorized(m) => Error::Unauthorized(m),
+            other => {
+                Error::Unauthorized(format!("cannot get {}'s key {}: {other}", x.origin, x.key))
+            }
+        })?;
+        crate::federation::xmatrix::verify(
+            &x,
+            req.method.as_str(),
+            &req.uri,
+            self.config.server_name.as_str(),
+            content.as_ref(),
+            &key,
+        )?;
+        Ok(x.origin)
+    }
+}

@@ -1,5 +1,8 @@
 //! Listeners (plain and TLS, HTTP/1.1 and HTTP/2), the per-request pipeline (body limit,
 //! CORS, client address, routing, one log line) and graceful shutdown.
+//!
+//! Routing comes before the body is read: a buffered route gets the body read whole
+//! within `max_json_body`; a streaming route (media uploads) reads it itself.
 
 pub mod auth;
 pub mod request;
@@ -27,8 +30,8 @@ use crate::app::App;
 use crate::config::Listener;
 use crate::error::{Error, Result};
 use request::Req;
-use response::Resp;
-use router::Match;
+use response::StreamResp;
+use router::{Endpoint, Match};
 
 /// How long shutdown waits for in-flight requests before closing connections anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -150,7 +153,7 @@ async fn handle(
     listener: &Listener,
     peer: SocketAddr,
     req: http::Request<Incoming>,
-) -> Resp {
+) -> StreamResp {
     let started = Instant::now();
     let client_ip = client_ip(listener, peer.ip(), req.headers());
     let method = req.method().clone();
@@ -161,7 +164,7 @@ async fn handle(
             if let Error::Internal(cause) = &e {
                 tracing::error!(%method, %path, %cause, "request failed");
             }
-            response::from_error(&e)
+            response::streamed(response::from_error(&e))
         }
     };
     response::add_cors(&mut resp);
@@ -174,36 +177,26 @@ async fn handle(
     resp
 }
 
-async fn dispatch(app: Arc<App>, client_ip: IpAddr, req: http::Request<Incoming>) -> Result<Resp> {
+async fn dispatch(
+    app: Arc<App>,
+    client_ip: IpAddr,
+    req: http::Request<Incoming>,
+) -> Result<StreamResp> {
     let (parts, body) = req.into_parts();
     if parts.method == Method::OPTIONS {
         // CORS preflight: any path, no authentication, headers added by the caller.
         let mut r = response::empty_object();
         *r.status_mut() = StatusCode::NO_CONTENT;
         *r.body_mut() = Full::new(Bytes::new());
-        return Ok(r);
+        return Ok(response::streamed(r));
     }
-    let (handler, params) = match app.router.find(&parts.method, parts.uri.path()) {
-        Match::Found(h, p) => (h, p),
+    let (endpoint, params) = match app.router.find(&parts.method, parts.uri.path()) {
+        Match::Found(e, p) => (e, p),
         Match::WrongMethod => {
             return Err(Error::MethodNotAllowed("Unrecognized request".into()));
         }
         Match::NotFound => return Err(Error::Unrecognized("Unrecognized request".into())),
     };
-    let limit = app.config.max_json_body;
-    let too_large = || Error::TooLarge(format!("Request body exceeds {limit} bytes"));
-    if let Some(len) = parts.headers.get(http::header::CONTENT_LENGTH)
-        && len.to_str().ok().and_then(|s| s.parse::<u64>().ok()).is_some_and(|n| n > limit as u64)
-    {
-        return Err(too_large());
-    }
-    let body = Limited::new(body, limit).collect().await.map_err(|e| {
-        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-            too_large()
-        } else {
-            Error::BadJson(format!("could not read request body: {e}"))
-        }
-    })?;
     let query = parts
         .uri
         .query()
@@ -217,16 +210,36 @@ async fn dispatch(app: Arc<App>, client_ip: IpAddr, req: http::Request<Incoming>
                 .collect()
         })
         .unwrap_or_default();
-    let req = Req {
+    let mut req = Req {
         method: parts.method,
         path: parts.uri.path().to_string(),
+        uri: parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default(),
         params,
         query,
         headers: parts.headers,
-        body: body.to_bytes(),
+        body: Bytes::new(),
         client_ip,
     };
-    handler(app, req).await
+    let handler = match endpoint {
+        Endpoint::Streaming(handler) => return handler(app, req, body).await,
+        Endpoint::Buffered(handler) => handler,
+    };
+    let limit = app.config.max_json_body;
+    let too_large = || Error::TooLarge(format!("Request body exceeds {limit} bytes"));
+    if let Some(len) = req.headers.get(http::header::CONTENT_LENGTH)
+        && len.to_str().ok().and_then(|s| s.parse::<u64>().ok()).is_some_and(|n| n > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let body = Limited::new(body, limit).collect().await.map_err(|e| {
+        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            too_large()
+        } else {
+            Error::BadJson(format!("could not read request body: {e}"))
+        }
+    })?;
+    req.body = body.to_bytes();
+    handler(app, req).await.map(response::streamed)
 }
 
 fn form_decode(s: &str) -> String {

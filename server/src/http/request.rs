@@ -13,6 +13,8 @@ use crate::error::{Error, Result, bad_json};
 pub struct Req {
     pub method: Method,
     pub path: String,
+    /// Path and query exactly as sent (what `X-Matrix` signatures cover).
+    pub uri: String,
     /// Percent-decoded path captures, in route order.
     pub params: Vec<String>,
     pub query: Vec<(String, String)>,

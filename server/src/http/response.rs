@@ -2,12 +2,24 @@
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
 use serde::Serialize;
 
 use crate::error::Error;
 
+/// A response whose body is in memory: what ordinary handlers return.
 pub type Resp = Response<Full<Bytes>>;
+
+/// Any response body, streamed or in memory: what streaming handlers return and what
+/// goes out on the wire. A read error mid-stream aborts the response.
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+pub type StreamResp = Response<Body>;
+
+/// An in-memory response as a [`StreamResp`].
+pub fn streamed(r: Resp) -> StreamResp {
+    r.map(|b| b.map_err(|never| match never {}).boxed_unsync())
+}
 
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
@@ -38,7 +50,7 @@ pub fn from_error(e: &Error) -> Resp {
 
 /// The CORS headers the spec requires on every client-server response, so web clients
 /// (Element, Hydrogen) served from other origins can call the API.
-pub fn add_cors(r: &mut Resp) {
+pub fn add_cors<B>(r: &mut Response<B>) {
     let h = r.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     h.insert(

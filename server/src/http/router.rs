@@ -1,20 +1,38 @@
 //! Path + method -> handler. Routes are patterns of literal segments, captures and
 //! alternatives (for `r0` / `v3` aliases). A path that matches no pattern is 404
 //! `M_UNRECOGNIZED`; one that matches with another method is 405 `M_UNRECOGNIZED`.
+//!
+//! Most handlers get the request body read whole (within the JSON size limit) and answer
+//! with a body in memory. A *streaming* handler (`Router::streaming`, used by the media
+//! repository) gets the body unread as hyper's `Incoming` and may answer with a streamed
+//! body: it enforces its own size limit.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use http::Method;
+use hyper::body::Incoming;
 
 use super::request::Req;
-use super::response::Resp;
+use super::response::{Resp, StreamResp};
 use crate::app::App;
 use crate::error::Result;
 
 pub type BoxFut = Pin<Box<dyn Future<Output = Result<Resp>> + Send>>;
 pub type Handler = Arc<dyn Fn(Arc<App>, Req) -> BoxFut + Send + Sync>;
+pub type StreamFut = Pin<Box<dyn Future<Output = Result<StreamResp>> + Send>>;
+/// Gets the request with an empty `body` and the body itself, unread.
+pub type StreamHandler = Arc<dyn Fn(Arc<App>, Req, Incoming) -> StreamFut + Send + Sync>;
+
+/// What a route runs.
+#[derive(Clone)]
+pub enum Endpoint {
+    /// The body is read whole (size-limited) into `Req::body` before the handler runs.
+    Buffered(Handler),
+    /// The handler reads the body itself and may stream its response.
+    Streaming(StreamHandler),
+}
 
 #[derive(Debug, Clone)]
 enum Seg {
@@ -28,7 +46,7 @@ enum Seg {
 struct Route {
     method: Method,
     segs: Vec<Seg>,
-    handler: Handler,
+    endpoint: Endpoint,
 }
 
 #[derive(Default)]
@@ -37,7 +55,7 @@ pub struct Router {
 }
 
 pub enum Match {
-    Found(Handler, Vec<String>),
+    Found(Endpoint, Vec<String>),
     WrongMethod,
     NotFound,
 }
@@ -53,18 +71,26 @@ impl Router {
         F: Fn(Arc<App>, Req) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp>> + Send + 'static,
     {
-        let segs = pattern
-            .trim_start_matches('/')
-            .split('/')
-            .map(|s| match s {
-                "{}" => Seg::Capture,
-                "{*}" => Seg::Rest,
-                "{v}" => Seg::OneOf(CLIENT_VERSIONS),
-                other => Seg::Lit(other),
-            })
-            .collect();
         let handler: Handler = Arc::new(move |app, req| Box::pin(f(app, req)));
-        self.routes.push(Route { method, segs, handler });
+        self.routes.push(Route {
+            method,
+            segs: parse(pattern),
+            endpoint: Endpoint::Buffered(handler),
+        });
+    }
+
+    /// Add a streaming route (same patterns as `add`): the handler reads the body itself.
+    pub fn streaming<F, Fut>(&mut self, method: Method, pattern: &'static str, f: F)
+    where
+        F: Fn(Arc<App>, Req, Incoming) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<StreamResp>> + Send + 'static,
+    {
+        let handler: StreamHandler = Arc::new(move |app, req, body| Box::pin(f(app, req, body)));
+        self.routes.push(Route {
+            method,
+            segs: parse(pattern),
+            endpoint: Endpoint::Streaming(handler),
+        });
     }
 
     pub fn get<F, Fut>(&mut self, p: &'static str, f: F)
@@ -106,12 +132,25 @@ impl Router {
             };
             // HEAD is answered by the GET handler (hyper drops the body).
             if route.method == *method || (*method == Method::HEAD && route.method == Method::GET) {
-                return Match::Found(route.handler.clone(), captures);
+                return Match::Found(route.endpoint.clone(), captures);
             }
             path_matched = true;
         }
         if path_matched { Match::WrongMethod } else { Match::NotFound }
     }
+}
+
+fn parse(pattern: &'static str) -> Vec<Seg> {
+    pattern
+        .trim_start_matches('/')
+        .split('/')
+        .map(|s| match s {
+            "{}" => Seg::Capture,
+            "{*}" => Seg::Rest,
+            "{v}" => Seg::OneOf(CLIENT_VERSIONS),
+            other => Seg::Lit(other),
+        })
+        .collect()
 }
 
 fn decode(s: &str) -> String {

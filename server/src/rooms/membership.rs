@@ -52,6 +52,7 @@ pub async fn join(
     room_id: &str,
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
+    super::shutdown::check_not_blocked(app, room_id).await?;
     let content = with_reason(profile_content(app, user_id, "join").await?, reason);
     let mut room = app.rooms.lock(app, room_id).await?;
     // Joining again while joined is a no-op that returns the current event, as in Synapse.
@@ -72,6 +73,7 @@ pub async fn invite(
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
     ruma::UserId::parse(target).map_err(|_| invalid_param("Invalid user ID"))?;
+    super::shutdown::check_not_blocked(app, room_id).await?;
     let content = with_reason(json!({"membership": "invite"}), reason);
     let mut room = app.rooms.lock(app, room_id).await?;
     match room.membership_of(target).as_deref() {
@@ -94,6 +96,9 @@ pub async fn set_membership(
     txn: Option<Txn>,
 ) -> Result<OwnedEventId> {
     ruma::UserId::parse(target).map_err(|_| invalid_param("Invalid user ID"))?;
+    if membership == "knock" {
+        super::shutdown::check_not_blocked(app, room_id).await?;
+    }
     let mut room = app.rooms.lock(app, room_id).await?;
     let current = room.membership_of(target);
     if membership == "leave" && sender == target && current.is_none() {

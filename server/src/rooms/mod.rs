@@ -11,6 +11,8 @@ pub mod format;
 pub mod membership;
 pub mod pdu;
 pub mod push;
+pub mod server_notices;
+pub mod shutdown;
 pub mod upgrade;
 pub mod visibility;
 
@@ -187,8 +189,10 @@ pub async fn send(
 ) -> Result<OwnedEventId> {
     if let Some(t) = &txn {
         let t = t.clone();
-        let prior =
-            app.db.read(move |c| events::txn_event(c, t.user_nid, &t.device_id, &t.scope, &t.txn_id)).await?;
+        let prior = app
+            .db
+            .read(move |c| events::txn_event(c, t.user_nid, &t.device_id, &t.scope, &t.txn_id))
+            .await?;
         if let Some(id) = prior {
             return OwnedEventId::try_from(id).map_err(Error::internal);
         }
@@ -197,8 +201,10 @@ pub async fn send(
     // Check again under the lock: two requests with one txn ID may race.
     if let Some(t) = &txn {
         let t = t.clone();
-        let prior =
-            app.db.read(move |c| events::txn_event(c, t.user_nid, &t.device_id, &t.scope, &t.txn_id)).await?;
+        let prior = app
+            .db
+            .read(move |c| events::txn_event(c, t.user_nid, &t.device_id, &t.scope, &t.txn_id))
+            .await?;
         if let Some(id) = prior {
             return OwnedEventId::try_from(id).map_err(Error::internal);
         }
@@ -218,7 +224,11 @@ pub async fn persist(
     for (p, t) in batch {
         let json = serde_json::to_string(&p.json).map_err(Error::internal)?;
         // Room creation has no other members to notify.
-        let actions = if room.nid == 0 || room.state.is_empty() { vec![] } else { push::evaluate(app, room, &p).await? };
+        let actions = if room.nid == 0 || room.state.is_empty() {
+            vec![]
+        } else {
+            push::evaluate(app, room, &p).await?
+        };
         jobs.push((p, t, json, actions));
     }
     let jobs2 = jobs.clone();
@@ -242,9 +252,9 @@ pub async fn persist(
                     json,
                     prev_events: &prev,
                     membership: membership.as_deref(),
-                    txn: txn
-                        .as_ref()
-                        .map(|t| (t.user_nid, t.device_id.as_str(), t.scope.as_str(), t.txn_id.as_str())),
+                    txn: txn.as_ref().map(|t| {
+                        (t.user_nid, t.device_id.as_str(), t.scope.as_str(), t.txn_id.as_str())
+                    }),
                 };
                 let done = events::append(c, room_nid, group, &row)?;
                 for a in actions {

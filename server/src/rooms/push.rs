@@ -25,7 +25,9 @@ fn power_ctx(room: &RoomHandle) -> Option<PushConditionPowerLevelsCtx> {
         .as_object()
         .map(|m| {
             m.iter()
-                .filter_map(|(u, l)| Some((OwnedUserId::try_from(u.as_str()).ok()?, Int::new(l.as_i64()?)?)))
+                .filter_map(|(u, l)| {
+                    Some((OwnedUserId::try_from(u.as_str()).ok()?, Int::new(l.as_i64()?)?))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -47,7 +49,9 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
         .state
         .iter()
         .filter(|((t, _), e)| t == "m.room.member" && e.content_value()["membership"] == "join")
-        .map(|((_, k), e)| (k.clone(), e.content_value()["displayname"].as_str().unwrap_or(k).to_string()))
+        .map(|((_, k), e)| {
+            (k.clone(), e.content_value()["displayname"].as_str().unwrap_or(k).to_string())
+        })
         .collect();
     let member_count = UInt::new(members.len() as u64).unwrap_or_default();
     let local = format!(":{}", app.config.server_name);
@@ -76,7 +80,8 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
         let rules: Ruleset = match stored {
             Some(text) => {
                 let v: Value = serde_json::from_str(&text).map_err(Error::internal)?;
-                serde_json::from_value(v["global"].clone()).unwrap_or_else(|_| Ruleset::server_default(&uid))
+                serde_json::from_value(v["global"].clone())
+                    .unwrap_or_else(|_| Ruleset::server_default(&uid))
             }
             None => Ruleset::server_default(&uid),
         };

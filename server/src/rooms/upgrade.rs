@@ -35,12 +35,16 @@ pub async fn upgrade(app: &App, user_id: &str, room_id: &str, new_version: &str)
             return Err(Error::Forbidden("You are not in the room".into()));
         }
         let power = state_content(&room, "m.room.power_levels", "").unwrap_or(json!({}));
-        let needed = power["events"]["m.room.tombstone"].as_i64().unwrap_or(power["state_default"].as_i64().unwrap_or(50));
+        let needed = power["events"]["m.room.tombstone"]
+            .as_i64()
+            .unwrap_or(power["state_default"].as_i64().unwrap_or(50));
         if level(&power, user_id) < needed {
             return Err(Error::Forbidden("You don't have permission to upgrade the room".into()));
         }
-        let copied: Vec<(String, Value)> =
-            COPIED.iter().filter_map(|t| state_content(&room, t, "").map(|c| (t.to_string(), c))).collect();
+        let copied: Vec<(String, Value)> = COPIED
+            .iter()
+            .filter_map(|t| state_content(&room, t, "").map(|c| (t.to_string(), c)))
+            .collect();
         let last = room.tips.first().map(|t| t.event_id.to_string()).unwrap_or_default();
         (state_content(&room, "m.room.create", "").unwrap_or(json!({})), copied, power, last)
     };
@@ -53,7 +57,8 @@ pub async fn upgrade(app: &App, user_id: &str, room_id: &str, new_version: &str)
     // The upgrader needs enough power in the new room to set its state; the old levels
     // are restored on top once the room exists (they arrive as power_level_content_override).
     let mut pl_override = power.as_object().cloned().unwrap_or_default();
-    let mut users = pl_override.get("users").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut users =
+        pl_override.get("users").and_then(Value::as_object).cloned().unwrap_or_default();
     let needed_max = 100.max(level(&power, user_id));
     users.insert(user_id.to_string(), json!(needed_max));
     pl_override.insert("users".into(), Value::Object(users));
@@ -65,7 +70,11 @@ pub async fn upgrade(app: &App, user_id: &str, room_id: &str, new_version: &str)
         initial_state: copied
             .into_iter()
             .filter(|(t, _)| t != "m.room.power_levels")
-            .map(|(t, c)| InitialState { event_type: t, state_key: String::new(), content: c.as_object().cloned().unwrap_or_default() })
+            .map(|(t, c)| InitialState {
+                event_type: t,
+                state_key: String::new(),
+                content: c.as_object().cloned().unwrap_or_default(),
+            })
             .collect(),
         ..Default::default()
     };
@@ -73,7 +82,8 @@ pub async fn upgrade(app: &App, user_id: &str, room_id: &str, new_version: &str)
 
     // Tombstone the old room, then restrict it so only moderators can speak or invite.
     let tombstone = json!({"body": "This room has been replaced", "replacement_room": new_room});
-    super::send(app, room_id, user_id, NewEvent::state("m.room.tombstone", "", tombstone), None).await?;
+    super::send(app, room_id, user_id, NewEvent::state("m.room.tombstone", "", tombstone), None)
+        .await?;
     let mut restricted = power.clone();
     let needed = 50.max(power["users_default"].as_i64().unwrap_or(0) + 1);
     for key in ["events_default", "invite"] {
@@ -93,7 +103,9 @@ pub async fn upgrade(app: &App, user_id: &str, room_id: &str, new_version: &str)
     let moved = app
         .db
         .write(move |c| {
-            let (Some(o), Some(n)) = (rooms::get(c, &old)?, rooms::get(c, &new)?) else { return Ok(vec![]) };
+            let (Some(o), Some(n)) = (rooms::get(c, &old)?, rooms::get(c, &new)?) else {
+                return Ok(vec![]);
+            };
             let aliases = rooms::aliases_of(c, o.nid)?;
             c.prepare_cached("UPDATE room_aliases SET room_nid = ?2 WHERE room_nid = ?1")?
                 .execute(rusqlite::params![o.nid, n.nid])?;
@@ -104,10 +116,25 @@ pub async fn upgrade(app: &App, user_id: &str, room_id: &str, new_version: &str)
         let room = app.rooms.lock(app, room_id).await?;
         state_content(&room, "m.room.canonical_alias", "")
     };
-    if let Some(c) = canonical.filter(|c| c.get("alias").is_some_and(|a| moved.iter().any(|m| Some(m.as_str()) == a.as_str())))
-    {
-        super::send(app, &new_room, user_id, NewEvent::state("m.room.canonical_alias", "", c), None).await?;
-        let _ = super::send(app, room_id, user_id, NewEvent::state("m.room.canonical_alias", "", json!({})), None).await;
+    if let Some(c) = canonical.filter(|c| {
+        c.get("alias").is_some_and(|a| moved.iter().any(|m| Some(m.as_str()) == a.as_str()))
+    }) {
+        super::send(
+            app,
+            &new_room,
+            user_id,
+            NewEvent::state("m.room.canonical_alias", "", c),
+            None,
+        )
+        .await?;
+        let _ = super::send(
+            app,
+            room_id,
+            user_id,
+            NewEvent::state("m.room.canonical_alias", "", json!({})),
+            None,
+        )
+        .await;
     }
     tracing::info!(old = %room_id, new = %new_room, version = %new_version, "upgraded room");
     Ok(new_room)

@@ -22,10 +22,19 @@ fn content_field(c: &Connection, nid: Option<i64>, field: &str) -> Result<Option
 }
 
 /// May `user_id` see `row`? `currently_joined` is the user's current membership.
-pub fn visible(c: &Connection, row: &EventRow, user_id: &str, currently_joined: bool) -> Result<bool> {
+pub fn visible(
+    c: &Connection,
+    row: &EventRow,
+    user_id: &str,
+    currently_joined: bool,
+) -> Result<bool> {
     let Some(group) = row.state_before else { return Ok(true) };
-    let hv = content_field(c, state::lookup(c, group, "m.room.history_visibility", "")?, "history_visibility")?
-        .unwrap_or_else(|| "shared".into());
+    let hv = content_field(
+        c,
+        state::lookup(c, group, "m.room.history_visibility", "")?,
+        "history_visibility",
+    )?
+    .unwrap_or_else(|| "shared".into());
     if hv == "world_readable" {
         return Ok(true);
     }
@@ -33,7 +42,8 @@ pub fn visible(c: &Connection, row: &EventRow, user_id: &str, currently_joined: 
     if row.event_type == "m.room.member" && row.state_key.as_deref() == Some(user_id) {
         return Ok(true);
     }
-    let membership = content_field(c, state::lookup(c, group, "m.room.member", user_id)?, "membership")?;
+    let membership =
+        content_field(c, state::lookup(c, group, "m.room.member", user_id)?, "membership")?;
     Ok(match membership.as_deref() {
         Some("join") => true,
         Some("invite") if hv == "invited" || hv == "shared" && currently_joined => true,
@@ -42,7 +52,12 @@ pub fn visible(c: &Connection, row: &EventRow, user_id: &str, currently_joined: 
 }
 
 /// Keep the events the user may see.
-pub fn filter(c: &Connection, rows: Vec<EventRow>, user_id: &str, currently_joined: bool) -> Result<Vec<EventRow>> {
+pub fn filter(
+    c: &Connection,
+    rows: Vec<EventRow>,
+    user_id: &str,
+    currently_joined: bool,
+) -> Result<Vec<EventRow>> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         if visible(c, &r, user_id, currently_joined)? {

@@ -307,7 +307,13 @@ pub fn mark_redacted(
     Ok(())
 }
 
-pub fn add_push_action(conn: &Connection, room_nid: i64, user_id: &str, stream_pos: i64, highlight: bool) -> Result<()> {
+pub fn add_push_action(
+    conn: &Connection,
+    room_nid: i64,
+    user_id: &str,
+    stream_pos: i64,
+    highlight: bool,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO event_push_actions (room_nid, user_id, stream_pos, highlight) VALUES (?1, ?2, ?3, ?4)",
     )?

@@ -12,6 +12,9 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_receipts_presence", include_str!("../../migrations/0004_receipts_presence.sql")),
     ("0005_push_actions", include_str!("../../migrations/0005_push_actions.sql")),
     ("0006_txn_scope", include_str!("../../migrations/0006_txn_scope.sql")),
+    ("0007_media", include_str!("../../migrations/0007_media.sql")),
+    ("0008_admin", include_str!("../../migrations/0008_admin.sql")),
+    ("0009_server_keys", include_str!("../../migrations/0009_server_keys.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -1,5 +1,6 @@
 //! Accounts: password hashing, user ID rules, sessions (device + access token).
 
+pub mod admin;
 pub mod uia;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};

@@ -26,12 +26,18 @@ async fn upgrade(app: Arc<App>, req: Req) -> Result<Resp> {
         .and_then(serde_json::Value::as_str)
         .ok_or_else(|| crate::error::bad_json("'new_version' must be a string"))?;
     if !crate::api::client::capabilities::ROOM_VERSIONS.contains(&version) {
-        return Err(crate::error::Error::UnsupportedRoomVersion(format!("Room version {version} is not supported")));
+        return Err(crate::error::Error::UnsupportedRoomVersion(format!(
+            "Room version {version} is not supported"
+        )));
     }
-    let new_room = crate::rooms::upgrade::upgrade(&app, &user.user_id, &room_id, version).await.map_err(|e| match e {
-        crate::error::Error::NotFound(_) => crate::error::Error::Forbidden("You are not in the room".into()),
-        other => other,
-    })?;
+    let new_room = crate::rooms::upgrade::upgrade(&app, &user.user_id, &room_id, version)
+        .await
+        .map_err(|e| match e {
+            crate::error::Error::NotFound(_) => {
+                crate::error::Error::Forbidden("You are not in the room".into())
+            }
+            other => other,
+        })?;
     Ok(ok(&json!({"replacement_room": new_room})))
 }
 

@@ -186,8 +186,16 @@ async fn knock(app: Arc<App>, req: Req) -> Result<Resp> {
     let body = req.json_object(true)?;
     let room_id = membership::resolve_room(&app, req.param(0)).await?;
     let r = reason(&body)?;
-    membership::set_membership(&app, &user.user_id, &room_id, &user.user_id, "knock", r.as_deref(), None)
-        .await?;
+    membership::set_membership(
+        &app,
+        &user.user_id,
+        &room_id,
+        &user.user_id,
+        "knock",
+        r.as_deref(),
+        None,
+    )
+    .await?;
     Ok(ok(&json!({"room_id": room_id})))
 }
 

@@ -258,5 +258,14 @@ fn wanted(f: &RoomEventFilter, r: &events::EventRow) -> bool {
     if f.base.not_senders.as_ref().is_some_and(|s| s.contains(&r.sender)) {
         return false;
     }
+    // `contains_url`: whether the content has a `url` string (files, images; the media
+    // tab of a client). The JSON is parsed only when the filter asks.
+    if let Some(want) = f.contains_url {
+        let has =
+            serde_json::from_str::<Value>(&r.json).is_ok_and(|v| v["content"]["url"].is_string());
+        if has != want {
+            return false;
+        }
+    }
     f.base.senders.as_ref().is_none_or(|s| s.contains(&r.sender))
 }

@@ -1,0 +1,261 @@
+//! A scriptable fake federation server: a real TLS listener on loopback with its own
+//! ed25519 key (served at `/_matrix/key/v2/server`, signed with ruma), handlers a scenario
+//! installs per path, a record of every request it received, and `X-Matrix`-signed
+//! requests to the server under test. Its server name is `localhost:<port>`, which
+//! resolves without DNS; the server under test must trust `fixtures/tls/ca.crt` and may
+//! reach loopback (see [`trusting_config_yaml`]).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use ruma::canonical_json::CanonicalJsonObject;
+use ruma::signatures::Ed25519KeyPair;
+use serde_json::{Value, json};
+
+use crate::client::Response;
+use crate::fixtures_dir;
+
+/// What the fake server received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub uri: String,
+    pub authorization: Option<String>,
+    pub body: Value,
+}
+
+type Handler = Arc<dyn Fn(&Received) -> (u16, Value) + Send + Sync>;
+
+pub struct FakeServer {
+    pub server_name: String,
+    pub addr: SocketAddr,
+    pub key_id: String,
+    key: Arc<Ed25519KeyPair>,
+    handlers: Arc<Mutex<Vec<(String, String, Handler)>>>,
+    pub received: Arc<Mutex<Vec<Received>>>,
+    http: reqwest::Client,
+}
+
+/// YAML that makes a Glia trust the fake servers: the test CA, and loopback peers.
+pub fn trusting_config_yaml() -> String {
+    let ca = fixtures_dir().join("tls/ca.crt");
+    format!(
+        "federation_custom_ca_list: [\"{}\"]\nip_range_whitelist: ['127.0.0.0/8', '::1/128']\n",
+        ca.display()
+    )
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl FakeServer {
+    pub async fn start() -> FakeServer {
+        let der = Ed25519KeyPair::generate();
+        let version = format!("f{}", rand::random::<u16>());
+        let key = Arc::new(Ed25519KeyPair::from_der(&der, version.clone()).expect("key"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server_name = format!("localhost:{}", addr.port());
+        let tls = {
+            use rustls::pki_types::pem::PemObject;
+            let dir = fixtures_dir().join("tls");
+            let certs: Vec<_> =
+                rustls::pki_types::CertificateDer::pem_file_iter(dir.join("server.crt"))
+                    .expect("cert")
+                    .collect::<Result<_, _>>()
+                    .expect("certs");
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("server.key"))
+                .expect("key");
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .expect("cert");
+            cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+            tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
+        };
+        let server = FakeServer {
+            server_name: server_name.clone(),
+            addr,
+            key_id: format!("ed25519:{version}"),
+            key,
+            handlers: Arc::default(),
+            received: Arc::default(),
+            http: crate::client::http_client(Some(&fixtures_dir().join("tls/ca.crt"))),
+        };
+        let (handlers, received, key, name) =
+            (server.handlers.clone(), server.received.clone(), server.key.clone(), server_name);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let (tls, handlers, received, key, name) =
+                    (tls.clone(), handlers.clone(), received.clone(), key.clone(), name.clone());
+                tokio::spawn(async move {
+                    let Ok(stream) = tls.accept(stream).await else { return };
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                        let (handlers, received, key, name) =
+                            (handlers.clone(), received.clone(), key.clone(), name.clone());
+                        async move {
+                            Ok::<_, Infallible>(serve(req, &handlers, &received, &key, &name).await)
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        server
+    }
+
+    /// Answer `method` requests whose path starts with `path_prefix`.
+    pub fn on(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        f: impl Fn(&Received) -> (u16, Value) + Send + Sync + 'static,
+    ) {
+        self.handlers.lock().expect("handlers").push((
+            method.to_string(),
+            path_prefix.to_string(),
+            Arc::new(f),
+        ));
+    }
+
+    pub fn public_key_base64(&self) -> String {
+        STANDARD_NO_PAD.encode(self.key.public_key())
+    }
+
+    /// An `X-Matrix` signed request to `base_url` (the server under test, named `destination`).
+    pub async fn request(
+        &self,
+        base_url: &str,
+        destination: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let header = self.x_matrix(method, path, destination, body.as_ref());
+        self.raw_request(base_url, method, path, body, Some(header)).await
+    }
+
+    pub fn x_matrix(
+        &self,
+        method: &str,
+        uri: &str,
+        destination: &str,
+        body: Option<&Value>,
+    ) -> String {
+        let mut v = json!({"method": method, "uri": uri, "origin": self.server_name, "destination": destination});
+        if let Some(b) = body {
+            v["content"] = b.clone();
+        }
+        let mut obj: CanonicalJsonObject = serde_json::from_value(v).expect("canonical");
+        ruma::signatures::sign_json(&self.server_name, &*self.key, &mut obj).expect("sign");
+        let sig = obj["signatures"].as_object().expect("sigs")[&self.server_name]
+            .as_object()
+            .expect("ours")[&self.key_id]
+            .as_str()
+            .expect("sig")
+            .to_string();
+        format!(
+            "X-Matrix origin=\"{}\",destination=\"{destination}\",key=\"{}\",sig=\"{sig}\"",
+            self.server_name, self.key_id
+        )
+    }
+
+    /// A request with any Authorization header (or none), for forgery scenarios.
+    pub async fn raw_request(
+        &self,
+        base_url: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        auth: Option<String>,
+    ) -> Response {
+        let url = format!("{}{path}", base_url.trim_end_matches('/'));
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let what = format!("{method} {url} (as {})", self.server_name);
+        let mut req = self.http.request(m, &url);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        let status = resp.status().as_u16();
+        let http_version = resp.version();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.expect("body").to_vec();
+        Response { status, headers, body, what, http_version }
+    }
+}
+
+async fn serve(
+    req: hyper::Request<Incoming>,
+    handlers: &Mutex<Vec<(String, String, Handler)>>,
+    received: &Mutex<Vec<Received>>,
+    key: &Ed25519KeyPair,
+    name: &str,
+) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let r = Received {
+        method: parts.method.to_string(),
+        uri: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+        authorization: parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    };
+    received.lock().expect("received").push(r.clone());
+    let (status, value) = if r.method == "GET" && r.uri.starts_with("/_matrix/key/v2/server") {
+        (200, key_response(key, name))
+    } else {
+        let found = handlers
+            .lock()
+            .expect("handlers")
+            .iter()
+            .rev()
+            .find(|(m, p, _)| *m == r.method && r.uri.starts_with(p.as_str()))
+            .map(|(_, _, h)| h.clone());
+        match found {
+            Some(h) => h(&r),
+            None => (404, json!({"errcode": "M_UNRECOGNIZED", "error": "fake server: no handler"})),
+        }
+    };
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(value.to_string())));
+    *resp.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut()
+        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn key_response(key: &Ed25519KeyPair, name: &str) -> Value {
+    let v = json!({
+        "server_name": name,
+        "valid_until_ts": now_ms() + 3_600_000,
+        "verify_keys": {format!("ed25519:{}", key.version()): {"key": STANDARD_NO_PAD.encode(key.public_key())}},
+        "old_verify_keys": {},
+    });
+    let mut obj: CanonicalJsonObject = serde_json::from_value(v).expect("canonical");
+    ruma::signatures::sign_json(name, key, &mut obj).expect("sign");
+    serde_json::to_value(&obj).expect("json")
+}

@@ -1,0 +1,398 @@
+//! The content repository: uploads (`/_matrix/media/v3/upload`, `/_matrix/media/v1/create`
+//! and `PUT /_matrix/media/v3/upload/{serverName}/{mediaId}`), downloads and thumbnails on
+//! the authenticated `/_matrix/client/v1/media/*` endpoints and the legacy
+//! `/_matrix/media/{r0,v3}/*` ones, `/config` and `/preview_url`.
+//!
+//! Uploads and downloads are streaming routes: bodies go to and from files without being
+//! held in memory. Authenticated media (Synapse's `enable_authenticated_media`, its default
+//! since 1.120): every upload is marked authenticated and is served only on the
+//! `/_matrix/client/v1/media` endpoints; the legacy download and thumbnail endpoints stay
+//! unauthenticated and answer 404 for such media (after the not-yet-uploaded check, as
+//! Synapse does), which the spec allows as the 1.11 "freeze". Remote media needs
+//! federation: remote server names get 404 for now.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderValue, Method, StatusCode, header};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use crate::app::App;
+use crate::error::{Error, Result, not_found};
+use crate::http::request::Req;
+use crate::http::response::{Body, Resp, StreamResp, ok, streamed};
+use crate::http::router::Router;
+use crate::media::thumbnail::{self, Method as ThumbMethod, Outcome, ThumbError};
+use crate::media::{self, preview};
+use crate::store::media::{self as db, Content, MediaRow, ThumbnailRow};
+use crate::store::now_ms;
+
+pub fn routes(r: &mut Router) {
+    // Authenticated (Matrix 1.11).
+    r.get("/_matrix/client/v1/media/config", config);
+    r.get("/_matrix/client/v1/media/preview_url", preview_url);
+    r.streaming(Method::GET, "/_matrix/client/v1/media/download/{}/{}", download_authed);
+    r.streaming(Method::GET, "/_matrix/client/v1/media/download/{}/{}/{}", download_authed);
+    r.streaming(Method::GET, "/_matrix/client/v1/media/thumbnail/{}/{}", thumbnail_authed);
+    // Uploads have no authenticated replacement yet; they always needed a token.
+    r.streaming(Method::POST, "/_matrix/media/{v}/upload", upload);
+    r.streaming(Method::PUT, "/_matrix/media/v3/upload/{}/{}", upload_async);
+    r.post("/_matrix/media/v1/create", create);
+    // Legacy, deprecated in 1.11.
+    r.get("/_matrix/media/{v}/config", config);
+    r.get("/_matrix/media/{v}/preview_url", preview_url);
+    r.streaming(Method::GET, "/_matrix/media/{v}/download/{}/{}", download_legacy);
+    r.streaming(Method::GET, "/_matrix/media/{v}/download/{}/{}/{}", download_legacy);
+    r.streaming(Method::GET, "/_matrix/media/{v}/thumbnail/{}/{}", thumbnail_legacy);
+}
+
+/// Longest `filename` accepted on upload.
+const MAX_FILENAME: usize = 1024;
+
+async fn config(app: Arc<App>, req: Req) -> Result<Resp> {
+    app.auth_member(&req).await?;
+    Ok(ok(&json!({"m.upload.size": app.media.config.max_upload_size})))
+}
+
+/// URL previews are off unless `url_preview_enabled` (not yet a config key): then the
+/// endpoint answers as one the server does not have, 404 `M_UNRECOGNIZED`, as Synapse.
+/// When on, the URL and every address its host resolves to pass the SSRF policy
+/// (`media::preview`) before anything is fetched; the fetcher itself is not written yet.
+async fn preview_url(app: Arc<App>, req: Req) -> Result<Resp> {
+    app.auth_member(&req).await?;
+    if !app.media.config.url_preview_enabled {
+        return Err(Error::Unrecognized("URL previews are disabled on this server".into()));
+    }
+    let url = req.query("url").ok_or_else(|| Error::MissingParam("Missing url".into()))?;
+    preview::check_url(url).map_err(|e| Error::InvalidParam(e.into()))?;
+    let (host, port) = preview::host_port(url).map_err(|e| Error::InvalidParam(e.into()))?;
+    let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|_| Error::Unknown("DNS resolution failure during URL preview generation".into()))?
+        .map(|a| a.ip())
+        .collect();
+    if addrs.is_empty() {
+        return Err(Error::Unknown("DNS resolution failure during URL preview generation".into()));
+    }
+    app.media.config.preview_policy.check_all(&addrs).map_err(|ip| {
+        tracing::info!(%url, %ip, "URL preview refused: address is blocked");
+        Error::Forbidden("The URL's host is not allowed for previews".into())
+    })?;
+    Err(Error::Unrecognized("URL preview fetching is not implemented yet".into()))
+}
+
+// --- uploads --------------------------------------------------------------------------
+
+/// The content type and file name an upload declares.
+fn upload_meta(req: &Req) -> Result<(String, Option<String>)> {
+    let content_type = media::normalise_upload_type(
+        req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+    );
+    let name = req.query("filename").filter(|n| !n.is_empty()).map(str::to_string);
+    if name.as_ref().is_some_and(|n| n.len() > MAX_FILENAME) {
+        return Err(Error::InvalidParam(format!("filename is longer than {MAX_FILENAME} bytes")));
+    }
+    Ok((content_type, name))
+}
+
+fn mxc(app: &App, media_id: &str) -> String {
+    format!("mxc://{}/{media_id}", app.config.server_name)
+}
+
+async fn upload(app: Arc<App>, req: Req, body: Incoming) -> Result<StreamResp> {
+    let user = app.auth_member(&req).await?;
+    media::check_declared_length(&req.headers, app.media.config.max_upload_size)?;
+    let (content_type, upload_name) = upload_meta(&req)?;
+    let stored = app.media.store_stream(body).await?;
+    let media_id = media::new_media_id();
+    let content =
+        Content { content_type, upload_name, length: stored.length, sha256: stored.sha256 };
+    let id = media_id.clone();
+    app.db.write(move |c| db::insert_uploaded(c, &id, user.user_nid, now_ms(), &content)).await?;
+    tracing::info!(user = %user.user_id, %media_id, length = stored.length, "media uploaded");
+    Ok(streamed(ok(&json!({"content_uri": mxc(&app, &media_id)}))))
+}
+
+/// `POST /_matrix/media/v1/create`: a media ID to upload to later. Each user may hold
+/// `max_pending_uploads` unexpired ones (429 beyond, as the spec asks).
+async fn create(app: Arc<App>, req: Req) -> Result<Resp> {
+    let user = app.auth_member(&req).await?;
+    let cfg = &app.media.config;
+    let (expiry, max_pending) = (cfg.unused_expiration_ms, cfg.max_pending_uploads);
+    let media_id = media::new_media_id();
+    let id = media_id.clone();
+    let now = now_ms();
+    app.db
+        .write(move |c| {
+            let (pending, oldest) = db::pending_count(c, user.user_nid, now - expiry)?;
+            if pending >= max_pending {
+                let retry = oldest.map(|t| t + expiry - now).unwrap_or(expiry).max(0) as u64;
+                return Err(Error::LimitExceeded("Too many pending media uploads".into(), retry));
+            }
+            db::insert_pending(c, &id, user.user_nid, now)
+        })
+        .await?;
+    Ok(ok(&json!({"content_uri": mxc(&app, &media_id), "unused_expires_at": now + expiry})))
+}
+
+/// Ends the in-progress mark of an asynchronous upload however the request ends.
+struct UploadMark(Arc<App>, String);
+
+impl Drop for UploadMark {
+    fn drop(&mut self) {
+        self.0.media.end_upload(&self.1);
+    }
+}
+
+/// `PUT /_matrix/media/v3/upload/{serverName}/{mediaId}`: the content of a created ID,
+/// once, by its creator, before it expires.
+async fn upload_async(app: Arc<App>, req: Req, body: Incoming) -> Result<StreamResp> {
+    let user = app.auth_member(&req).await?;
+    let (server, media_id) = (req.param(0), req.param(1).to_string());
+    if server != app.config.server_name.as_str() || !media::valid_media_id(&media_id) {
+        return Err(not_found("Unknown media ID"));
+    }
+    if !app.media.begin_upload(&media_id) {
+        return Err(Error::CannotOverwriteMedia("Media ID is being uploaded to".into()));
+    }
+    let _mark = UploadMark(app.clone(), media_id.clone());
+    let id = media_id.clone();
+    let row = app
+        .db
+        .read(move |c| db::get(c, &id))
+        .await?
+        .ok_or_else(|| not_found("Unknown media ID"))?;
+    if row.user_nid != user.user_nid {
+        return Err(Error::Forbidden("Only the creator of the media ID can upload to it".into()));
+    }
+    if row.length.is_some() {
+        return Err(Error::CannotOverwriteMedia("Media ID already has content".into()));
+    }
+    if expired(&app, &row) {
+        return Err(not_found("Media ID has expired"));
+    }
+    media::check_declared_length(&req.headers, app.media.config.max_upload_size)?;
+    let (content_type, upload_name) = upload_meta(&req)?;
+    let stored = app.media.store_stream(body).await?;
+    let content =
+        Content { content_type, upload_name, length: stored.length, sha256: stored.sha256 };
+    let id = media_id.clone();
+    let done = app.db.write(move |c| db::complete_pending(c, &id, now_ms(), &content)).await?;
+    if !done {
+        return Err(Error::CannotOverwriteMedia("Media ID already has content".into()));
+    }
+    app.media.notify_uploaded();
+    tracing::info!(user = %user.user_id, %media_id, length = stored.length, "media uploaded");
+    Ok(streamed(ok(&json!({}))))
+}
+
+fn expired(app: &App, row: &MediaRow) -> bool {
+    row.length.is_none() && row.created_ts < now_ms() - app.media.config.unused_expiration_ms
+}
+
+// --- downloads ------------------------------------------------------------------------
+
+/// The uploaded local media behind `/{serverName}/{mediaId}`. Waits up to `timeout_ms`
+/// for an asynchronous upload still to come (504 `M_NOT_YET_UPLOADED` after).
+async fn local_media(app: &Arc<App>, req: &Req) -> Result<MediaRow> {
+    let (server, media_id) = (req.param(0), req.param(1).to_string());
+    if !media::valid_server_name(server) {
+        return Err(Error::InvalidParam(format!("Invalid server name: {server:?}")));
+    }
+    if server != app.config.server_name.as_str() {
+        // Fetching other servers' media needs federation, which Glia does not have yet.
+        return Err(not_found("Remote media is not available on this server yet"));
+    }
+    if !media::valid_media_id(&media_id) {
+        return Err(not_found("Media not found"));
+    }
+    let deadline = Instant::now() + media::wait_timeout(req.query("timeout_ms"))?;
+    loop {
+        // Registered before the read, so an upload completing in between still wakes us.
+        let notified = app.media.upload_notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let id = media_id.clone();
+        let row = app
+            .db
+            .read(move |c| db::get(c, &id))
+            .await?
+            .ok_or_else(|| not_found("Media not found"))?;
+        if row.length.is_some() {
+            return Ok(row);
+        }
+        if expired(app, &row) {
+            return Err(not_found("Media ID has expired without being uploaded"));
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::NotYetUploaded("Media has not been uploaded yet".into()));
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+            _ = app.shutting_down() => {
+                return Err(Error::NotYetUploaded("Media has not been uploaded yet".into()));
+            }
+        }
+    }
+}
+
+/// The legacy endpoints do not serve media marked authenticated (the freeze).
+fn check_legacy_access(app: &App, row: &MediaRow, authenticated: bool) -> Result<()> {
+    if !authenticated && app.media.config.authenticated_media && row.authenticated {
+        return Err(not_found("Media is only served on /_matrix/client/v1/media"));
+    }
+    Ok(())
+}
+
+fn media_response(
+    body: Body,
+    length: u64,
+    content_type: &str,
+    disposition: &str,
+) -> Result<StreamResp> {
+    let mut r = http::Response::new(body);
+    *r.status_mut() = StatusCode::OK;
+    let h = r.headers_mut();
+    let ct = HeaderValue::from_str(content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_TYPE, ct);
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(disposition).map_err(Error::internal)?,
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    media::add_security_headers(h);
+    Ok(r)
+}
+
+async fn download_authed(app: Arc<App>, req: Req, _body: Incoming) -> Result<StreamResp> {
+    app.auth(&req).await?;
+    download(app, req, true).await
+}
+
+async fn download_legacy(app: Arc<App>, req: Req, _body: Incoming) -> Result<StreamResp> {
+    download(app, req, false).await
+}
+
+async fn download(app: Arc<App>, req: Req, authenticated: bool) -> Result<StreamResp> {
+    let row = local_media(&app, &req).await?;
+    check_legacy_access(&app, &row, authenticated)?;
+    let sha256 =
+        row.sha256.as_deref().ok_or_else(|| Error::internal("uploaded media without hash"))?;
+    let stored_type = row.content_type.as_deref().unwrap_or("application/octet-stream");
+    // A file name in the path overrides the uploaded one.
+    let filename = req.params.get(2).map(String::as_str).or(row.upload_name.as_deref());
+    let disposition = media::content_disposition(stored_type, filename);
+    let (body, length) = app.media.open_blob(sha256).await?;
+    media_response(body, length, &media::served_content_type(stored_type), &disposition)
+}
+
+// --- thumbnails -----------------------------------------------------------------------
+
+async fn thumbnail_authed(app: Arc<App>, req: Req, _body: Incoming) -> Result<StreamResp> {
+    app.auth(&req).await?;
+    thumbnail(app, req, true).await
+}
+
+async fn thumbnail_legacy(app: Arc<App>, req: Req, _body: Incoming) -> Result<StreamResp> {
+    thumbnail(app, req, false).await
+}
+
+fn dimension(req: &Req, name: &str) -> Result<u32> {
+    let v = req.query(name).ok_or_else(|| Error::MissingParam(format!("Missing {name}")))?;
+    match v.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(n.min(i64::from(u32::MAX)) as u32),
+        _ => Err(Error::InvalidParam(format!("{name} must be a positive integer"))),
+    }
+}
+
+fn cannot_thumbnail() -> Error {
+    Error::Unknown("Cannot generate thumbnails for the requested content".into())
+}
+
+/// Serve the cached thumbnail for the request, making it first if there is none. At
+/// most one request makes a given thumbnail; others wait for it and then find it cached.
+async fn thumbnail(app: Arc<App>, req: Req, authenticated: bool) -> Result<StreamResp> {
+    let width = dimension(&req, "width")?;
+    let height = dimension(&req, "height")?;
+    let method = match req.query("method") {
+        None => ThumbMethod::Scale,
+        Some(m) => ThumbMethod::parse(m)
+            .ok_or_else(|| Error::InvalidParam("method must be 'crop' or 'scale'".into()))?,
+    };
+    let row = local_media(&app, &req).await?;
+    check_legacy_access(&app, &row, authenticated)?;
+    let source_type = row.content_type.clone().unwrap_or_default();
+    if !thumbnail::is_thumbnailable(&source_type) {
+        return Err(cannot_thumbnail());
+    }
+    let source =
+        row.sha256.clone().ok_or_else(|| Error::internal("uploaded media without hash"))?;
+    let want = thumbnail::normalise(width, height, method);
+    let key = format!("{}/{}x{}/{}", row.media_id, want.width, want.height, method.as_str());
+    let _lock = app.media.thumbnail_lock(&key).await?;
+
+    let (id, m) = (row.media_id.clone(), method.as_str());
+    let (cached, count) = app
+        .db
+        .read(move |c| {
+            Ok((db::thumbnail(c, &id, want.width, want.height, m)?, db::thumbnail_count(c, &id)?))
+        })
+        .await?;
+    if let Some(t) = cached {
+        return serve_thumbnail(&app, &t).await;
+    }
+
+    let path = app.media.path_of(&source)?;
+    let outcome = {
+        let _permit = app.media.thumbnail_permit().await?;
+        tokio::task::spawn_blocking(move || thumbnail::generate_from_file(&path, want))
+            .await
+            .map_err(Error::internal)?
+    };
+    let (t, actual) = match outcome {
+        Ok(Outcome::Original { content_type, width, height }) => {
+            // The source itself, re-typed by what it really is (PNG or JPEG).
+            let t = ThumbnailRow {
+                content_type: content_type.into(),
+                length: row.length.unwrap_or(0),
+                sha256: source,
+            };
+            (t, (width, height))
+        }
+        Ok(Outcome::Made(made)) => {
+            let stored = app.media.store_bytes(&made.bytes).await?;
+            let t = ThumbnailRow {
+                content_type: made.content_type.into(),
+                length: stored.length,
+                sha256: stored.sha256,
+            };
+            (t, (made.width, made.height))
+        }
+        Err(ThumbError::TooLarge) => {
+            return Err(Error::TooLarge("Content is too large to thumbnail".into()));
+        }
+        Err(ThumbError::Unsupported(why)) => {
+            tracing::info!(media_id = %row.media_id, %why, "cannot thumbnail");
+            return Err(cannot_thumbnail());
+        }
+    };
+    if count < media::MAX_CACHED_THUMBNAILS {
+        let (id, t2) = (row.media_id.clone(), t.clone());
+        app.db
+            .write(move |c| {
+                db::insert_thumbnail(c, &id, want.width, want.height, m, &t2, actual, now_ms())
+            })
+            .await?;
+    }
+    serve_thumbnail(&app, &t).await
+}
+
+async fn serve_thumbnail(app: &App, t: &ThumbnailRow) -> Result<StreamResp> {
+    let (body, length) = app.media.open_blob(&t.sha256).await?;
+    let ext = if t.content_type == "image/jpeg" { "jpg" } else { "png" };
+    let disposition = format!("inline; filename=thumbnail.{ext}");
+    media_response(body, length, &t.content_type, &disposition)
+}
