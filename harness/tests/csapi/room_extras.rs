@@ -282,3 +282,39 @@ async fn test_ignored_user_messages_hidden() {
     assert!(!ids_of(&page["chunk"]).contains(&ignored), "{page}");
     d.destroy().await;
 }
+
+/// TestRoomMessagesLazyLoading: /messages with lazy_load_members returns the senders'
+/// membership events in `state`.
+#[tokio::test]
+async fn test_room_messages_lazy_loading() {
+    let d = Deployment::new(1).await;
+    let alice = d.register_user(0, "alice").await;
+    let bob = d.register_user(0, "bob").await;
+    let carol = d.register_user(0, "carol").await;
+    let (room, _) = room_with_messages(&alice, 0).await;
+    for (c, txn) in [(&bob, "ll1"), (&carol, "ll2")] {
+        c.must_do("POST", &["_matrix", "client", "v3", "join", &room], json!({})).await;
+        c.must_do(
+            "PUT",
+            &["_matrix", "client", "v3", "rooms", &room, "send", "m.room.message", txn],
+            json!({"msgtype": "m.text", "body": "hi"}),
+        )
+        .await;
+    }
+    let filter = json!({"lazy_load_members": true}).to_string();
+    let q = format!("?dir=b&limit=1&filter={}", glia_harness::client::encode_segment(&filter));
+    let page = alice
+        .must_do("GET", &["_matrix", "client", "v3", "rooms", &room, "messages", &q], Value::Null)
+        .await;
+    let chunk = page["chunk"].as_array().expect("chunk");
+    assert_eq!(chunk.len(), 1);
+    assert_eq!(chunk[0]["sender"], carol.user_id.as_str());
+    let state = page["state"].as_array().expect("state with lazy-loaded members");
+    assert!(
+        state
+            .iter()
+            .any(|e| e["type"] == "m.room.member" && e["state_key"] == carol.user_id.as_str()),
+        "carol's membership is included: {page}"
+    );
+    d.destroy().await;
+}

@@ -176,6 +176,7 @@ async fn messages(app: Arc<App>, req: Req) -> Result<Resp> {
             serde_json::from_str(f).map_err(|e| Error::BadJson(format!("Invalid filter: {e}")))?,
         ),
     };
+    let lazy_members = filter.as_ref().and_then(|f| f.lazy_load_members).unwrap_or(false);
     let (nid, dev, uid) = (user.user_nid, user.device_id.clone(), user.user_id.clone());
     let body = app
         .db
@@ -238,6 +239,21 @@ async fn messages(app: Arc<App>, req: Req) -> Result<Resp> {
                 && full
             {
                 body["end"] = json!(format!("p{}", if backwards { last - 1 } else { last }));
+            }
+            if lazy_members {
+                // The senders' membership events, so clients can render the chunk without
+                // having loaded the full member list.
+                let senders: std::collections::BTreeSet<&str> =
+                    rows.iter().map(|r| r.sender.as_str()).collect();
+                let mut members = vec![];
+                for s in senders {
+                    if let Some(nid) = room.lookup(c, "m.room.member", s)?
+                        && let Some(row) = events::by_nid(c, nid)?
+                    {
+                        members.push(format::client_event(c, &row, None)?);
+                    }
+                }
+                body["state"] = json!(members);
             }
             Ok::<Value, Error>(body)
         })
