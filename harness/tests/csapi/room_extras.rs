@@ -318,3 +318,50 @@ async fn test_room_messages_lazy_loading() {
     );
     d.destroy().await;
 }
+
+/// GET /members?at=: the member list as it was at a pagination token.
+#[tokio::test]
+async fn test_room_members_at_token() {
+    let d = Deployment::new(1).await;
+    let alice = d.register_user(0, "alice").await;
+    let bob = d.register_user(0, "bob").await;
+    let (room, _) = room_with_messages(&alice, 1).await;
+    let before = alice
+        .sync_until(None, "the room", Duration::from_secs(10), |r| {
+            r["rooms"]["join"][&room].is_object()
+        })
+        .await;
+    bob.must_do("POST", &["_matrix", "client", "v3", "join", &room], json!({})).await;
+    let members_at = |token: String| {
+        let (alice, room) = (alice.clone(), room.clone());
+        async move {
+            let q = format!("?at={}", glia_harness::client::encode_segment(&token));
+            let r = alice
+                .must_do(
+                    "GET",
+                    &["_matrix", "client", "v3", "rooms", &room, "members", &q],
+                    Value::Null,
+                )
+                .await;
+            r["chunk"]
+                .as_array()
+                .expect("chunk")
+                .iter()
+                .filter_map(|e| e["state_key"].as_str().map(str::to_string))
+                .collect::<Vec<_>>()
+        }
+    };
+    let then = members_at(before).await;
+    assert!(!then.contains(&bob.user_id), "bob had not joined at the token: {then:?}");
+    let now = alice
+        .must_do("GET", &["_matrix", "client", "v3", "rooms", &room, "members"], Value::Null)
+        .await;
+    assert!(
+        now["chunk"]
+            .as_array()
+            .expect("chunk")
+            .iter()
+            .any(|e| e["state_key"] == bob.user_id.as_str())
+    );
+    d.destroy().await;
+}

@@ -214,11 +214,29 @@ async fn members(app: Arc<App>, req: Req) -> Result<Resp> {
     let room = readable_room(&app, &user, req.param(0)).await?;
     let only = req.query("membership").map(str::to_string);
     let not = req.query("not_membership").map(str::to_string);
+    // `at`: the members as they were at a pagination token (never past what the user
+    // may read).
+    let at = req.query("at").map(super::room_events::parse_position).transpose()?;
     let chunk = app
         .db
         .read(move |c| {
-            let nids: Vec<i64> = room
-                .state(c)?
+            let state = match at {
+                Some(pos) => {
+                    let limit = room.left.map(|(p, _)| p).unwrap_or(i64::MAX).min(pos);
+                    match events::timeline_desc(c, room.room.nid, 0, limit, 1)?
+                        .first()
+                        .and_then(|r| r.state_after)
+                    {
+                        Some(g) => state::state_at(c, g)?
+                            .into_iter()
+                            .map(|((t, k), n)| (t, k, n))
+                            .collect(),
+                        None => vec![],
+                    }
+                }
+                None => room.state(c)?,
+            };
+            let nids: Vec<i64> = state
                 .into_iter()
                 .filter(|(t, _, _)| t == "m.room.member")
                 .map(|(_, _, n)| n)
