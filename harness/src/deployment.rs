@@ -195,6 +195,11 @@ pub fn config_yaml(server_name: &str, dir: &std::path::Path, port: u16, cfg: &Hs
             "password_config:\n  policy:\n    enabled: true\n    minimum_length: {n}\n"
         ));
     }
+    // Scenarios make many requests quickly: no rate limits, unless a scenario sets
+    // `rc_disabled` itself (the rate-limit scenarios do, with their own `rc_*` values).
+    if !cfg.extra_yaml.lines().any(|l| l.starts_with("rc_disabled:")) {
+        y.push_str("rc_disabled: true\n");
+    }
     y.push_str(&cfg.extra_yaml);
     y
 }

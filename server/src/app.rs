@@ -30,6 +30,8 @@ pub struct App {
     pub notifier: Notifier,
     pub rooms: Rooms,
     pub typing: Typing,
+    /// The `rc_*` rate limiters.
+    pub ratelimits: crate::ratelimit::RateLimits,
     /// Outbound federation requests (discovery, TLS, signing).
     pub federation: FederationClient,
     /// The media repository (files, thumbnails, waits for asynchronous uploads).

@@ -39,20 +39,46 @@ pub struct Config {
     pub max_upload_size: u64,
     pub max_json_body: usize,
     pub password_login_enabled: bool,
-    pub password_minimum_length: usize,
+    /// `password_config.policy` (applied only when its `enabled` is true).
+    pub password_policy: PasswordPolicy,
+    /// `recaptcha_public_key`: sent to clients in the `m.login.recaptcha` stage's params.
+    pub recaptcha_public_key: Option<String>,
+    /// `recaptcha_private_key`: the `secret` posted to the verifier.
+    pub recaptcha_private_key: Option<String>,
+    /// `recaptcha_siteverify_api`: where captcha responses are verified.
+    pub recaptcha_siteverify_api: String,
+    /// `federation_domain_whitelist`: `None` federates with everyone; `Some` only with the
+    /// listed server names (an empty list: with no one). See [`Config::federation_allowed`].
+    pub federation_domain_whitelist: Option<BTreeSet<String>>,
     pub admin_contact: Option<String>,
+    /// `rc_message`, `rc_login`, ...: the rate limits (Synapse's defaults).
+    pub rate_limits: crate::ratelimit::RateLimitConfig,
     /// Test-setup keys: see [`TestSetup`]. Each one logs a warning at start-up.
     pub test_setup: TestSetup,
 }
+
+/// `password_config.policy`, with Synapse's fields and errcodes (see
+/// `api::client::register::check_password_policy`). All off by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    pub minimum_length: usize,
+    pub require_digit: bool,
+    pub require_symbol: bool,
+    pub require_lowercase: bool,
+    pub require_uppercase: bool,
+}
+
+/// Synapse's default captcha verifier.
+pub const DEFAULT_RECAPTCHA_SITEVERIFY_API: &str =
+    "https://www.recaptcha.net/recaptcha/api/siteverify";
 
 /// Settings a test deployment (SyTest, a private test federation) needs and a production
 /// server must not get by accident. They keep Synapse's key names where Synapse has the
 /// same setting. Every non-default value is reported by [`Config::test_setup_warnings`],
 /// which `Server::start` logs at WARN.
 ///
-/// Glia has no federation client and no rate limiting yet, so today these keys are
-/// parsed, validated and announced, and change nothing else; the federation client and
-/// the rate limiter must honour them when they arrive.
+/// The federation client (`federation::client`) honours the three federation keys, the
+/// rate limiter (`ratelimit`) honours `rc_disabled`.
 #[derive(Debug, Clone)]
 pub struct TestSetup {
     /// `federation_custom_ca_list`: PEM files of the certificate authorities that outbound
@@ -173,17 +199,6 @@ const IGNORED_SYNAPSE_KEYS: &[&str] = &[
     "presence",
     "web_client_location",
     "room_list_publication_rules",
-    "rc_message",
-    "rc_registration",
-    "rc_login",
-    "rc_joins",
-    "rc_invites",
-    "rc_room_creation",
-    "rc_media_create",
-    "recaptcha_public_key",
-    "recaptcha_private_key",
-    "recaptcha_siteverify_api",
-    "federation_domain_whitelist",
     "app_service_config_files",
     "url_preview_enabled",
     "enable_metrics",
@@ -231,8 +246,13 @@ impl Config {
             max_upload_size: 50 * 1024 * 1024,
             max_json_body: DEFAULT_MAX_JSON_BODY,
             password_login_enabled: true,
-            password_minimum_length: 0,
+            password_policy: PasswordPolicy::default(),
+            recaptcha_public_key: None,
+            recaptcha_private_key: None,
+            recaptcha_siteverify_api: DEFAULT_RECAPTCHA_SITEVERIFY_API.into(),
+            federation_domain_whitelist: None,
             admin_contact: None,
+            rate_limits: Default::default(),
             test_setup: TestSetup::default(),
         }
     }
@@ -318,7 +338,35 @@ impl Config {
             c.max_upload_size = v;
         }
         c.admin_contact = r.string("admin_contact");
+        c.recaptcha_public_key = r.string("recaptcha_public_key");
+        c.recaptcha_private_key = r.string("recaptcha_private_key");
+        if let Some(v) = r.string("recaptcha_siteverify_api") {
+            if v.starts_with("http://") || v.starts_with("https://") {
+                c.recaptcha_siteverify_api = v;
+            } else {
+                r.error(
+                    "recaptcha_siteverify_api",
+                    format!("{v:?} must start with http:// or https://"),
+                );
+            }
+        }
+        if let Some(items) = r.list("federation_domain_whitelist") {
+            let mut names = BTreeSet::new();
+            for (i, v) in items.iter().enumerate() {
+                match v.as_str().map(ServerName::parse) {
+                    Some(Ok(n)) => {
+                        names.insert(n.to_string());
+                    }
+                    _ => r.error(
+                        &format!("federation_domain_whitelist[{i}]"),
+                        format!("{v:?} is not a server name"),
+                    ),
+                }
+            }
+            c.federation_domain_whitelist = Some(names);
+        }
         read_test_setup(&mut r, &mut c.test_setup);
+        read_rate_limits(&mut r, &mut c.rate_limits);
 
         if let Some(db) = r.child("database") {
             read_database(db, &mut c.database);
@@ -331,10 +379,16 @@ impl Config {
             if let Some(mut policy) = pc.child("policy") {
                 let mut enabled = false;
                 bool_key(&mut policy, "enabled", &mut enabled);
-                if let Some(n) = policy.uint("minimum_length")
-                    && enabled
-                {
-                    c.password_minimum_length = n as usize;
+                let mut p = PasswordPolicy::default();
+                if let Some(n) = policy.uint("minimum_length") {
+                    p.minimum_length = n as usize;
+                }
+                bool_key(&mut policy, "require_digit", &mut p.require_digit);
+                bool_key(&mut policy, "require_symbol", &mut p.require_symbol);
+                bool_key(&mut policy, "require_lowercase", &mut p.require_lowercase);
+                bool_key(&mut policy, "require_uppercase", &mut p.require_uppercase);
+                if enabled {
+                    c.password_policy = p;
                 }
                 policy.warn_unknown();
             }
@@ -389,10 +443,15 @@ impl Config {
                     .into(),
             );
         }
-        if c.enable_registration_captcha {
-            report
-                .warnings
-                .push("enable_registration_captcha: captcha is not implemented yet".into());
+        if c.enable_registration_captcha
+            && (c.recaptcha_public_key.as_deref().unwrap_or("").is_empty()
+                || c.recaptcha_private_key.as_deref().unwrap_or("").is_empty())
+        {
+            report.errors.push(
+                "enable_registration_captcha: needs recaptcha_public_key and \
+                 recaptcha_private_key"
+                    .into(),
+            );
         }
         if report.errors.is_empty() && server_name.is_some() {
             Ok((c, report))
@@ -403,7 +462,6 @@ impl Config {
 
     /// One loud line per test-setup key that weakens the server, for the start-up log.
     pub fn test_setup_warnings(&self) -> Vec<String> {
-        const NOT_YET: &str = "(Glia has no federation client yet, so this has no effect today)";
         let t = &self.test_setup;
         let mut w = Vec::new();
         if !t.federation_custom_ca_list.is_empty() {
@@ -411,35 +469,41 @@ impl Config {
                 t.federation_custom_ca_list.iter().map(|p| p.display().to_string()).collect();
             w.push(format!(
                 "TEST SETUP: federation_custom_ca_list: outbound federation trusts ONLY the CAs \
-                 in {} instead of the system's; for test or private federations only {NOT_YET}",
+                 in {} instead of the system's; for test or private federations only",
                 files.join(", ")
             ));
         }
         if !t.federation_verify_certificates {
-            w.push(format!(
+            w.push(
                 "TEST SETUP: federation_verify_certificates: false: federation peers' TLS \
                  certificates are NOT verified, anyone on the path can impersonate any server; \
-                 never in production {NOT_YET}"
-            ));
+                 never in production"
+                    .into(),
+            );
         }
         if !t.ip_range_whitelist.is_empty() {
             let ranges: Vec<String> = t.ip_range_whitelist.iter().map(|r| r.to_string()).collect();
             w.push(format!(
                 "TEST SETUP: ip_range_whitelist: outbound requests may reach {} although \
                  loopback/private addresses are refused by default; remote users can make this \
-                 server call those addresses {NOT_YET}",
+                 server call those addresses",
                 ranges.join(", ")
             ));
         }
         if t.rc_disabled {
             w.push(
                 "TEST SETUP: rc_disabled: true: every rate limit is OFF, nothing slows down \
-                 password guessing, registration or message floods; never in production \
-                 (Glia has no rate limits yet, so this has no effect today)"
+                 password guessing, registration or message floods; never in production"
                     .into(),
             );
         }
         w
+    }
+
+    /// Whether `federation_domain_whitelist` lets this server federate with `server_name`
+    /// (inbound requests from it, outbound requests to it). Without the key, everyone.
+    pub fn federation_allowed(&self, server_name: &str) -> bool {
+        federation_allowed_in(self.federation_domain_whitelist.as_ref(), server_name)
     }
 
     /// The base URL clients should use, for `.well-known/matrix/client`.
@@ -449,6 +513,11 @@ impl Config {
             None => format!("https://{}/", self.server_name),
         }
     }
+}
+
+/// [`Config::federation_allowed`] for a whitelist held elsewhere (the federation client).
+pub fn federation_allowed_in(whitelist: Option<&BTreeSet<String>>, server_name: &str) -> bool {
+    whitelist.is_none_or(|w| w.contains(server_name))
 }
 
 fn read_test_setup(r: &mut Reader<'_>, t: &mut TestSetup) {
@@ -476,6 +545,60 @@ fn read_test_setup(r: &mut Reader<'_>, t: &mut TestSetup) {
         }
     }
     bool_key(r, "rc_disabled", &mut t.rc_disabled);
+}
+
+/// The `rc_*` keys: each limit a mapping of `per_second` (a number >= 0) and `burst_count`
+/// (a whole number >= 0); missing ones keep Synapse's defaults.
+fn read_rate_limits(r: &mut Reader<'_>, rc: &mut crate::ratelimit::RateLimitConfig) {
+    use crate::ratelimit::Limit;
+    fn limit(r: &mut Reader<'_>, key: &str, out: &mut Limit) {
+        let Some(mut c) = r.child(key) else { return };
+        if let Some(v) = c.get("per_second") {
+            match v.as_f64() {
+                Some(f) if f >= 0.0 && f.is_finite() => out.per_second = f,
+                _ => {
+                    c.error("per_second", "must be a number of actions a second, 0 or more".into())
+                }
+            }
+        }
+        if let Some(v) = c.get("burst_count") {
+            match v.as_f64() {
+                Some(f) if f >= 0.0 && f.is_finite() && f.fract() == 0.0 => out.burst_count = f,
+                _ => c.error("burst_count", "must be a whole number, 0 or more".into()),
+            }
+        }
+        c.warn_unknown();
+    }
+    fn nested(r: &mut Reader<'_>, key: &str, subs: &mut [(&str, &mut Limit)]) {
+        let Some(mut c) = r.child(key) else { return };
+        for (k, out) in subs.iter_mut() {
+            limit(&mut c, k, out);
+        }
+        c.warn_unknown();
+    }
+    limit(r, "rc_message", &mut rc.message);
+    limit(r, "rc_registration", &mut rc.registration);
+    nested(
+        r,
+        "rc_login",
+        &mut [
+            ("address", &mut rc.login_address),
+            ("account", &mut rc.login_account),
+            ("failed_attempts", &mut rc.login_failed_attempts),
+        ],
+    );
+    nested(r, "rc_joins", &mut [("local", &mut rc.joins_local), ("remote", &mut rc.joins_remote)]);
+    nested(
+        r,
+        "rc_invites",
+        &mut [
+            ("per_room", &mut rc.invites_per_room),
+            ("per_user", &mut rc.invites_per_user),
+            ("per_issuer", &mut rc.invites_per_issuer),
+        ],
+    );
+    limit(r, "rc_room_creation", &mut rc.room_creation);
+    limit(r, "rc_media_create", &mut rc.media_create);
 }
 
 /// Reads every `federation_custom_ca_list` file, so that a wrong path or a file without
@@ -778,6 +901,88 @@ mod tests {
     }
 
     #[test]
+    fn open_registration_is_allowed_with_token_or_captcha() {
+        let (c, _) = Config::from_yaml_str(
+            "server_name: a.b\nenable_registration: true\nregistration_requires_token: true\n",
+        )
+        .expect("token-gated registration is verified");
+        assert!(c.registration_requires_token);
+        let err = Config::from_yaml_str(
+            "server_name: a.b\nenable_registration: true\nenable_registration_captcha: true\n",
+        )
+        .expect_err("captcha needs its keys");
+        assert!(err.errors[0].starts_with("enable_registration_captcha:"), "{:?}", err.errors);
+        let (c, report) = Config::from_yaml_str(
+            "server_name: a.b\nenable_registration: true\nenable_registration_captcha: true\n\
+             recaptcha_public_key: pub\nrecaptcha_private_key: priv\n",
+        )
+        .expect("captcha-gated registration is verified");
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        assert_eq!(c.recaptcha_public_key.as_deref(), Some("pub"));
+        assert_eq!(c.recaptcha_siteverify_api, DEFAULT_RECAPTCHA_SITEVERIFY_API);
+        let (c, _) = Config::from_yaml_str(
+            "server_name: a.b\nrecaptcha_siteverify_api: http://127.0.0.1:9/verify\n",
+        )
+        .expect("plain http verifier");
+        assert_eq!(c.recaptcha_siteverify_api, "http://127.0.0.1:9/verify");
+        let err = Config::from_yaml_str("server_name: a.b\nrecaptcha_siteverify_api: ftp://x\n")
+            .expect_err("bad url");
+        assert!(err.errors[0].starts_with("recaptcha_siteverify_api:"));
+    }
+
+    #[test]
+    fn password_policy_applies_only_when_enabled() {
+        let yaml = "server_name: a.b\npassword_config:\n  policy:\n    enabled: true\n\
+                    \x20   minimum_length: 8\n    require_digit: true\n    require_symbol: true\n\
+                    \x20   require_lowercase: true\n    require_uppercase: true\n";
+        let (c, report) = Config::from_yaml_str(yaml).expect("valid");
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        assert_eq!(
+            c.password_policy,
+            PasswordPolicy {
+                minimum_length: 8,
+                require_digit: true,
+                require_symbol: true,
+                require_lowercase: true,
+                require_uppercase: true
+            }
+        );
+        let (c, _) =
+            Config::from_yaml_str(&yaml.replace("enabled: true", "enabled: false")).expect("valid");
+        assert_eq!(c.password_policy, PasswordPolicy::default());
+        let err = Config::from_yaml_str(&yaml.replace("require_digit: true", "require_digit: 1"))
+            .expect_err("invalid");
+        assert_eq!(err.errors, ["password_config.policy.require_digit: must be true or false"]);
+    }
+
+    #[test]
+    fn federation_domain_whitelist() {
+        let (c, _) = Config::from_yaml_str("server_name: a.b\n").expect("valid");
+        assert!(c.federation_domain_whitelist.is_none());
+        assert!(c.federation_allowed("anyone.example"), "no whitelist: everyone");
+        let (c, report) = Config::from_yaml_str(
+            "server_name: a.b\nfederation_domain_whitelist: [good.example, 'localhost:8448']\n",
+        )
+        .expect("valid");
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        assert!(c.federation_allowed("good.example"));
+        assert!(c.federation_allowed("localhost:8448"));
+        assert!(!c.federation_allowed("localhost:8449"), "the port is part of the name");
+        assert!(!c.federation_allowed("evil.example"));
+        assert!(!c.federation_allowed("sub.good.example"), "exact names, no subdomains");
+        let (c, _) = Config::from_yaml_str("server_name: a.b\nfederation_domain_whitelist: []\n")
+            .expect("valid");
+        assert!(!c.federation_allowed("good.example"), "empty list: no federation");
+        let err = Config::from_yaml_str(
+            "server_name: a.b\nfederation_domain_whitelist: [ok.example, 'bad name', 3]\n",
+        )
+        .expect_err("invalid");
+        assert_eq!(err.errors.len(), 2, "{:?}", err.errors);
+        assert!(err.errors[0].starts_with("federation_domain_whitelist[1]:"));
+        assert!(err.errors[1].starts_with("federation_domain_whitelist[2]:"));
+    }
+
+    #[test]
     fn test_setup_keys_default_to_production_values() {
         let (c, _) = Config::from_yaml_str("server_name: a.b\n").expect("valid");
         let t = &c.test_setup;
@@ -807,14 +1012,14 @@ mod tests {
         assert!(t.rc_disabled);
         let warnings = c.test_setup_warnings();
         assert_eq!(warnings.len(), 4, "{warnings:?}");
-        for (w, key) in warnings.iter().zip([
-            "federation_custom_ca_list",
-            "federation_verify_certificates",
-            "ip_range_whitelist",
-            "rc_disabled",
+        for (w, (key, risk)) in warnings.iter().zip([
+            ("federation_custom_ca_list", "trusts ONLY the CAs in /sytest/keys/ca.crt"),
+            ("federation_verify_certificates", "NOT verified"),
+            ("ip_range_whitelist", "remote users can make this server call those addresses"),
+            ("rc_disabled", "every rate limit is OFF"),
         ]) {
             assert!(w.starts_with(&format!("TEST SETUP: {key}")), "{w}");
-            assert!(w.contains("no effect today"), "{w}");
+            assert!(w.contains(risk), "{w}");
             assert!(!w.contains("  "), "one line, single spaces: {w}");
         }
     }
@@ -893,5 +1098,69 @@ mod tests {
         assert_eq!(parse_size("123"), Some(123));
         assert_eq!(parse_size("M"), None);
         assert_eq!(parse_size("99999999999999G"), None);
+    }
+    #[test]
+    fn rate_limits_default_to_synapse_values() {
+        use crate::ratelimit::Limit;
+        let (c, _) = Config::from_yaml_str("server_name: a.b\n").expect("valid");
+        let rc = &c.rate_limits;
+        assert_eq!(rc.message, Limit::new(0.2, 10.0));
+        assert_eq!(rc.registration, Limit::new(0.17, 3.0));
+        assert_eq!(rc.login_address, Limit::new(0.17, 3.0));
+        assert_eq!(rc.login_account, Limit::new(0.17, 3.0));
+        assert_eq!(rc.login_failed_attempts, Limit::new(0.17, 3.0));
+        assert_eq!(rc.joins_local, Limit::new(0.1, 10.0));
+        assert_eq!(rc.joins_remote, Limit::new(0.01, 10.0));
+        assert_eq!(rc.invites_per_room, Limit::new(0.3, 10.0));
+        assert_eq!(rc.invites_per_user, Limit::new(0.003, 5.0));
+        assert_eq!(rc.invites_per_issuer, Limit::new(0.5, 5.0));
+        assert_eq!(rc.room_creation, Limit::new(0.05, 10.0));
+        assert_eq!(rc.media_create, Limit::new(10.0, 50.0));
+    }
+
+    #[test]
+    fn rate_limits_parse_and_bad_values_are_named() {
+        use crate::ratelimit::Limit;
+        let yaml = "server_name: a.b\n\
+                    rc_message: {per_second: 5, burst_count: 2}\n\
+                    rc_login:\n  failed_attempts: {per_second: 0.5}\n\
+                    rc_joins: {remote: {burst_count: 4}}\n\
+                    rc_media_create: {per_second: 1.5, burst_count: 7.0}\n";
+        let (c, report) = Config::from_yaml_str(yaml).expect("valid");
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        let rc = &c.rate_limits;
+        assert_eq!(rc.message, Limit::new(5.0, 2.0));
+        assert_eq!(rc.login_failed_attempts, Limit::new(0.5, 3.0));
+        assert_eq!(rc.login_address, Limit::new(0.17, 3.0));
+        assert_eq!(rc.joins_remote, Limit::new(0.01, 4.0));
+        assert_eq!(rc.media_create, Limit::new(1.5, 7.0));
+
+        let yaml = "server_name: a.b\n\
+                    rc_message: {per_second: -1, burst_count: x}\n\
+                    rc_registration: 3\n\
+                    rc_login: {address: {per_second: fast}, account: {burst_count: 1.5}}\n\
+                    rc_invites: {per_user: {per_second: .inf}, per_issuer: {burst_count: -2}}\n\
+                    rc_room_creation: {per_second: '1'}\n";
+        let all = Config::from_yaml_str(yaml).expect_err("invalid").errors.join("\n");
+        for key in [
+            "rc_message.per_second:",
+            "rc_message.burst_count:",
+            "rc_registration: must be a mapping",
+            "rc_login.address.per_second:",
+            "rc_login.account.burst_count:",
+            "rc_invites.per_user.per_second:",
+            "rc_invites.per_issuer.burst_count:",
+            "rc_room_creation.per_second:",
+        ] {
+            assert!(all.contains(key), "{key} missing from:\n{all}");
+        }
+        let (_, report) = Config::from_yaml_str(
+            "server_name: a.b\nrc_joins: {local: {per_second: 1, x: 2}, y: {}}\n",
+        )
+        .expect("unknown keys warn");
+        assert_eq!(
+            report.warnings,
+            ["rc_joins.local.x: unknown key, ignored", "rc_joins.y: unknown key, ignored"]
+        );
     }
 }

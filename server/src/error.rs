@@ -43,6 +43,10 @@ pub enum Error {
     UserDeactivated(String),
     #[error("{0}")]
     WeakPassword(String),
+    /// A password `password_config.policy` refuses (400), with Synapse's errcode for the
+    /// rule it breaks (`M_PASSWORD_TOO_SHORT`, `M_PASSWORD_NO_DIGIT`, ...).
+    #[error("{0}")]
+    PasswordRefused(String, &'static str),
     #[error("{0}")]
     GuestAccessForbidden(String),
     #[error("{0}")]
@@ -95,6 +99,7 @@ impl Error {
             | MissingParam(_)
             | Unknown(_)
             | WeakPassword(_)
+            | PasswordRefused(..)
             | UnsupportedRoomVersion(_)
             | RoomInUse(_)
             | BadAlias(_) => StatusCode::BAD_REQUEST,
@@ -129,6 +134,7 @@ impl Error {
             BadAlias(_) => "M_BAD_ALIAS",
             UserDeactivated(_) => "M_USER_DEACTIVATED",
             WeakPassword(_) => "M_WEAK_PASSWORD",
+            PasswordRefused(_, code) => code,
             GuestAccessForbidden(_) => "M_GUEST_ACCESS_FORBIDDEN",
             Unauthorized(_) => "M_UNAUTHORIZED",
             LimitExceeded(..) => "M_LIMIT_EXCEEDED",

@@ -15,6 +15,7 @@ pub mod http;
 pub mod keys;
 pub mod media;
 pub mod notifier;
+pub mod ratelimit;
 pub mod rooms;
 pub mod store;
 pub mod sync;
@@ -67,6 +68,10 @@ impl Server {
             notifier: Default::default(),
             rooms: Default::default(),
             typing: Default::default(),
+            ratelimits: ratelimit::RateLimits::new(
+                config.rate_limits.clone(),
+                config.test_setup.rc_disabled,
+            ),
             federation: federation::client::FederationClient::new(&config)?,
             media: media::Media::open(media::MediaConfig::from_config(&config))?,
             shutdown: rx.clone(),

@@ -10,6 +10,8 @@ mod directory;
 mod ephemeral;
 mod history_visibility;
 mod knocking;
+mod rate_limits;
+mod registration_controls;
 mod room_extras;
 mod room_upgrade;
 mod sync_account_data;

@@ -192,3 +192,40 @@ async fn test_sync_bad_since_token() {
     assert!((400..500).contains(&r.status), "{}: {}", r.status, r.text());
     d.destroy().await;
 }
+
+/// TestSyncFilter: a stored filter (by ID) limits the timeline and the event types.
+#[tokio::test]
+async fn test_sync_filter() {
+    let d = Deployment::new(1).await;
+    let alice = d.register_user(0, "alice").await;
+    let room = create_room(&alice, json!({"preset": "private_chat"})).await;
+    send_text(&alice, &room, "zero").await;
+    let last = send_text(&alice, &room, "one").await;
+    // A state event after the messages: filtered out by `types`, so it does not count
+    // against the limit and `limited` is about the messages.
+    alice
+        .must_do(
+            "PUT",
+            &["_matrix", "client", "v3", "rooms", &room, "state", "m.room.topic", ""],
+            json!({"topic": "t"}),
+        )
+        .await;
+    let created = alice
+        .must_do(
+            "POST",
+            &["_matrix", "client", "v3", "user", &alice.user_id, "filter"],
+            json!({"room": {"timeline": {"limit": 1, "types": ["m.room.message"]}}}),
+        )
+        .await;
+    let filter_id = created["filter_id"].as_str().expect("filter_id").to_string();
+    let resp = alice.sync(None, 0, Some(&filter_id)).await;
+    let tl = &resp["rooms"]["join"][&room]["timeline"];
+    let evs = tl["events"].as_array().expect("events");
+    assert_eq!(evs.len(), 1, "{tl}");
+    assert_eq!(evs[0]["event_id"], last.as_str());
+    assert_eq!(tl["limited"], true);
+    // An unknown filter ID is refused, not ignored.
+    let r = alice.get(&["_matrix", "client", "v3", "sync", "?filter=987654&timeout=0"]).await;
+    assert!((400..500).contains(&r.status), "{}", r.text());
+    d.destroy().await;
+}

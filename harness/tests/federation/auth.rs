@@ -131,3 +131,32 @@ async fn test_inbound_federation_directory() {
     );
     d.destroy().await;
 }
+
+/// `federation_domain_whitelist`: a correctly signed request from a server not on the list
+/// is 403 M_FORBIDDEN, refused before its key is even fetched; a listed server is served.
+#[tokio::test]
+async fn test_federation_domain_whitelist_refuses_others() {
+    let listed = FakeServer::start().await;
+    let unlisted = FakeServer::start().await;
+    let yaml = format!(
+        "{}federation_domain_whitelist: ['{}']\n",
+        trusting_config_yaml(),
+        listed.server_name
+    );
+    let cfg = HsConfig { extra_yaml: yaml, ..Default::default() };
+    let Some(d) = Deployment::with_config(1, cfg).await else { return };
+    let alice = d.register_user(0, "alice").await;
+    let dest = server_name(&alice.user_id);
+    let path = format!(
+        "/_matrix/federation/v1/query/profile?user_id={}",
+        glia_harness::client::encode_segment(&alice.user_id)
+    );
+    let base = d.hs(0).base_url.clone();
+    unlisted.request(&base, &dest, "GET", &path, None).await.must_error(403, "M_FORBIDDEN");
+    assert!(
+        unlisted.received.lock().expect("received").is_empty(),
+        "Glia did not contact the unlisted server"
+    );
+    listed.request(&base, &dest, "GET", &path, None).await.must_status(200);
+    d.destroy().await;
+}

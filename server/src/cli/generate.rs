@@ -94,10 +94,25 @@ allow_guest_access: false
 # with enable_registration: true unless this is set too.
 # enable_registration_without_verification: false
 
+# Registration with tokens made by the admin API (/_synapse/admin/v1/registration_tokens).
+# registration_requires_token: false
+
+# Registration behind a captcha (Google reCAPTCHA or a compatible verifier).
+# enable_registration_captcha: false
+# recaptcha_public_key: ""
+# recaptcha_private_key: ""
+
+# Federate only with these servers ([] = no federation; absent = everyone).
+# federation_domain_whitelist: []
+
 # password_config:
 #   policy:
 #     enabled: true
 #     minimum_length: 12
+#     require_digit: true
+#     require_symbol: true
+#     require_lowercase: true
+#     require_uppercase: true
 
 # Serve /.well-known/matrix/server pointing federation at port 443 of server_name.
 # serve_server_wellknown: false

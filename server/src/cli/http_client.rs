@@ -45,20 +45,35 @@ pub async fn request(
     path: &str,
     body: Option<&Value>,
 ) -> Result<(StatusCode, Value), String> {
+    let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+    let (status, body) =
+        request_bytes(base, method, path, "application/json", Bytes::from(bytes)).await?;
+    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    Ok((status, json))
+}
+
+/// Send one request with a body of `content_type`; returns the status and the raw body.
+/// Also used by the server for the captcha verifier (`recaptcha_siteverify_api`).
+pub async fn request_bytes(
+    base: &Url,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: Bytes,
+) -> Result<(StatusCode, Bytes), String> {
     let full_path = format!("{}{}", base.base_path.trim_end_matches('/'), path);
     let tcp = TcpStream::connect((base.host.as_str(), base.port))
         .await
         .map_err(|e| format!("cannot connect to {}:{}: {e}", base.host, base.port))?;
     let host_header = format!("{}:{}", base.host, base.port);
-    let bytes = body.map(|b| b.to_string()).unwrap_or_default();
     let req = Request::builder()
         .method(method)
-        .uri(full_path)
+        .uri(if full_path.is_empty() { "/".to_string() } else { full_path })
         .header("host", host_header)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(bytes)))
+        .header("content-type", content_type)
+        .body(Full::new(body))
         .map_err(|e| e.to_string())?;
-    let resp = if base.tls {
+    if base.tls {
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert);
@@ -74,13 +89,10 @@ pub async fn request(
             .connect(name, tcp)
             .await
             .map_err(|e| format!("TLS to {}: {e}", base.host))?;
-        send(TokioIo::new(tls), req).await?
+        send(TokioIo::new(tls), req).await
     } else {
-        send(TokioIo::new(tcp), req).await?
-    };
-    let status = resp.0;
-    let json = serde_json::from_slice(&resp.1).unwrap_or(Value::Null);
-    Ok((status, json))
+        send(TokioIo::new(tcp), req).await
+    }
 }
 
 async fn send<T>(io: T, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String>

@@ -3,6 +3,7 @@
 //! private and loopback addresses unless allow-listed, `X-Matrix` signing, timeouts and a
 //! bound on response size.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use tokio::net::TcpStream;
 
 use super::resolve::{self, Target};
 use super::xmatrix;
-use crate::config::{Config, IpRange};
+use crate::config::{Config, IpRange, federation_allowed_in};
 use crate::error::{Error, Result};
 use crate::keys::SigningKey;
 
@@ -34,6 +35,8 @@ pub struct FederationClient {
     cache: resolve::Cache,
     tls: Arc<rustls::ClientConfig>,
     allowed: Vec<IpRange>,
+    /// `federation_domain_whitelist` (None: every destination).
+    domain_whitelist: Option<BTreeSet<String>>,
 }
 
 /// Addresses a federation request must not reach unless allow-listed (SSRF).
@@ -160,7 +163,19 @@ impl FederationClient {
             cache: resolve::Cache::default(),
             tls: Arc::new(tls),
             allowed: setup.ip_range_whitelist.clone(),
+            domain_whitelist: config.federation_domain_whitelist.clone(),
         })
+    }
+
+    /// 403 `M_FORBIDDEN` for a destination `federation_domain_whitelist` leaves out.
+    fn check_destination(&self, destination: &str) -> Result<()> {
+        if federation_allowed_in(self.domain_whitelist.as_ref(), destination) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "Federation denied with {destination}: not in federation_domain_whitelist"
+            )))
+        }
     }
 
     /// Where to reach `server_name`.
@@ -299,6 +314,7 @@ impl FederationClient {
         path_and_query: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value)> {
+        self.check_destination(destination)?;
         let auth = xmatrix::sign(method.as_str(), path_and_query, origin, destination, body, key)?;
         let bytes = match body {
             Some(b) => Bytes::from(serde_json::to_vec(b).map_err(Error::internal)?),
@@ -312,6 +328,7 @@ impl FederationClient {
 
     /// An unsigned GET (the key API).
     pub async fn get_unsigned(&self, destination: &str, path: &str) -> Result<(StatusCode, Value)> {
+        self.check_destination(destination)?;
         let target = self.resolve(destination).await;
         let (status, resp) = self.raw(&target, Method::GET, path, None, Bytes::new()).await?;
         Ok((status, serde_json::from_slice(&resp).unwrap_or(Value::Null)))
@@ -321,6 +338,35 @@ impl FederationClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn whitelist_refuses_other_destinations_before_connecting() {
+        let (mut config, _) = Config::from_yaml_str(
+            "server_name: a.example\nfederation_domain_whitelist: ['b.example']\n",
+        )
+        .expect("config");
+        config.test_setup.federation_custom_ca_list.clear();
+        let client = FederationClient::new(&config).expect("client");
+        let key = SigningKey::from_seed("a", &[7; 32]).expect("key");
+        for dest in ["c.example", "127.0.0.1:1"] {
+            let err = client
+                .request(
+                    "a.example",
+                    &key,
+                    dest,
+                    Method::GET,
+                    "/_matrix/federation/v1/version",
+                    None,
+                )
+                .await
+                .expect_err("refused");
+            assert_eq!(err.errcode(), "M_FORBIDDEN", "{dest}: {err}");
+            let err =
+                client.get_unsigned(dest, "/_matrix/key/v2/server").await.expect_err("refused");
+            assert_eq!(err.errcode(), "M_FORBIDDEN", "{dest}: {err}");
+        }
+        assert!(client.check_destination("b.example").is_ok());
+    }
 
     #[test]
     fn private_ranges() {

@@ -65,7 +65,8 @@ impl App {
 
 impl App {
     /// The server behind an `X-Matrix` signed federation request: 401 `M_UNAUTHORIZED` for
-    /// a missing, malformed or forged signature, checked before any other work.
+    /// a missing, malformed or forged signature, checked before any other work; 403
+    /// `M_FORBIDDEN` for an origin `federation_domain_whitelist` leaves out.
     pub async fn auth_server(&self, req: &Req) -> Result<String> {
         let header =
             req.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(
@@ -74,6 +75,13 @@ impl App {
         let x = crate::federation::xmatrix::parse(header)?;
         ruma::ServerName::parse(&x.origin)
             .map_err(|_| Error::Unauthorized("Invalid origin".into()))?;
+        // `federation_domain_whitelist`: refused before any key is fetched (as Synapse).
+        if !self.config.federation_allowed(&x.origin) {
+            return Err(Error::Forbidden(format!(
+                "Federation denied with {}: not in federation_domain_whitelist",
+                x.origin
+            )));
+        }
         let content = if req.body.is_empty() { None } else { Some(req.json_value()?) };
         let key = crate::federation::key_store::verify_key(
             self,

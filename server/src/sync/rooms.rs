@@ -163,19 +163,43 @@ fn timeline(
 ) -> Result<(Vec<EventRow>, bool)> {
     let limit = p.timeline_limit;
     let f = p.room_filter.and_then(|f| f.timeline.as_ref());
-    let mut rows = events::timeline_desc(c, room_nid, from, to, limit + 1)?;
+    let shown = |r: &EventRow| -> Result<bool> {
+        if r.state_key.is_none() && p.ignored.contains(&r.sender) {
+            return Ok(false);
+        }
+        if let Some(f) = f
+            && !(type_wanted(Some(&f.base), &r.event_type)
+                && f.base.not_senders.as_ref().is_none_or(|n| !n.contains(&r.sender))
+                && f.base.senders.as_ref().is_none_or(|s| s.contains(&r.sender)))
+        {
+            return Ok(false);
+        }
+        crate::rooms::visibility::visible(c, r, p.user_id, currently_joined)
+    };
+    // `limit` and `limited` count the events the client is shown (as Synapse does), so
+    // read in batches until one more than the limit has passed the filters.
+    let mut rows = vec![];
+    let mut upper = to;
+    let batch = if f.is_some() || !p.ignored.is_empty() { (limit * 2).max(50) } else { limit + 1 };
+    loop {
+        let page = events::timeline_desc(c, room_nid, from, upper, batch)?;
+        let exhausted = (page.len() as i64) < batch;
+        for r in page {
+            upper = r.stream_pos.unwrap_or(0) - 1;
+            if shown(&r)? {
+                rows.push(r);
+                if rows.len() as i64 > limit {
+                    break;
+                }
+            }
+        }
+        if rows.len() as i64 > limit || exhausted || upper <= from {
+            break;
+        }
+    }
     let limited = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     rows.reverse();
-    rows.retain(|r| r.state_key.is_some() || !p.ignored.contains(&r.sender));
-    let mut rows = crate::rooms::visibility::filter(c, rows, p.user_id, currently_joined)?;
-    if let Some(f) = f {
-        rows.retain(|r| {
-            type_wanted(Some(&f.base), &r.event_type)
-                && f.base.not_senders.as_ref().is_none_or(|n| !n.contains(&r.sender))
-                && f.base.senders.as_ref().is_none_or(|s| s.contains(&r.sender))
-        });
-    }
     Ok((rows, limited))
 }
 

@@ -1,6 +1,7 @@
 //! Accounts: password hashing, user ID rules, sessions (device + access token).
 
 pub mod admin;
+pub mod captcha;
 pub mod uia;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};

@@ -11,12 +11,16 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::http::auth::User;
-use crate::store::users;
+use crate::store::{registration_tokens, users};
 
 const SESSION_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 pub const DUMMY: &str = "m.login.dummy";
 pub const PASSWORD: &str = "m.login.password";
+/// Spec: "Token-authenticated registration" (`registration_requires_token`).
+pub const REGISTRATION_TOKEN: &str = "m.login.registration_token";
+/// Google reCAPTCHA (`enable_registration_captcha`), verified server-side.
+pub const RECAPTCHA: &str = "m.login.recaptcha";
 
 #[derive(Default)]
 pub struct UiaSessions {
@@ -26,17 +30,73 @@ pub struct UiaSessions {
 struct Session {
     completed: Vec<String>,
     created: Instant,
+    /// The registration token one use of which this session holds (`pending`).
+    registration_token: Option<String>,
+}
+
+/// What a completed UIA flow leaves to its caller.
+#[derive(Debug, Default)]
+pub struct Completed {
+    /// A registration token reserved by the `m.login.registration_token` stage: the caller
+    /// must `complete` it once the account exists, or `release` it if registration fails.
+    pub registration_token: Option<String>,
 }
 
 impl UiaSessions {
-    fn new_session(&self) -> String {
+    /// A fresh session, and the registration tokens held by sessions that expired (which
+    /// the caller gives back).
+    fn new_session(&self) -> (String, Vec<String>) {
         let id = super::random_string(24);
+        let mut expired = vec![];
         if let Ok(mut s) = self.sessions.lock() {
             let now = Instant::now();
-            s.retain(|_, v| now.duration_since(v.created) < SESSION_LIFETIME);
-            s.insert(id.clone(), Session { completed: vec![], created: now });
+            s.retain(|_, v| {
+                let live = now.duration_since(v.created) < SESSION_LIFETIME;
+                if !live && let Some(t) = v.registration_token.take() {
+                    expired.push(t);
+                }
+                live
+            });
+            s.insert(
+                id.clone(),
+                Session { completed: vec![], created: now, registration_token: None },
+            );
         }
-        id
+        (id, expired)
+    }
+
+    /// A new session; tokens held by expired sessions are released on the way.
+    async fn start_session(&self, app: &App) -> Result<String> {
+        let (id, expired) = self.new_session();
+        if !expired.is_empty() {
+            app.db
+                .write(move |c| {
+                    for t in &expired {
+                        registration_tokens::release(c, t)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+        Ok(id)
+    }
+
+    fn reserved_token(&self, session: &str) -> Option<String> {
+        self.sessions.lock().ok()?.get(session)?.registration_token.clone()
+    }
+
+    /// Record the token a session reserved; false if the session is gone.
+    fn hold_token(&self, session: &str, token: &str) -> bool {
+        match self.sessions.lock() {
+            Ok(mut s) => match s.get_mut(session) {
+                Some(v) => {
+                    v.registration_token = Some(token.to_string());
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
+        }
     }
 
     fn completed(&self, session: &str) -> Option<Vec<String>> {
@@ -59,15 +119,18 @@ impl UiaSessions {
         done
     }
 
-    fn finish(&self, session: &str) {
-        if let Ok(mut s) = self.sessions.lock() {
-            s.remove(session);
-        }
+    fn finish(&self, session: &str) -> Completed {
+        let removed = self.sessions.lock().ok().and_then(|mut s| s.remove(session));
+        Completed { registration_token: removed.and_then(|v| v.registration_token) }
     }
 
-    fn challenge(flows: &[&[&str]], session: &str, completed: &[String]) -> Value {
+    fn challenge(app: &App, flows: &[&[&str]], session: &str, completed: &[String]) -> Value {
+        let mut params = json!({});
+        if flows.iter().any(|f| f.contains(&RECAPTCHA)) {
+            params[RECAPTCHA] = json!({"public_key": app.config.recaptcha_public_key});
+        }
         let flows: Vec<Value> = flows.iter().map(|f| json!({"stages": f})).collect();
-        json!({"flows": flows, "params": {}, "session": session, "completed": completed})
+        json!({"flows": flows, "params": params, "session": session, "completed": completed})
     }
 
     /// Ok when `auth` completes one of `flows`; otherwise the 401 that tells the client
@@ -79,12 +142,40 @@ impl UiaSessions {
         flows: &[&[&str]],
         who: Option<&User>,
     ) -> Result<()> {
+        let done = self.check_stages(app, auth, flows, who, None).await?;
+        if let Some(t) = done.registration_token {
+            // Not a registration: nothing will use the token.
+            app.db.write(move |c| registration_tokens::release(c, &t)).await?;
+        }
+        Ok(())
+    }
+
+    /// [`check`](Self::check) for `POST /register`, whose flows may hold the captcha and
+    /// registration-token stages; `client_ip` is passed on to the captcha verifier.
+    pub async fn check_registration(
+        &self,
+        app: &App,
+        auth: Option<&Value>,
+        flows: &[&[&str]],
+        client_ip: &str,
+    ) -> Result<Completed> {
+        self.check_stages(app, auth, flows, None, Some(client_ip)).await
+    }
+
+    async fn check_stages(
+        &self,
+        app: &App,
+        auth: Option<&Value>,
+        flows: &[&[&str]],
+        who: Option<&User>,
+        client_ip: Option<&str>,
+    ) -> Result<Completed> {
         let Some(auth) = auth.filter(|a| a.is_object()) else {
-            let session = self.new_session();
-            return Err(Error::Uia(Self::challenge(flows, &session, &[])));
+            let session = self.start_session(app).await?;
+            return Err(Error::Uia(Self::challenge(app, flows, &session, &[])));
         };
         let session = match auth.get("session") {
-            None => self.new_session(),
+            None => self.start_session(app).await?,
             Some(Value::String(s)) => {
                 if self.completed(s).is_none() {
                     return Err(Error::Unknown("Unknown session ID".into()));
@@ -96,33 +187,93 @@ impl UiaSessions {
         let Some(stage) = auth.get("type").and_then(Value::as_str) else {
             // Only the session: report progress so far.
             let done = self.completed(&session).unwrap_or_default();
-            return Err(Error::Uia(Self::challenge(flows, &session, &done)));
+            return Err(Error::Uia(Self::challenge(app, flows, &session, &done)));
         };
         if !flows.iter().any(|f| f.contains(&stage)) {
-            let mut body =
-                Self::challenge(flows, &session, &self.completed(&session).unwrap_or_default());
+            let mut body = Self::challenge(
+                app,
+                flows,
+                &session,
+                &self.completed(&session).unwrap_or_default(),
+            );
             body["errcode"] = json!("M_UNRECOGNIZED");
             body["error"] = json!(format!("Unsupported authentication type {stage}"));
             return Err(Error::Uia(body));
         }
-        let passed = match stage {
+        let passed: Result<(), (String, &str)> = match stage {
             DUMMY => Ok(()),
-            PASSWORD => check_password_stage(app, auth, who).await?,
-            _ => Err("Unsupported authentication type".to_string()),
+            PASSWORD => check_password_stage(app, auth, who).await?.map_err(|m| (m, "M_FORBIDDEN")),
+            REGISTRATION_TOKEN => self.check_token_stage(app, auth, &session).await?,
+            RECAPTCHA => check_captcha_stage(app, auth, client_ip).await,
+            _ => Err(("Unsupported authentication type".to_string(), "M_FORBIDDEN")),
         };
-        if let Err(msg) = passed {
-            let mut body =
-                Self::challenge(flows, &session, &self.completed(&session).unwrap_or_default());
-            body["errcode"] = json!("M_FORBIDDEN");
+        if let Err((msg, errcode)) = passed {
+            let mut body = Self::challenge(
+                app,
+                flows,
+                &session,
+                &self.completed(&session).unwrap_or_default(),
+            );
+            body["errcode"] = json!(errcode);
             body["error"] = json!(msg);
             return Err(Error::Uia(body));
         }
         let done = self.complete(&session, stage);
         if flows.iter().any(|f| f.iter().all(|s| done.iter().any(|d| d == s))) {
-            self.finish(&session);
-            Ok(())
+            Ok(self.finish(&session))
         } else {
-            Err(Error::Uia(Self::challenge(flows, &session, &done)))
+            Err(Error::Uia(Self::challenge(app, flows, &session, &done)))
+        }
+    }
+
+    /// `m.login.registration_token`: reserve one use of a usable token for this session
+    /// (once; a session that holds a use passes again). Expired, used-up and unknown
+    /// tokens fail with `M_UNAUTHORIZED`, as in Synapse.
+    async fn check_token_stage(
+        &self,
+        app: &App,
+        auth: &Value,
+        session: &str,
+    ) -> Result<Result<(), (String, &'static str)>> {
+        if self.reserved_token(session).is_some() {
+            return Ok(Ok(()));
+        }
+        let Some(token) = auth.get("token").and_then(Value::as_str) else {
+            return Ok(Err(("Registration token must be a string".into(), "M_INVALID_PARAM")));
+        };
+        let t = token.to_string();
+        let now = crate::store::now_ms();
+        if !app.db.write(move |c| registration_tokens::reserve(c, &t, now)).await? {
+            return Ok(Err(("Invalid registration token".into(), "M_UNAUTHORIZED")));
+        }
+        if !self.hold_token(session, token) {
+            let t = token.to_string();
+            app.db.write(move |c| registration_tokens::release(c, &t)).await?;
+            return Err(Error::Unknown("Unknown session ID".into()));
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// `m.login.recaptcha`: the client's `response`, checked with the verifier.
+async fn check_captcha_stage(
+    app: &App,
+    auth: &Value,
+    client_ip: Option<&str>,
+) -> Result<(), (String, &'static str)> {
+    let response = auth.get("response").and_then(Value::as_str).unwrap_or("");
+    if response.is_empty() {
+        return Err(("Captcha response is required".into(), "M_CAPTCHA_NEEDED"));
+    }
+    let secret = app.config.recaptcha_private_key.as_deref().unwrap_or("");
+    match super::captcha::verify(&app.config.recaptcha_siteverify_api, secret, response, client_ip)
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(("Captcha authentication failed".into(), "M_UNAUTHORIZED")),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot verify a captcha response");
+            Err(("Captcha authentication failed".into(), "M_UNAUTHORIZED"))
         }
     }
 }

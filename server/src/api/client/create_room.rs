@@ -44,6 +44,9 @@ async fn upgrade(app: Arc<App>, req: Req) -> Result<Resp> {
 async fn create_room(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth_member(&req).await?;
     let body: CreateRoom = req.json_or_empty()?;
+    let rl = &app.ratelimits;
+    let limit = rl.config.room_creation;
+    app.ratelimit_user(&user, &[(&rl.room_creation, limit, &user.user_id)], false).await?;
     let room_id = create::create(&app, &user.user_id, body).await?;
     Ok(ok(&json!({"room_id": room_id})))
 }

@@ -41,6 +41,9 @@ async fn login(app: Arc<App>, req: Req) -> Result<Resp> {
     if login_type != "m.login.password" || !app.config.password_login_enabled {
         return Err(Error::Unknown(format!("Unknown login type {login_type}")));
     }
+    // `rc_login.address`: every attempt from one client address.
+    let rl = &app.ratelimits;
+    rl.check(&rl.login_address, &req.client_ip.to_string(), rl.config.login_address, true)?;
     // The user: `identifier` of type m.id.user, or the deprecated top-level `user`.
     let name = match body.get("identifier") {
         Some(Value::Object(id)) => match id.get("type").and_then(Value::as_str) {
@@ -61,15 +64,25 @@ async fn login(app: Arc<App>, req: Req) -> Result<Resp> {
 
     let invalid = || Error::Forbidden("Invalid username or password".into());
     let user_id = accounts::local_user_id(&app, name).ok_or_else(invalid)?;
+    // `rc_login.failed_attempts`: wrong passwords per account; checked first, counted on
+    // each failure. `rc_login.account`: successful logins per account.
+    let account = user_id.to_lowercase();
+    let failed_limit = rl.config.login_failed_attempts;
+    rl.check(&rl.login_failed_attempts, &account, failed_limit, false)?;
+    let fail = || {
+        rl.record(&rl.login_failed_attempts, &account, failed_limit);
+        invalid()
+    };
     let uid = user_id.clone();
-    let user = app.db.read(move |c| users::get(c, &uid)).await?.ok_or_else(invalid)?;
+    let user = app.db.read(move |c| users::get(c, &uid)).await?.ok_or_else(fail)?;
     if user.deactivated {
         return Err(Error::UserDeactivated("This account has been deactivated".into()));
     }
-    let hash = user.password_hash.ok_or_else(invalid)?;
+    let hash = user.password_hash.ok_or_else(fail)?;
     if !accounts::verify_password(hash, password.to_string()).await {
-        return Err(invalid());
+        return Err(fail());
     }
+    rl.check(&rl.login_account, &account, rl.config.login_account, true)?;
     let s =
         accounts::new_session(&app, user.nid, device_id, display_name, req.client_ip.to_string())
             .await?;

@@ -48,6 +48,10 @@ async fn do_join(app: &App, req: &Req, id_or_alias: &str) -> Result<Resp> {
     let user = app.auth(req).await?;
     let body = req.json_object(true)?;
     let room_id = membership::resolve_room(app, id_or_alias).await?;
+    // Glia joins only rooms it already has (no federation client yet): `rc_joins.local`.
+    let rl = &app.ratelimits;
+    app.ratelimit_user(&user, &[(&rl.joins_local, rl.config.joins_local, &user.user_id)], false)
+        .await?;
     membership::join(app, &user.user_id, &room_id, reason(&body)?.as_deref()).await?;
     Ok(ok(&json!({"room_id": room_id})))
 }
@@ -70,6 +74,13 @@ async fn invite(app: Arc<App>, req: Req) -> Result<Resp> {
     let body = req.json_object(false)?;
     let target = user_id_field(&body)?;
     let room_id = membership::resolve_room(&app, req.param(0)).await?;
+    let (rl, c) = (&app.ratelimits, &app.ratelimits.config);
+    let checks = [
+        (&rl.invites_per_room, c.invites_per_room, room_id.as_str()),
+        (&rl.invites_per_user, c.invites_per_user, target.as_str()),
+        (&rl.invites_per_issuer, c.invites_per_issuer, user.user_id.as_str()),
+    ];
+    app.ratelimit_user(&user, &checks, false).await?;
     membership::invite(&app, &user.user_id, &room_id, &target, reason(&body)?.as_deref()).await?;
     Ok(empty_object())
 }

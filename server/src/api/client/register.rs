@@ -5,16 +5,18 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::config::PasswordPolicy;
 use crate::error::{Error, Result, bad_json, invalid_param};
 use crate::http::request::Req;
 use crate::http::response::{Resp, ok};
 use crate::http::router::Router;
-use crate::store::users;
+use crate::store::{registration_tokens, users};
 use crate::users::{self as accounts, Registration, uia};
 
 pub fn routes(r: &mut Router) {
     r.post("/_matrix/client/{v}/register", register);
     r.get("/_matrix/client/{v}/register/available", available);
+    r.get("/_matrix/client/v1/register/m.login.registration_token/validity", token_validity);
 }
 
 /// Longest username or password accepted, as in Synapse.
@@ -29,15 +31,44 @@ fn opt_string(body: &serde_json::Map<String, Value>, key: &str) -> Result<Option
     }
 }
 
-/// Enforce `password_config.policy` (only a minimum length so far).
+/// Enforce `password_config.policy` on a new password (registration, password change,
+/// admin-created users), with Synapse's rules, order, messages and errcodes.
 pub fn check_password_policy(app: &App, password: &str) -> Result<()> {
-    if password.chars().count() < app.config.password_minimum_length {
-        return Err(Error::WeakPassword(format!(
-            "Password too short (minimum {} characters)",
-            app.config.password_minimum_length
-        )));
+    policy_violation(&app.config.password_policy, password)
+        .map_or(Ok(()), |(msg, code)| Err(Error::PasswordRefused(msg, code)))
+}
+
+/// A policy rule: whether it is on, the characters it wants, their name, its errcode.
+type PolicyRule = (bool, fn(char) -> bool, &'static str, &'static str);
+
+/// The first rule of `policy` that `password` breaks: the message and errcode.
+pub fn policy_violation(policy: &PasswordPolicy, password: &str) -> Option<(String, &'static str)> {
+    if password.chars().count() < policy.minimum_length {
+        return Some((
+            format!("The password must be at least {} characters long", policy.minimum_length),
+            "M_PASSWORD_TOO_SHORT",
+        ));
     }
-    Ok(())
+    let rules: [PolicyRule; 4] = [
+        (policy.require_digit, |c| c.is_numeric(), "digit", "M_PASSWORD_NO_DIGIT"),
+        (policy.require_symbol, |c| !c.is_ascii_alphanumeric(), "symbol", "M_PASSWORD_NO_SYMBOL"),
+        (
+            policy.require_uppercase,
+            |c| c.is_ascii_uppercase(),
+            "uppercase letter",
+            "M_PASSWORD_NO_UPPERCASE",
+        ),
+        (
+            policy.require_lowercase,
+            |c| c.is_ascii_lowercase(),
+            "lowercase letter",
+            "M_PASSWORD_NO_LOWERCASE",
+        ),
+    ];
+    rules
+        .iter()
+        .find(|(on, has, _, _)| *on && !password.chars().any(has))
+        .map(|(_, _, what, code)| (format!("The password must include at least one {what}"), *code))
 }
 
 async fn register(app: Arc<App>, req: Req) -> Result<Resp> {
@@ -51,11 +82,17 @@ async fn register(app: Arc<App>, req: Req) -> Result<Resp> {
         Some(_) => return Err(bad_json("'inhibit_login' must be a boolean")),
     };
     let login = (!inhibit_login).then_some((device_id, display_name));
-    match kind {
+    // `rc_registration`, per client address: looked at first, counted once an account exists.
+    let (limits, ip) = (app.clone(), req.client_ip.to_string());
+    let rl = &limits.ratelimits;
+    rl.check(&rl.registration, &ip, rl.config.registration, false)?;
+    let resp = match kind {
         "guest" => register_guest(app, req, login).await,
         "user" => register_user(app, req, body, login).await,
         other => Err(invalid_param(format!("Invalid kind: {other}"))),
-    }
+    }?;
+    rl.record(&rl.registration, &ip, rl.config.registration);
+    Ok(resp)
 }
 
 async fn register_guest(
@@ -115,7 +152,50 @@ async fn register_user(
     if let Some(p) = &password {
         check_password_policy(&app, p)?;
     }
-    app.uia.check(&app, body.get("auth"), &[&[uia::DUMMY]], None).await?;
+    let flow = registration_flow(&app);
+    let done = app
+        .uia
+        .check_registration(&app, body.get("auth"), &[&flow], &req.client_ip.to_string())
+        .await?;
+    let result = finish_registration(&app, &req, user_id, password, login).await;
+    // The reserved use of the token counts once the account exists; otherwise it is freed.
+    if let Some(token) = done.registration_token {
+        let created = result.is_ok();
+        app.db
+            .write(move |c| {
+                if created {
+                    registration_tokens::complete(c, &token)
+                } else {
+                    registration_tokens::release(c, &token)
+                }
+            })
+            .await?;
+    }
+    result
+}
+
+/// The one registration flow, as Synapse builds it: `m.login.dummy`, preceded by
+/// `m.login.recaptcha` when `enable_registration_captcha` is on, preceded by
+/// `m.login.registration_token` when `registration_requires_token` is on.
+pub fn registration_flow(app: &App) -> Vec<&'static str> {
+    let mut flow = vec![];
+    if app.config.registration_requires_token {
+        flow.push(uia::REGISTRATION_TOKEN);
+    }
+    if app.config.enable_registration_captcha {
+        flow.push(uia::RECAPTCHA);
+    }
+    flow.push(uia::DUMMY);
+    flow
+}
+
+async fn finish_registration(
+    app: &App,
+    req: &Req,
+    user_id: Option<String>,
+    password: Option<String>,
+    login: Option<(Option<String>, Option<String>)>,
+) -> Result<Resp> {
     let password = password.ok_or_else(|| Error::MissingParam("Missing password.".into()))?;
     let user_id = match user_id {
         Some(id) => id,
@@ -131,8 +211,21 @@ async fn register_user(
         is_guest: false,
         displayname: None,
     };
-    let (_, session) = accounts::register(&app, r, login, req.client_ip.to_string()).await?;
-    Ok(ok(&response(&app, &user_id, session)))
+    let (_, session) = accounts::register(app, r, login, req.client_ip.to_string()).await?;
+    Ok(ok(&response(app, &user_id, session)))
+}
+
+/// `GET /_matrix/client/v1/register/m.login.registration_token/validity?token=`: whether
+/// a token may be used now. 403 when registration does not take tokens (as Synapse).
+async fn token_validity(app: Arc<App>, req: Req) -> Result<Resp> {
+    if !app.config.registration_requires_token {
+        return Err(Error::Forbidden("Registration tokens are not enabled".into()));
+    }
+    let token =
+        req.query("token").ok_or_else(|| Error::MissingParam("Missing token".into()))?.to_string();
+    let now = crate::store::now_ms();
+    let valid = app.db.read(move |c| registration_tokens::is_usable(c, &token, now)).await?;
+    Ok(ok(&json!({"valid": valid})))
 }
 
 fn response(app: &App, user_id: &str, session: Option<accounts::Session>) -> Value {
@@ -157,4 +250,33 @@ async fn available(app: Arc<App>, req: Req) -> Result<Resp> {
         return Err(Error::UserInUse("User ID already taken.".into()));
     }
     Ok(ok(&json!({"available": true})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_policy_rules_in_synapse_order() {
+        let off = PasswordPolicy::default();
+        assert_eq!(policy_violation(&off, ""), None, "no policy: anything goes");
+        let p = PasswordPolicy {
+            minimum_length: 6,
+            require_digit: true,
+            require_symbol: true,
+            require_lowercase: true,
+            require_uppercase: true,
+        };
+        let code = |pw: &str| policy_violation(&p, pw).map(|(_, c)| c);
+        assert_eq!(code("aB1!"), Some("M_PASSWORD_TOO_SHORT"));
+        assert_eq!(code("äöüßé"), Some("M_PASSWORD_TOO_SHORT"), "counts characters");
+        assert_eq!(code("abcdeF!"), Some("M_PASSWORD_NO_DIGIT"));
+        assert_eq!(code("abcdeF1"), Some("M_PASSWORD_NO_SYMBOL"));
+        assert_eq!(code("abcde1!"), Some("M_PASSWORD_NO_UPPERCASE"));
+        assert_eq!(code("ABCDE1!"), Some("M_PASSWORD_NO_LOWERCASE"));
+        assert_eq!(code("abcdE1 "), None, "a space is a symbol");
+        assert_eq!(code("abcdE1ü"), None, "so is a non-ASCII letter, as in Synapse");
+        let (msg, _) = policy_violation(&p, "a").expect("short");
+        assert_eq!(msg, "The password must be at least 6 characters long");
+    }
 }

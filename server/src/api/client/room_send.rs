@@ -48,16 +48,24 @@ async fn send(app: Arc<App>, req: Req) -> Result<Resp> {
         return Err(invalid_param("Empty event type"));
     }
     let content = Value::Object(req.json_object(false)?);
+    // `rc_message`, except for a retransmission, which gets its event ID back as before.
+    let t = txn(&user, format!("{room_id}/send"), req.param(2));
+    if !app.ratelimits.disabled {
+        let k = t.clone();
+        let seen = app
+            .db
+            .read(move |c| events::txn_event(c, k.user_nid, &k.device_id, &k.scope, &k.txn_id))
+            .await?;
+        let rl = &app.ratelimits;
+        if seen.is_none() {
+            app.ratelimit_user(&user, &[(&rl.message, rl.config.message, &user.user_id)], true)
+                .await?;
+        }
+    }
     let new = NewEvent::message(&event_type, content);
-    let id = rooms::send(
-        &app,
-        &room_id,
-        &user.user_id,
-        new,
-        Some(txn(&user, format!("{room_id}/send"), req.param(2))),
-    )
-    .await
-    .map_err(|e| not_in_room(e, &user.user_id, &room_id))?;
+    let id = rooms::send(&app, &room_id, &user.user_id, new, Some(t))
+        .await
+        .map_err(|e| not_in_room(e, &user.user_id, &room_id))?;
     Ok(ok(&json!({"event_id": id})))
 }
 

@@ -118,6 +118,9 @@ async fn upload(app: Arc<App>, req: Req, body: Incoming) -> Result<StreamResp> {
 /// `max_pending_uploads` unexpired ones (429 beyond, as the spec asks).
 async fn create(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth_member(&req).await?;
+    let rl = &app.ratelimits;
+    let limit = rl.config.media_create;
+    app.ratelimit_user(&user, &[(&rl.media_create, limit, &user.user_id)], false).await?;
     let cfg = &app.media.config;
     let (expiry, max_pending) = (cfg.unused_expiration_ms, cfg.max_pending_uploads);
     let media_id = media::new_media_id();
