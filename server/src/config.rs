@@ -849,6 +849,44 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    /// The hardening snippet from the guide self-hosters follow, pasted unchanged.
+    const SEED_HARDENING: &str = "server_name: my.matrix.host
+enable_registration: false
+allow_guest_access: false
+
+## Recaptcha and registration config
+recaptcha_public_key: \"####################\"
+recaptcha_private_key: \"####################\"
+enable_registration_captcha: true
+
+## Disable federation if you want
+federation_domain_whitelist: []
+
+rc_message:
+  per_second: 0.2  # messages per second
+  burst_count: 10   # allow bursts of up to 10 messages
+rc_registration:
+  per_second: 0.03  # registration requests per second
+  burst_count: 5    # burst limit
+";
+
+    #[test]
+    fn the_seed_hardening_snippet_works_unchanged() {
+        let (c, report) = Config::from_yaml_str(SEED_HARDENING).expect("accepted as is");
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        assert!(!c.enable_registration && !c.allow_guest_access && c.enable_registration_captcha);
+        assert_eq!(c.recaptcha_public_key.as_deref(), Some("####################"));
+        assert!(!c.federation_allowed("matrix.org"), "[] federates with no one");
+        assert_eq!(
+            (c.rate_limits.message.per_second, c.rate_limits.message.burst_count),
+            (0.2, 10.0)
+        );
+        assert_eq!(
+            (c.rate_limits.registration.per_second, c.rate_limits.registration.burst_count),
+            (0.03, 5.0)
+        );
+    }
+
     use super::*;
 
     #[test]
