@@ -41,6 +41,8 @@ pub struct HsConfig {
     pub password_minimum_length: Option<u32>,
     /// Extra YAML appended to the generated config.
     pub extra_yaml: String,
+    /// Add a `type: metrics` listener on a free loopback port (and `enable_metrics`).
+    pub metrics: bool,
 }
 
 impl Default for HsConfig {
@@ -50,6 +52,7 @@ impl Default for HsConfig {
             allow_guest_access: true,
             password_minimum_length: None,
             extra_yaml: String::new(),
+            metrics: false,
         }
     }
 }
@@ -180,7 +183,7 @@ pub fn config_yaml(server_name: &str, dir: &std::path::Path, port: u16, cfg: &Hs
     let mut y = format!(
         "server_name: \"{server_name}\"\n\
          listeners:\n  - port: {port}\n    bind_addresses: ['127.0.0.1']\n    type: http\n\
-         \x20   resources:\n      - names: [client, federation]\n\
+         \x20   resources:\n      - names: [client, federation]\n{}\
          database:\n  name: sqlite3\n  args:\n    database: \"{d}/homeserver.db\"\n\
          signing_key_path: \"{d}/signing.key\"\n\
          media_store_path: \"{d}/media\"\n\
@@ -188,7 +191,13 @@ pub fn config_yaml(server_name: &str, dir: &std::path::Path, port: u16, cfg: &Hs
          enable_registration: {}\n\
          enable_registration_without_verification: true\n\
          allow_guest_access: {}\n",
-        cfg.enable_registration, cfg.allow_guest_access
+        if cfg.metrics {
+            "  - port: 0\n    bind_addresses: ['127.0.0.1']\n    type: metrics\nenable_metrics: true\n"
+        } else {
+            ""
+        },
+        cfg.enable_registration,
+        cfg.allow_guest_access
     );
     if let Some(n) = cfg.password_minimum_length {
         y.push_str(&format!(

@@ -30,6 +30,7 @@ pub struct App {
     pub notifier: Notifier,
     pub rooms: Rooms,
     pub typing: Typing,
+    pub metrics: crate::metrics::Metrics,
     /// The `rc_*` rate limiters.
     pub ratelimits: crate::ratelimit::RateLimits,
     /// Outbound federation requests (discovery, TLS, signing).

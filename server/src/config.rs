@@ -51,6 +51,8 @@ pub struct Config {
     /// listed server names (an empty list: with no one). See [`Config::federation_allowed`].
     pub federation_domain_whitelist: Option<BTreeSet<String>>,
     pub admin_contact: Option<String>,
+    /// `enable_metrics`: serve Prometheus metrics on `type: metrics` listeners.
+    pub enable_metrics: bool,
     /// `rc_message`, `rc_login`, ...: the rate limits (Synapse's defaults).
     pub rate_limits: crate::ratelimit::RateLimitConfig,
     /// Test-setup keys: see [`TestSetup`]. Each one logs a warning at start-up.
@@ -169,6 +171,8 @@ pub struct Listener {
     /// Trust `X-Forwarded-For` from whatever connects to this listener (a reverse proxy).
     pub x_forwarded: bool,
     pub resources: Vec<String>,
+    /// A `type: metrics` listener: serves only `/_synapse/metrics` (and `/metrics`).
+    pub metrics: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -201,7 +205,6 @@ const IGNORED_SYNAPSE_KEYS: &[&str] = &[
     "room_list_publication_rules",
     "app_service_config_files",
     "url_preview_enabled",
-    "enable_metrics",
     "default_room_version",
 ];
 
@@ -226,6 +229,7 @@ impl Config {
                 tls: false,
                 x_forwarded: false,
                 resources: vec!["client".into(), "federation".into()],
+                metrics: false,
             }],
             tls_certificate_path: None,
             tls_private_key_path: None,
@@ -252,6 +256,7 @@ impl Config {
             recaptcha_siteverify_api: DEFAULT_RECAPTCHA_SITEVERIFY_API.into(),
             federation_domain_whitelist: None,
             admin_contact: None,
+            enable_metrics: false,
             rate_limits: Default::default(),
             test_setup: TestSetup::default(),
         }
@@ -338,6 +343,7 @@ impl Config {
             c.max_upload_size = v;
         }
         c.admin_contact = r.string("admin_contact");
+        bool_key(&mut r, "enable_metrics", &mut c.enable_metrics);
         c.recaptcha_public_key = r.string("recaptcha_public_key");
         c.recaptcha_private_key = r.string("recaptcha_private_key");
         if let Some(v) = r.string("recaptcha_siteverify_api") {
@@ -440,6 +446,12 @@ impl Config {
                 "enable_registration: open registration without captcha or registration token \
                  invites spam; set enable_registration_without_verification: true if you really \
                  want it"
+                    .into(),
+            );
+        }
+        if c.listeners.iter().any(|l| l.metrics) && !c.enable_metrics {
+            report.errors.push(
+                "listeners: a `type: metrics` listener needs enable_metrics: true (as in Synapse)"
                     .into(),
             );
         }
@@ -680,7 +692,21 @@ fn read_listener(r: &mut Reader<'_>) -> Option<Listener> {
     }
     match r.string("type").as_deref() {
         None | Some("http") => {}
-        Some("metrics") | Some("manhole") | Some("replication") => {
+        Some("metrics") => {
+            let port = port?;
+            r.seen.insert("resources".into());
+            r.seen.insert("tls".into());
+            r.seen.insert("x_forwarded".into());
+            return Some(Listener {
+                port,
+                bind_addresses,
+                tls: false,
+                x_forwarded: false,
+                resources: vec![],
+                metrics: true,
+            });
+        }
+        Some("manhole") | Some("replication") => {
             r.report.warnings.push(format!(
                 "{}type: listener type is not supported by Glia; listener skipped",
                 r.prefix
@@ -719,7 +745,7 @@ fn read_listener(r: &mut Reader<'_>) -> Option<Listener> {
         resources = vec!["client".into(), "federation".into()];
     }
     r.warn_unknown();
-    Some(Listener { port: port?, bind_addresses, tls, x_forwarded, resources })
+    Some(Listener { port: port?, bind_addresses, tls, x_forwarded, resources, metrics: false })
 }
 
 fn bool_key(r: &mut Reader<'_>, key: &str, out: &mut bool) {
@@ -869,6 +895,16 @@ rc_registration:
   per_second: 0.03  # registration requests per second
   burst_count: 5    # burst limit
 ";
+
+    #[test]
+    fn metrics_listeners_need_enable_metrics() {
+        let yaml = "server_name: a.b\nlisteners:\n  - port: 9000\n    type: metrics\n";
+        let err = Config::from_yaml_str(yaml).expect_err("refused");
+        assert!(err.errors.iter().any(|e| e.contains("enable_metrics")), "{:?}", err.errors);
+        let (c, _) =
+            Config::from_yaml_str(&format!("{yaml}enable_metrics: true\n")).expect("accepted");
+        assert!(c.listeners[0].metrics && c.enable_metrics);
+    }
 
     #[test]
     fn the_seed_hardening_snippet_works_unchanged() {

@@ -14,6 +14,7 @@ pub mod filter;
 pub mod http;
 pub mod keys;
 pub mod media;
+pub mod metrics;
 pub mod notifier;
 pub mod ratelimit;
 pub mod rooms;
@@ -68,6 +69,7 @@ impl Server {
             notifier: Default::default(),
             rooms: Default::default(),
             typing: Default::default(),
+            metrics: Default::default(),
             ratelimits: ratelimit::RateLimits::new(
                 config.rate_limits.clone(),
                 config.test_setup.rc_disabled,

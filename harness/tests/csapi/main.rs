@@ -10,6 +10,7 @@ mod directory;
 mod ephemeral;
 mod history_visibility;
 mod knocking;
+mod metrics;
 mod rate_limits;
 mod registration_controls;
 mod room_extras;

@@ -158,6 +158,10 @@ async fn handle(
     let client_ip = client_ip(listener, peer.ip(), req.headers());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    if listener.metrics {
+        return metrics_response(&app, &method, &path);
+    }
+    let route = app.router.label(&method, &path);
     let mut resp = match dispatch(app.clone(), client_ip, req).await {
         Ok(r) => r,
         Err(e) => {
@@ -168,13 +172,29 @@ async fn handle(
         }
     };
     response::add_cors(&mut resp);
+    let elapsed = started.elapsed().as_secs_f64();
+    app.metrics.record(method.as_str(), route, resp.status().as_u16(), elapsed);
     tracing::info!(
         target: "glia::access",
         "{client_ip} {method} {path} {} {:.1}ms",
         resp.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
+        elapsed * 1000.0
     );
     resp
+}
+
+/// A `type: metrics` listener serves the Prometheus exposition and nothing else.
+fn metrics_response(app: &App, method: &Method, path: &str) -> StreamResp {
+    if *method == Method::GET && (path == "/_synapse/metrics" || path == "/metrics") {
+        let text = app.metrics.render(&app.config.database.path);
+        let mut r = http::Response::new(Full::new(Bytes::from(text)));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return response::streamed(r);
+    }
+    response::streamed(response::from_error(&Error::Unrecognized("Unrecognized request".into())))
 }
 
 async fn dispatch(

@@ -45,6 +45,7 @@ enum Seg {
 
 struct Route {
     method: Method,
+    pattern: &'static str,
     segs: Vec<Seg>,
     endpoint: Endpoint,
 }
@@ -74,6 +75,7 @@ impl Router {
         let handler: Handler = Arc::new(move |app, req| Box::pin(f(app, req)));
         self.routes.push(Route {
             method,
+            pattern,
             segs: parse(pattern),
             endpoint: Endpoint::Buffered(handler),
         });
@@ -88,6 +90,7 @@ impl Router {
         let handler: StreamHandler = Arc::new(move |app, req, body| Box::pin(f(app, req, body)));
         self.routes.push(Route {
             method,
+            pattern,
             segs: parse(pattern),
             endpoint: Endpoint::Streaming(handler),
         });
@@ -123,6 +126,19 @@ impl Router {
     }
 
     /// `path` is the raw (still percent-encoded) request path.
+    /// The pattern of the route serving a path, for metrics labels (bounded cardinality).
+    pub fn label(&self, method: &Method, path: &str) -> &'static str {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        self.routes
+            .iter()
+            .find(|r| {
+                (r.method == *method || (*method == Method::HEAD && r.method == Method::GET))
+                    && match_segs(&r.segs, &parts).is_some()
+            })
+            .map(|r| r.pattern)
+            .unwrap_or("unrecognized")
+    }
+
     pub fn find(&self, method: &Method, path: &str) -> Match {
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let mut path_matched = false;

@@ -97,6 +97,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             tracing::error!(error = %e, "database writer cannot begin a transaction");
             continue;
         }
+        crate::metrics::WRITER_BATCHES.observe(batch.len() as f64);
         let mut pending = Vec::with_capacity(batch.len());
         for job in batch {
             pending.push(job(&conn));

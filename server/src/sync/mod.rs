@@ -88,6 +88,7 @@ pub async fn sync(app: &App, user: &User, req: SyncRequest) -> Result<Value> {
         if left.is_zero() {
             return build(app, user, Some(since), now, &req).await;
         }
+        let _waiting = crate::metrics::WaiterGuard::new();
         tokio::select! {
             changed = wake.changed() => changed.map_err(|_| Error::internal("notifier gone"))?,
             _ = tokio::time::sleep(left) => {}
