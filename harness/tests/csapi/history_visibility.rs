@@ -75,3 +75,56 @@ async fn test_history_shared_shows_earlier_messages() {
         "a message from before the join was hidden under history_visibility shared"
     );
 }
+
+/// SyTest "Current state appears in timeline in private history": state events in the
+/// current state reach the timeline even when history visibility would hide them.
+#[tokio::test]
+async fn test_current_state_appears_in_private_history() {
+    let d = Deployment::new(1).await;
+    let creator = d.register_user(0, "creator").await;
+    let syncer = d.register_user(0, "syncer").await;
+    let invitee = d.register_user(0, "invitee").await;
+    let r = creator
+        .must_do(
+            "POST",
+            &["_matrix", "client", "v3", "createRoom"],
+            json!({"preset": "public_chat"}),
+        )
+        .await;
+    let room = r["room_id"].as_str().expect("room").to_string();
+    syncer.must_do("POST", &["_matrix", "client", "v3", "join", &room], json!({})).await;
+    creator
+        .must_do(
+            "PUT",
+            &["_matrix", "client", "v3", "rooms", &room, "state", "m.room.history_visibility", ""],
+            json!({"history_visibility": "joined"}),
+        )
+        .await;
+    creator
+        .must_do(
+            "POST",
+            &["_matrix", "client", "v3", "rooms", &room, "invite"],
+            json!({"user_id": invitee.user_id}),
+        )
+        .await;
+    let since = syncer
+        .sync_until(None, "in the room", Duration::from_secs(10), |r| {
+            r["rooms"]["join"][&room].is_object()
+        })
+        .await;
+    syncer.must_do("POST", &["_matrix", "client", "v3", "rooms", &room, "leave"], json!({})).await;
+    invitee.must_do("POST", &["_matrix", "client", "v3", "join", &room], json!({})).await;
+    syncer.must_do("POST", &["_matrix", "client", "v3", "join", &room], json!({})).await;
+    syncer
+        .sync_until(Some(&since), "the invitee's join", Duration::from_secs(10), |r| {
+            r["rooms"]["join"][&room]["timeline"]["events"].as_array().is_some_and(|evs| {
+                evs.iter().any(|e| {
+                    e["type"] == "m.room.member"
+                        && e["state_key"] == invitee.user_id.as_str()
+                        && e["content"]["membership"] == "join"
+                })
+            })
+        })
+        .await;
+    d.destroy().await;
+}

@@ -174,6 +174,13 @@ fn timeline(
         {
             return Ok(false);
         }
+        // Like Synapse, state events that are part of the current state are always shown,
+        // so a client sees how the room got to its current state.
+        if let Some(k) = &r.state_key
+            && crate::store::state::current_lookup(c, room_nid, &r.event_type, k)? == Some(r.nid)
+        {
+            return Ok(true);
+        }
         crate::rooms::visibility::visible(c, r, p.user_id, currently_joined)
     };
     // `limit` and `limited` count the events the client is shown (as Synapse does), so
