@@ -57,6 +57,37 @@ pub struct Config {
     pub rate_limits: crate::ratelimit::RateLimitConfig,
     /// Test-setup keys: see [`TestSetup`]. Each one logs a warning at start-up.
     pub test_setup: TestSetup,
+    /// `url_preview_*` and `max_spider_size`.
+    pub url_preview: UrlPreviewConfig,
+}
+
+/// Synapse's URL preview keys. Synapse requires `url_preview_ip_range_blacklist` when
+/// previews are enabled; Glia defaults it to the recommended list
+/// (`media::preview::DEFAULT_BLOCKLIST`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlPreviewConfig {
+    /// `url_preview_enabled` (default false).
+    pub enabled: bool,
+    /// `url_preview_ip_range_blacklist`; `None`: the built-in recommended list.
+    pub ip_range_blacklist: Option<Vec<IpRange>>,
+    /// `url_preview_ip_range_whitelist`: ranges reachable although blocked.
+    pub ip_range_whitelist: Vec<IpRange>,
+    /// `url_preview_url_blacklist`: a URL matching every component of one rule is refused.
+    pub url_blacklist: Vec<crate::media::preview::UrlRule>,
+    /// `max_spider_size` (default 10M): the most bytes read of a previewed resource.
+    pub max_spider_size: u64,
+}
+
+impl Default for UrlPreviewConfig {
+    fn default() -> Self {
+        UrlPreviewConfig {
+            enabled: false,
+            ip_range_blacklist: None,
+            ip_range_whitelist: Vec::new(),
+            url_blacklist: Vec::new(),
+            max_spider_size: 10 * 1024 * 1024,
+        }
+    }
 }
 
 /// `password_config.policy`, with Synapse's fields and errcodes (see
@@ -204,7 +235,6 @@ const IGNORED_SYNAPSE_KEYS: &[&str] = &[
     "web_client_location",
     "room_list_publication_rules",
     "app_service_config_files",
-    "url_preview_enabled",
     "default_room_version",
 ];
 
@@ -259,6 +289,7 @@ impl Config {
             enable_metrics: false,
             rate_limits: Default::default(),
             test_setup: TestSetup::default(),
+            url_preview: UrlPreviewConfig::default(),
         }
     }
 
@@ -372,6 +403,7 @@ impl Config {
             c.federation_domain_whitelist = Some(names);
         }
         read_test_setup(&mut r, &mut c.test_setup);
+        read_url_preview(&mut r, &mut c.url_preview);
         read_rate_limits(&mut r, &mut c.rate_limits);
 
         if let Some(db) = r.child("database") {
@@ -557,6 +589,55 @@ fn read_test_setup(r: &mut Reader<'_>, t: &mut TestSetup) {
         }
     }
     bool_key(r, "rc_disabled", &mut t.rc_disabled);
+}
+
+fn ip_range_list(r: &mut Reader<'_>, key: &str) -> Option<Vec<IpRange>> {
+    let items = r.list(key)?;
+    let mut out = Vec::new();
+    for (i, v) in items.iter().enumerate() {
+        match v.as_str().and_then(IpRange::parse) {
+            Some(range) => out.push(range),
+            None => r.error(
+                &format!("{key}[{i}]"),
+                format!("{v:?} is not an address range like 127.0.0.0/8 or ::1/128"),
+            ),
+        }
+    }
+    Some(out)
+}
+
+fn read_url_preview(r: &mut Reader<'_>, u: &mut UrlPreviewConfig) {
+    use crate::media::preview::UrlRule;
+    bool_key(r, "url_preview_enabled", &mut u.enabled);
+    u.ip_range_blacklist = ip_range_list(r, "url_preview_ip_range_blacklist");
+    u.ip_range_whitelist = ip_range_list(r, "url_preview_ip_range_whitelist").unwrap_or_default();
+    if let Some(items) = r.list("url_preview_url_blacklist") {
+        for (i, v) in items.iter().enumerate() {
+            let key = format!("url_preview_url_blacklist[{i}]");
+            let Value::Mapping(m) = v else {
+                r.error(&key, "must be a mapping of URL component to pattern".into());
+                continue;
+            };
+            let mut pairs = Vec::new();
+            for (k, p) in m {
+                match (k.as_str(), p.as_str()) {
+                    (Some(k), Some(p)) => pairs.push((k.to_string(), p.to_string())),
+                    _ => r.error(&key, format!("{k:?}: {p:?} must be a component and a string")),
+                }
+            }
+            match UrlRule::new(pairs) {
+                Ok(rule) => u.url_blacklist.push(rule),
+                Err(e) => r.error(&key, e),
+            }
+        }
+    }
+    if let Some(n) = r.size("max_spider_size") {
+        if n == 0 {
+            r.error("max_spider_size", "must be more than 0".into());
+        } else {
+            u.max_spider_size = n;
+        }
+    }
 }
 
 /// The `rc_*` keys: each limit a mapping of `per_second` (a number >= 0) and `burst_count`
@@ -952,6 +1033,52 @@ rc_registration:
             assert!(all.contains(&format!("{key}:")), "{key} missing from:\n{all}");
         }
         assert!(!all.contains("frobnicate"), "unknown keys are not errors");
+    }
+
+    #[test]
+    fn url_preview_keys() {
+        let (c, report) = Config::from_yaml_str("server_name: a.b\n").expect("valid");
+        assert_eq!(c.url_preview, UrlPreviewConfig::default());
+        assert!(!c.url_preview.enabled);
+        assert_eq!(c.url_preview.max_spider_size, 10 * 1024 * 1024);
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        let yaml = "server_name: a.b\nurl_preview_enabled: true\n\
+                    url_preview_ip_range_blacklist: ['10.0.0.0/8', '::1/128']\n\
+                    url_preview_ip_range_whitelist: ['127.0.0.1']\n\
+                    url_preview_url_blacklist:\n  - netloc: '*.evil.example'\n  \
+                    - scheme: http\n    netloc: plain.example\nmax_spider_size: 1K\n";
+        let (c, report) = Config::from_yaml_str(yaml).expect("valid");
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        let u = &c.url_preview;
+        assert!(u.enabled);
+        assert_eq!(u.ip_range_blacklist.as_ref().map(Vec::len), Some(2));
+        assert_eq!(u.ip_range_whitelist, vec![IpRange::parse("127.0.0.1").expect("range")]);
+        assert_eq!(u.url_blacklist.len(), 2);
+        assert_eq!(u.max_spider_size, 1024);
+        assert!(u.url_blacklist[0].matches("https://a.evil.example/x"));
+        assert!(!u.url_blacklist[0].matches("https://evil.example.org/"));
+        assert!(u.url_blacklist[1].matches("http://plain.example/"));
+        assert!(!u.url_blacklist[1].matches("https://plain.example/"));
+    }
+
+    #[test]
+    fn bad_url_preview_values_are_named() {
+        let yaml = "server_name: a.b\nurl_preview_enabled: yes please\n\
+                    url_preview_ip_range_blacklist: ['nope']\n\
+                    url_preview_ip_range_whitelist: 7\n\
+                    url_preview_url_blacklist:\n  - colour: red\n  - 3\n\
+                    max_spider_size: huge\n";
+        let all = Config::from_yaml_str(yaml).expect_err("invalid").errors.join("\n");
+        for key in [
+            "url_preview_enabled:",
+            "url_preview_ip_range_blacklist[0]:",
+            "url_preview_ip_range_whitelist:",
+            "url_preview_url_blacklist[0]:",
+            "url_preview_url_blacklist[1]:",
+            "max_spider_size:",
+        ] {
+            assert!(all.contains(key), "{key} missing from:\n{all}");
+        }
     }
 
     #[test]

@@ -78,6 +78,12 @@ pub enum Error {
     /// User-interactive authentication must continue: the body is the UIA state object.
     #[error("user-interactive authentication required")]
     Uia(Value),
+    /// 502 `M_UNKNOWN`: something the server fetched for the request failed (URL previews).
+    #[error("{0}")]
+    BadGateway(String),
+    /// 502 `M_TOO_LARGE`: something the server fetched was too large (URL previews).
+    #[error("{0}")]
+    UpstreamTooLarge(String),
     /// A failure inside the server; the cause is logged, never sent to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -112,6 +118,7 @@ impl Error {
             InvalidSignature(_) => StatusCode::BAD_REQUEST,
             WrongRoomKeysVersion { .. } => StatusCode::FORBIDDEN,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            BadGateway(_) | UpstreamTooLarge(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -125,12 +132,12 @@ impl Error {
             NotJson(_) => "M_NOT_JSON",
             NotFound(_) => "M_NOT_FOUND",
             Unrecognized(_) | MethodNotAllowed(_) => "M_UNRECOGNIZED",
-            TooLarge(_) => "M_TOO_LARGE",
+            TooLarge(_) | UpstreamTooLarge(_) => "M_TOO_LARGE",
             InvalidUsername(_) => "M_INVALID_USERNAME",
             UserInUse(_) => "M_USER_IN_USE",
             InvalidParam(_) => "M_INVALID_PARAM",
             MissingParam(_) => "M_MISSING_PARAM",
-            Unknown(_) | Internal(_) | Conflict(_) => "M_UNKNOWN",
+            Unknown(_) | Internal(_) | Conflict(_) | BadGateway(_) => "M_UNKNOWN",
             BadAlias(_) => "M_BAD_ALIAS",
             UserDeactivated(_) => "M_USER_DEACTIVATED",
             WeakPassword(_) => "M_WEAK_PASSWORD",

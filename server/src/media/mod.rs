@@ -28,10 +28,11 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::response::Body;
 
-/// Media settings. `max_upload_size` and `media_store_path` come from the config file;
-/// the rest are Synapse's defaults until the config grows their keys
+/// Media settings. `max_upload_size`, `media_store_path` and the URL preview keys
 /// (`url_preview_enabled`, `url_preview_ip_range_blacklist` / `_whitelist`,
-/// `unused_expiration_time`, `max_pending_media_uploads`, `enable_authenticated_media`).
+/// `url_preview_url_blacklist`, `max_spider_size`) come from the config file; the rest are
+/// Synapse's defaults until the config grows their keys (`unused_expiration_time`,
+/// `max_pending_media_uploads`, `enable_authenticated_media`).
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
     pub store_path: PathBuf,
@@ -44,6 +45,9 @@ pub struct MediaConfig {
     pub authenticated_media: bool,
     pub url_preview_enabled: bool,
     pub preview_policy: preview::PreviewPolicy,
+    pub url_preview_url_blacklist: Vec<preview::UrlRule>,
+    /// `max_spider_size`: the most bytes read of a previewed URL.
+    pub max_spider_size: u64,
 }
 
 impl MediaConfig {
@@ -54,8 +58,17 @@ impl MediaConfig {
             unused_expiration_ms: 24 * 60 * 60 * 1000,
             max_pending_uploads: 5,
             authenticated_media: true,
-            url_preview_enabled: false,
-            preview_policy: preview::PreviewPolicy::default(),
+            url_preview_enabled: c.url_preview.enabled,
+            preview_policy: preview::PreviewPolicy {
+                blocklist: c
+                    .url_preview
+                    .ip_range_blacklist
+                    .clone()
+                    .unwrap_or_else(|| preview::PreviewPolicy::default().blocklist),
+                allowlist: c.url_preview.ip_range_whitelist.clone(),
+            },
+            url_preview_url_blacklist: c.url_preview.url_blacklist.clone(),
+            max_spider_size: c.url_preview.max_spider_size,
         }
     }
 }
@@ -74,6 +87,8 @@ const WRITE_BUFFER: usize = 256 * 1024;
 
 pub struct Media {
     pub config: MediaConfig,
+    /// URL previews: the fetcher and its cache.
+    pub previewer: preview::Previewer,
     content_dir: PathBuf,
     tmp_dir: PathBuf,
     /// Woken whenever an asynchronous upload completes, for downloads waiting on it.
@@ -106,7 +121,13 @@ impl Media {
                 let _ = std::fs::remove_file(e.path());
             }
         }
+        let previewer = preview::Previewer::new(
+            config.preview_policy.clone(),
+            config.url_preview_url_blacklist.clone(),
+            config.max_spider_size,
+        );
         Ok(Media {
+            previewer,
             config,
             content_dir,
             tmp_dir,

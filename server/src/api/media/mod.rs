@@ -55,31 +55,44 @@ async fn config(app: Arc<App>, req: Req) -> Result<Resp> {
     Ok(ok(&json!({"m.upload.size": app.media.config.max_upload_size})))
 }
 
-/// URL previews are off unless `url_preview_enabled` (not yet a config key): then the
-/// endpoint answers as one the server does not have, 404 `M_UNRECOGNIZED`, as Synapse.
-/// When on, the URL and every address its host resolves to pass the SSRF policy
-/// (`media::preview`) before anything is fetched; the fetcher itself is not written yet.
+/// URL previews are off unless `url_preview_enabled`: then the endpoint answers as one the
+/// server does not have, 404 `M_UNRECOGNIZED`, as Synapse. When on, `media::preview`
+/// fetches the URL (http/https only: 400 otherwise) after checking the URL against
+/// `url_preview_url_blacklist` (403 "URL blocked") and every address its host resolves to
+/// against the IP policy (403 "IP address blocked"), connecting only to a checked address;
+/// failures upstream are 502 (`M_TOO_LARGE` past `max_spider_size`), as in Synapse.
+/// `og:image` is left as the remote URL (not downloaded into the media repository).
 async fn preview_url(app: Arc<App>, req: Req) -> Result<Resp> {
     app.auth_member(&req).await?;
     if !app.media.config.url_preview_enabled {
         return Err(Error::Unrecognized("URL previews are disabled on this server".into()));
     }
     let url = req.query("url").ok_or_else(|| Error::MissingParam("Missing url".into()))?;
-    preview::check_url(url).map_err(|e| Error::InvalidParam(e.into()))?;
-    let (host, port) = preview::host_port(url).map_err(|e| Error::InvalidParam(e.into()))?;
-    let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|_| Error::Unknown("DNS resolution failure during URL preview generation".into()))?
-        .map(|a| a.ip())
-        .collect();
-    if addrs.is_empty() {
-        return Err(Error::Unknown("DNS resolution failure during URL preview generation".into()));
+    let ts = match req.query("ts") {
+        None => now_ms(),
+        Some(t) => t
+            .parse::<i64>()
+            .map_err(|_| Error::InvalidParam("ts must be a timestamp in milliseconds".into()))?,
+    };
+    match app.media.previewer.preview(url, ts).await {
+        Ok(og) => Ok(ok(&og)),
+        Err(e) => {
+            tracing::info!(%url, error = ?e, "URL preview failed");
+            Err(match e {
+                preview::PreviewError::BadUrl(m) => Error::InvalidParam(m),
+                preview::PreviewError::IpBlocked => {
+                    Error::Forbidden("IP address blocked by IP blacklist entry".into())
+                }
+                preview::PreviewError::UrlBlocked => Error::Forbidden("URL blocked".into()),
+                preview::PreviewError::Upstream(m) => {
+                    Error::BadGateway(format!("Failed to download content: {m}"))
+                }
+                preview::PreviewError::TooLarge(n) => {
+                    Error::UpstreamTooLarge(format!("Requested file is too large > {n} bytes"))
+                }
+            })
+        }
     }
-    app.media.config.preview_policy.check_all(&addrs).map_err(|ip| {
-        tracing::info!(%url, %ip, "URL preview refused: address is blocked");
-        Error::Forbidden("The URL's host is not allowed for previews".into())
-    })?;
-    Err(Error::Unrecognized("URL preview fetching is not implemented yet".into()))
 }
 
 // --- uploads --------------------------------------------------------------------------
