@@ -191,3 +191,43 @@ async fn test_device_management_delete_devices() {
     must_be_logged_in(&alice).await;
     d.destroy().await;
 }
+
+/// SyTest "The operation must be consistent through an interactive authentication
+/// session": a session started to delete one device cannot delete another (403).
+#[tokio::test]
+async fn test_uia_session_bound_to_operation() {
+    let d = Deployment::new(1).await;
+    let alice = d.register_user(0, "alice").await;
+    let first = crate::login_device(&alice, "FIRSTDEV", "first").await;
+    let _second = crate::login_device(&alice, "SECONDDEV", "second").await;
+    let r = alice.request("DELETE", &crate::cs(&["devices", "FIRSTDEV"]), json!({})).await;
+    let session = crate::password_challenge(&r);
+    let r = alice
+        .request(
+            "DELETE",
+            &crate::cs(&["devices", "SECONDDEV"]),
+            json!({"auth": alice.password_auth(Some(&session))}),
+        )
+        .await;
+    // 403 (Synapse's errcode is M_UNKNOWN, Glia's M_FORBIDDEN; the spec names none).
+    r.must_client_error();
+    assert_eq!(r.status, 403, "{}", r.text());
+    // Both devices are still there, and the session still works for what it was for.
+    crate::must_be_logged_in(&first).await;
+    let all = alice.must_do("GET", &crate::cs(&["devices"]), json!(null)).await;
+    let ids: Vec<&str> = all["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .filter_map(|d| d["device_id"].as_str())
+        .collect();
+    assert!(ids.contains(&"FIRSTDEV") && ids.contains(&"SECONDDEV"), "{all}");
+    alice
+        .must_do(
+            "DELETE",
+            &crate::cs(&["devices", "FIRSTDEV"]),
+            json!({"auth": alice.password_auth(Some(&session))}),
+        )
+        .await;
+    d.destroy().await;
+}

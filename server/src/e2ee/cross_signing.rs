@@ -80,7 +80,15 @@ pub async fn upload_keys(app: &App, user: &User, body: &Object) -> Result<()> {
         return Ok(());
     }
     if stored.contains_key("master") {
-        app.uia.check(app, body.get("auth"), &[&[uia::PASSWORD]], Some(user)).await?;
+        app.uia
+            .check(
+                app,
+                body.get("auth"),
+                &[&[uia::PASSWORD]],
+                Some(user),
+                "POST /keys/device_signing/upload",
+            )
+            .await?;
     }
 
     let key = |t: &str| given.iter().find(|(k, _)| *k == t).map(|(_, v)| v);

@@ -27,6 +27,11 @@ pub struct Req {
 const CANONICAL_INT_MAX: i64 = (1 << 53) - 1;
 
 impl Req {
+    /// Method and path: what a user-interactive auth session is bound to.
+    pub fn operation(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+
     pub fn param(&self, i: usize) -> &str {
         self.params.get(i).map(String::as_str).unwrap_or("")
     }

@@ -25,6 +25,8 @@ pub const RECAPTCHA: &str = "m.login.recaptcha";
 #[derive(Default)]
 pub struct UiaSessions {
     sessions: Mutex<HashMap<String, Session>>,
+    /// The operation (method and path) each session was started for.
+    operations: Mutex<HashMap<String, String>>,
 }
 
 struct Session {
@@ -63,6 +65,26 @@ impl UiaSessions {
             );
         }
         (id, expired)
+    }
+
+    fn operation_of(&self, session: &str) -> Option<String> {
+        self.operations.lock().ok()?.get(session).cloned()
+    }
+
+    fn bind_operation(&self, session: &str, operation: &str) {
+        if let Ok(mut ops) = self.operations.lock() {
+            // Bounded: sessions expire, and their bindings are dropped with them.
+            if ops.len() > 10_000 {
+                ops.clear();
+            }
+            ops.entry(session.to_string()).or_insert_with(|| operation.to_string());
+        }
+    }
+
+    fn unbind_operation(&self, session: &str) {
+        if let Ok(mut ops) = self.operations.lock() {
+            ops.remove(session);
+        }
     }
 
     /// A new session; tokens held by expired sessions are released on the way.
@@ -135,14 +157,38 @@ impl UiaSessions {
 
     /// Ok when `auth` completes one of `flows`; otherwise the 401 that tells the client
     /// what is left. `who` is the authenticated caller, for stages that re-check identity.
+    /// `operation` names the request (method and path): a session started for one
+    /// operation cannot be used to complete another (403), as the spec requires.
     pub async fn check(
         &self,
         app: &App,
         auth: Option<&Value>,
         flows: &[&[&str]],
         who: Option<&User>,
+        operation: &str,
     ) -> Result<()> {
-        let done = self.check_stages(app, auth, flows, who, None).await?;
+        let given = auth.and_then(|a| a.get("session")).and_then(Value::as_str).map(str::to_string);
+        if let Some(id) = &given
+            && let Some(bound) = self.operation_of(id)
+            && bound != operation
+        {
+            return Err(Error::Forbidden(
+                "Requested operation has changed during the UI authentication session.".into(),
+            ));
+        }
+        let done = match self.check_stages(app, auth, flows, who, None).await {
+            Ok(d) => d,
+            Err(Error::Uia(body)) => {
+                if let Some(id) = body.get("session").and_then(Value::as_str) {
+                    self.bind_operation(id, operation);
+                }
+                return Err(Error::Uia(body));
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(id) = &given {
+            self.unbind_operation(id);
+        }
         if let Some(t) = done.registration_token {
             // Not a registration: nothing will use the token.
             app.db.write(move |c| registration_tokens::release(c, &t)).await?;

@@ -40,7 +40,9 @@ async fn password(app: Arc<App>, req: Req) -> Result<Resp> {
     if let Some(p) = &new_password {
         super::register::check_password_policy(&app, p)?;
     }
-    app.uia.check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&user)).await?;
+    app.uia
+        .check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&user), &req.operation())
+        .await?;
     let new_password =
         new_password.ok_or_else(|| Error::MissingParam("Missing 'new_password'".into()))?;
     let hash = accounts::hash_password(new_password).await?;
@@ -62,7 +64,9 @@ async fn password(app: Arc<App>, req: Req) -> Result<Resp> {
 async fn deactivate(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth_member(&req).await?;
     let body = req.json_object(true)?;
-    app.uia.check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&user)).await?;
+    app.uia
+        .check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&user), &req.operation())
+        .await?;
     let nid = user.user_nid;
     app.db.write(move |c| users::deactivate(c, nid)).await?;
     app.notifier.notify(); // a device-list change

@@ -66,7 +66,7 @@ async fn delete(app: Arc<App>, req: Req) -> Result<Resp> {
     let u = app.auth(&req).await?;
     // Clients send DELETE without a body to discover the auth flows.
     let body = req.json_object(true)?;
-    app.uia.check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&u)).await?;
+    app.uia.check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&u), &req.operation()).await?;
     let (nid, id) = (u.user_nid, req.param(0).to_string());
     app.db.write(move |c| devices::delete(c, nid, &id)).await?;
     app.notifier.notify(); // a device-list change
@@ -84,7 +84,7 @@ async fn delete_many(app: Arc<App>, req: Req) -> Result<Resp> {
             .ok_or_else(|| bad_json("'devices' must be a list of strings"))?,
         _ => return Err(bad_json("'devices' must be a list of strings")),
     };
-    app.uia.check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&u)).await?;
+    app.uia.check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&u), &req.operation()).await?;
     let nid = u.user_nid;
     app.db.write(move |c| ids.iter().try_for_each(|id| devices::delete(c, nid, id))).await?;
     app.notifier.notify(); // a device-list change
