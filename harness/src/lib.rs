@@ -10,6 +10,7 @@ pub mod deployment;
 pub mod federation;
 pub mod matchers;
 pub mod process;
+pub mod python;
 pub mod sync;
 pub mod wait;
 

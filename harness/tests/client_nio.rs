@@ -5,84 +5,15 @@
 //! Needs the venv made by `ci/setup-python` (`<repo>/.venv/nio`), or a Python with
 //! matrix-nio in `$GLIA_NIO_PYTHON`. Without it the test fails: it is never skipped.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use glia_harness::Deployment;
 use glia_harness::client::unique_localpart;
+use glia_harness::{Deployment, python};
 use serde_json::Value;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn nio_python() -> PathBuf {
-    let py = match std::env::var_os("GLIA_NIO_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => repo_root().join(".venv/nio/bin/python"),
-    };
-    assert!(
-        py.exists(),
-        "{} is missing: run ci/setup-python to install matrix-nio (or set GLIA_NIO_PYTHON)",
-        py.display()
-    );
-    let check = Command::new(&py)
-        .args(["-c", "import nio"])
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}; run ci/setup-python", py.display()));
-    assert!(
-        check.status.success(),
-        "{} cannot import nio: run ci/setup-python\n{}",
-        py.display(),
-        String::from_utf8_lossy(&check.stderr)
-    );
-    py
-}
-
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Run the script to completion (killing it after `timeout`) off the runtime's threads,
-/// so the in-process server keeps serving it.
-async fn run_script(py: PathBuf, args: Vec<String>, timeout: Duration) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let script = repo_root().join("harness/clients/nio_login.py");
-        let mut child = Command::new(&py)
-            .arg(&script)
-            .args(&args)
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {} {}: {e}", py.display(), script.display()));
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(s) = child.try_wait().expect("try_wait") {
-                break Some(s);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let out = child.wait_with_output().expect("script output");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(
-            status.is_some(),
-            "nio_login.py did not finish within {timeout:?}\nstdout: {stdout}\nstderr: {stderr}"
-        );
-        Output { code: status.and_then(|s| s.code()), stdout, stderr }
-    })
-    .await
-    .expect("script task")
+    python::nio_python("import nio", "matrix-nio")
 }
 
 /// matrix-nio's register (m.login.dummy), login, whoami, set/get_displayname, logout.
@@ -92,8 +23,9 @@ async fn test_nio_register_login_profile_logout() {
     let d = Deployment::new(1).await;
     let base = d.hs(0).base_url.clone();
     let localpart = unique_localpart("nio");
-    let out = run_script(
+    let out = python::run_script(
         py,
+        "harness/clients/nio_login.py",
         vec![base, localpart.clone(), "nio correct horse battery".into()],
         Duration::from_secs(90),
     )

@@ -11,91 +11,22 @@
 //! Python with matrix-nio and vodozemac in `$GLIA_NIO_PYTHON`. Without it the test fails:
 //! it is never skipped.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use glia_harness::Deployment;
 use glia_harness::client::unique_localpart;
+use glia_harness::{Deployment, python};
 use serde_json::Value;
 
 const SCRIPT: &str = "harness/clients/nio_e2ee.py";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// The venv's Python, checked to have matrix-nio with encryption support.
 fn nio_python() -> PathBuf {
-    let py = match std::env::var_os("GLIA_NIO_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => repo_root().join(".venv/nio/bin/python"),
-    };
-    assert!(
-        py.exists(),
-        "{} is missing: run ci/setup-python to install matrix-nio[e2e] (or set GLIA_NIO_PYTHON)",
-        py.display()
-    );
-    let check = Command::new(&py)
-        .args([
-            "-c",
-            "import sys, nio.crypto; sys.exit(0 if nio.crypto.ENCRYPTION_ENABLED else \
-             'matrix-nio is installed without its e2e extra (vodozemac)')",
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}; run ci/setup-python", py.display()));
-    assert!(
-        check.status.success(),
-        "{} cannot run matrix-nio with end-to-end encryption: run ci/setup-python\n{}",
-        py.display(),
-        String::from_utf8_lossy(&check.stderr)
-    );
-    py
-}
-
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Run the script to completion (killing it after `timeout`) off the runtime's threads,
-/// so the in-process server keeps serving it.
-async fn run_script(py: PathBuf, args: Vec<String>, timeout: Duration) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let script = repo_root().join(SCRIPT);
-        let mut child = Command::new(&py)
-            .arg(&script)
-            .args(&args)
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {} {}: {e}", py.display(), script.display()));
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(s) = child.try_wait().expect("try_wait") {
-                break Some(s);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let out = child.wait_with_output().expect("script output");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(
-            status.is_some(),
-            "{SCRIPT} did not finish within {timeout:?}\nstdout: {stdout}\nstderr: {stderr}"
-        );
-        Output { code: status.and_then(|s| s.code()), stdout, stderr }
-    })
-    .await
-    .expect("script task")
+    python::nio_python(
+        "import sys, nio.crypto; sys.exit(0 if nio.crypto.ENCRYPTION_ENABLED else \
+         'matrix-nio is installed without its e2e extra (vodozemac)')",
+        "matrix-nio with end-to-end encryption (matrix-nio[e2e])",
+    )
 }
 
 /// One direction of the exchange: ciphertext on the server, the plaintext on the other side.
@@ -118,8 +49,9 @@ async fn test_nio_e2ee_two_users_exchange_encrypted_messages() {
     let d = Deployment::new(1).await;
     let base = d.hs(0).base_url.clone();
     let (alice, bob) = (unique_localpart("nio-alice"), unique_localpart("nio-bob"));
-    let out = run_script(
+    let out = python::run_script(
         py,
+        SCRIPT,
         vec![base, alice.clone(), bob.clone(), "nio correct horse battery".into()],
         // The script gives up by itself after 150 s.
         Duration::from_secs(180),
