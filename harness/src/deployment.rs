@@ -43,6 +43,9 @@ pub struct HsConfig {
     pub extra_yaml: String,
     /// Add a `type: metrics` listener on a free loopback port (and `enable_metrics`).
     pub metrics: bool,
+    /// Federate: the server is named `localhost:<port>` and serves TLS (the test CA's
+    /// certificate) on that port, and trusts the test CA and loopback peers.
+    pub federation_port: Option<u16>,
 }
 
 impl Default for HsConfig {
@@ -53,6 +56,7 @@ impl Default for HsConfig {
             password_minimum_length: None,
             extra_yaml: String::new(),
             metrics: false,
+            federation_port: None,
         }
     }
 }
@@ -112,6 +116,26 @@ impl Deployment {
         }
     }
 
+    /// N in-process servers that federate with each other over TLS on loopback; `None`
+    /// against external servers. Clients still use each server's plain HTTP listener.
+    pub async fn federated(n: usize) -> Option<Deployment> {
+        Deployment::federated_with(n, HsConfig::default()).await
+    }
+
+    pub async fn federated_with(n: usize, cfg: HsConfig) -> Option<Deployment> {
+        if let Target::External(_) = Target::from_env() {
+            eprintln!("SKIP: scenario needs federating in-process servers");
+            return None;
+        }
+        let mut servers = vec![];
+        for _ in 0..n {
+            let port = free_port();
+            let cfg = HsConfig { federation_port: Some(port), ..cfg.clone() };
+            servers.push(start_in_process(&format!("localhost:{port}"), &cfg).await);
+        }
+        Some(Deployment { servers, target: Target::InProcess })
+    }
+
     pub fn is_external(&self) -> bool {
         matches!(self.target, Target::External(_))
     }
@@ -119,20 +143,7 @@ impl Deployment {
     async fn in_process(n: usize, cfg: &HsConfig) -> Deployment {
         let mut servers = vec![];
         for i in 0..n {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let yaml = config_yaml(&format!("hs{}", i + 1), dir.path(), 0, cfg);
-            let (config, _) = glia::config::Config::from_yaml_str(&yaml)
-                .unwrap_or_else(|r| panic!("harness config invalid: {:?}", r.errors));
-            let db_path = config.database.path.clone();
-            let server = glia::Server::start(config).await.expect("start glia");
-            let addr = server.addrs[0];
-            servers.push(Homeserver {
-                base_url: format!("http://{addr}"),
-                shared_secret: Some(SHARED_SECRET.into()),
-                server: Some(server),
-                data_dir: Some(dir),
-                db_path: Some(db_path),
-            });
+            servers.push(start_in_process(&format!("hs{}", i + 1), cfg).await);
         }
         Deployment { servers, target: Target::InProcess }
     }
@@ -169,6 +180,31 @@ impl Deployment {
     }
 }
 
+/// Start one in-process Glia with a fresh data directory.
+async fn start_in_process(server_name: &str, cfg: &HsConfig) -> Homeserver {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let yaml = config_yaml(server_name, dir.path(), 0, cfg);
+    let (config, _) = glia::config::Config::from_yaml_str(&yaml)
+        .unwrap_or_else(|r| panic!("harness config invalid: {:?}", r.errors));
+    let db_path = config.database.path.clone();
+    let server = glia::Server::start(config).await.expect("start glia");
+    let addr = server.addrs[0];
+    Homeserver {
+        base_url: format!("http://{addr}"),
+        shared_secret: Some(SHARED_SECRET.into()),
+        server: Some(server),
+        data_dir: Some(dir),
+        db_path: Some(db_path),
+    }
+}
+
+/// A loopback port that was free a moment ago (a server name must name its port before
+/// the server binds it).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
 /// The shared secret in-process servers use for `/_synapse/admin/v1/register`.
 pub const SHARED_SECRET: &str = "harness-shared-secret";
 
@@ -199,6 +235,25 @@ pub fn config_yaml(server_name: &str, dir: &std::path::Path, port: u16, cfg: &Hs
         cfg.enable_registration,
         cfg.allow_guest_access
     );
+    if let Some(p) = cfg.federation_port {
+        let tls = crate::fixtures_dir().join("tls");
+        // The TLS listener goes right after the client listener, inside `listeners:`.
+        let first = "      - names: [client, federation]\n";
+        y = y.replacen(
+            first,
+            &format!(
+                "{first}  - port: {p}\n    bind_addresses: ['127.0.0.1']\n    type: http\n    tls: true\n\
+                 \x20   resources:\n      - names: [client, federation]\n"
+            ),
+            1,
+        );
+        y.push_str(&format!(
+            "tls_certificate_path: \"{}\"\ntls_private_key_path: \"{}\"\n",
+            tls.join("server.crt").display(),
+            tls.join("server.key").display()
+        ));
+        y.push_str(&crate::federation::trusting_config_yaml());
+    }
     if let Some(n) = cfg.password_minimum_length {
         y.push_str(&format!(
             "password_config:\n  policy:\n    enabled: true\n    minimum_length: {n}\n"
