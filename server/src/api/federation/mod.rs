@@ -4,6 +4,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+mod events;
+mod membership;
+mod transactions;
+
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::federation::keys;
@@ -13,6 +17,9 @@ use crate::http::router::Router;
 use crate::store::now_ms;
 
 pub fn routes(r: &mut Router) {
+    membership::routes(r);
+    events::routes(r);
+    transactions::routes(r);
     r.get("/_matrix/federation/v1/version", version);
     r.get("/_matrix/key/v2/server", server_keys);
     r.get("/_matrix/key/v2/server/{}", server_keys);

@@ -1,0 +1,284 @@
+//! Rooms across two Glias: joining through a server name, messages both ways, invites
+//! (accepted and rejected), typing, receipts and to-device messages over federation,
+//! after Complement's TestJoinViaRoomIDAndServerName, TestMessagesOverFederation,
+//! TestFederationRoomsInvite, TestFederationRejectInvite, TestRemoteTyping and
+//! TestToDeviceMessagesOverFederation.
+
+use std::time::Duration;
+
+use glia_harness::{Client, Deployment};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn cs<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    let mut p = vec!["_matrix", "client", "v3"];
+    p.extend_from_slice(rest);
+    p
+}
+
+fn server_of(user_id: &str) -> String {
+    user_id.split_once(':').map(|(_, s)| s.to_string()).expect("user ID has a server")
+}
+
+async fn create_room(c: &Client, body: Value) -> String {
+    let r = c.request("POST", &cs(&["createRoom"]), body).await.must_status(200);
+    r["room_id"].as_str().expect("room_id").to_string()
+}
+
+async fn send_text(c: &Client, room_id: &str, text: &str) -> String {
+    let txn = format!("t{}", rand::random::<u32>());
+    let r = c
+        .request(
+            "PUT",
+            &cs(&["rooms", room_id, "send", "m.room.message", &txn]),
+            json!({"msgtype": "m.text", "body": text}),
+        )
+        .await
+        .must_status(200);
+    r["event_id"].as_str().expect("event_id").to_string()
+}
+
+fn timeline<'a>(resp: &'a Value, section: &str, room_id: &str) -> Vec<&'a Value> {
+    let mut out = vec![];
+    for part in ["timeline", "state"] {
+        if let Some(a) = resp["rooms"][section][room_id][part]["events"].as_array() {
+            out.extend(a.iter());
+        }
+    }
+    out
+}
+
+fn has_event(room_id: &str, f: impl Fn(&Value) -> bool) -> impl FnMut(&Value) -> bool {
+    let room_id = room_id.to_string();
+    move |resp: &Value| timeline(resp, "join", &room_id).into_iter().any(&f)
+}
+
+fn is_membership(e: &Value, user: &str, m: &str) -> bool {
+    e["type"] == "m.room.member" && e["state_key"] == user && e["content"]["membership"] == m
+}
+
+/// Sync as `c` until `user`'s membership in the room is `m`.
+async fn wait_membership(c: &Client, room: &str, user: &str, m: &str) {
+    let what = format!("{user} {m} in {room}");
+    let user = user.to_string();
+    let m2 = m.to_string();
+    c.sync_until(None, &what, WAIT, has_event(room, move |e| is_membership(e, &user, &m2))).await;
+}
+
+/// `POST /join/{roomId}?server_name=...` for each server given.
+async fn join_through(c: &Client, room_id: &str, servers: &[&str]) -> glia_harness::Response {
+    let q: Vec<String> = servers
+        .iter()
+        .map(|s| format!("server_name={}", glia_harness::client::encode_segment(s)))
+        .collect();
+    let q = format!("?{}", q.join("&"));
+    c.request("POST", &cs(&["join", room_id, &q]), json!({})).await
+}
+
+async fn join_via(c: &Client, room_id: &str, server: &str) -> Value {
+    join_through(c, room_id, &[server]).await.json()
+}
+
+/// Alice (hs1) creates a private room and invites Bob (hs2), who sees the invite.
+async fn invited(dep: &Deployment, name: &str) -> (Client, Client, String) {
+    let alice = dep.register_user(0, "alice").await;
+    let bob = dep.register_user(1, "bob").await;
+    let room = create_room(&alice, json!({"preset": "private_chat", "name": name})).await;
+    alice
+        .request("POST", &cs(&["rooms", &room, "invite"]), json!({"user_id": bob.user_id}))
+        .await
+        .must_status(200);
+    let (room2, name) = (room.clone(), name.to_string());
+    // The invite carries the room's stripped state.
+    bob.sync_until(None, "the invite on hs2", WAIT, move |r| {
+        r["rooms"]["invite"][&room2]["invite_state"]["events"].as_array().is_some_and(|evs| {
+            evs.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == name.as_str())
+        })
+    })
+    .await;
+    (alice, bob, room)
+}
+
+#[tokio::test]
+async fn test_join_via_room_id_and_server_name_then_talk() {
+    let Some(dep) = Deployment::federated(2).await else { return };
+    let alice = dep.register_user(0, "alice").await;
+    let bob = dep.register_user(1, "bob").await;
+    let room = create_room(&alice, json!({"preset": "public_chat", "name": "Federated"})).await;
+
+    let joined = join_via(&bob, &room, &server_of(&alice.user_id)).await;
+    assert_eq!(joined["room_id"], room.as_str(), "join answered {joined}");
+
+    // Bob's server has the room's state; Alice sees Bob's join.
+    wait_membership(&alice, &room, &bob.user_id, "join").await;
+    let name = bob.get(&cs(&["rooms", &room, "state", "m.room.name", ""])).await.must_status(200);
+    assert_eq!(name["name"], "Federated");
+
+    // Messages both ways (TestMessagesOverFederation).
+    let from_bob = send_text(&bob, &room, "hello from hs2").await;
+    alice
+        .sync_until(
+            None,
+            "bob's message on hs1",
+            WAIT,
+            has_event(&room, |e| e["event_id"] == from_bob.as_str()),
+        )
+        .await;
+    let from_alice = send_text(&alice, &room, "hello from hs1").await;
+    bob.sync_until(
+        None,
+        "alice's message on hs2",
+        WAIT,
+        has_event(&room, |e| e["event_id"] == from_alice.as_str()),
+    )
+    .await;
+
+    // Both servers list both members as joined.
+    for c in [&alice, &bob] {
+        let m = c.get(&cs(&["rooms", &room, "joined_members"])).await.must_status(200);
+        let joined = m["joined"].as_object().expect("joined");
+        assert!(joined.contains_key(&alice.user_id) && joined.contains_key(&bob.user_id), "{m}");
+    }
+    dep.destroy().await;
+}
+
+#[tokio::test]
+async fn test_federation_rooms_invite_accept_and_leave() {
+    let Some(dep) = Deployment::federated(2).await else { return };
+    let (alice, bob, room) = invited(&dep, "Invite only").await;
+    // Accepting goes through the inviting server.
+    bob.request("POST", &cs(&["rooms", &room, "join"]), json!({})).await.must_status(200);
+    wait_membership(&alice, &room, &bob.user_id, "join").await;
+    // Leaving a room both servers are in is an ordinary event sent to the other server.
+    bob.request("POST", &cs(&["rooms", &room, "leave"]), json!({})).await.must_status(200);
+    wait_membership(&alice, &room, &bob.user_id, "leave").await;
+    dep.destroy().await;
+}
+
+#[tokio::test]
+async fn test_federation_reject_invite() {
+    let Some(dep) = Deployment::federated(2).await else { return };
+    let (alice, bob, room) = invited(&dep, "To reject").await;
+    bob.request("POST", &cs(&["rooms", &room, "leave"]), json!({})).await.must_status(200);
+    // The rejection reaches the inviting server, and the invite is gone on Bob's side.
+    wait_membership(&alice, &room, &bob.user_id, "leave").await;
+    let rooms = bob.sync(None, 0, None).await;
+    assert!(rooms["rooms"]["invite"].get(&room).is_none(), "invite still listed: {rooms}");
+    dep.destroy().await;
+}
+
+#[tokio::test]
+async fn test_join_federated_room_fails_over_to_next_server() {
+    let Some(dep) = Deployment::federated(2).await else { return };
+    let alice = dep.register_user(0, "alice").await;
+    let bob = dep.register_user(1, "bob").await;
+    let room = create_room(&alice, json!({"preset": "public_chat"})).await;
+    // The first candidate does not answer (nothing listens there); the second is the room's server.
+    let dead = format!("localhost:{}", glia_harness::deployment::free_port());
+    let r = join_through(&bob, &room, &[&dead, &server_of(&alice.user_id)]).await;
+    assert_eq!(r.status, 200, "join failed: {}", r.text());
+    dep.destroy().await;
+}
+
+#[tokio::test]
+async fn test_banned_user_cannot_join_over_federation() {
+    let Some(dep) = Deployment::federated(2).await else { return };
+    let alice = dep.register_user(0, "alice").await;
+    let bob = dep.register_user(1, "bob").await;
+    let room = create_room(&alice, json!({"preset": "public_chat"})).await;
+    alice
+        .request("POST", &cs(&["rooms", &room, "ban"]), json!({"user_id": bob.user_id}))
+        .await
+        .must_status(200);
+    let r = join_through(&bob, &room, &[&server_of(&alice.user_id)]).await;
+    assert_eq!(r.status, 403, "a banned user joined: {}", r.text());
+    dep.destroy().await;
+}
+
+/// Two federated servers with Alice (hs1) and Bob (hs2) joined to Alice's public room.
+async fn shared_room(dep: &Deployment) -> (Client, Client, String) {
+    let alice = dep.register_user(0, "alice").await;
+    let bob = dep.register_user(1, "bob").await;
+    let room = create_room(&alice, json!({"preset": "public_chat"})).await;
+    let joined = join_via(&bob, &room, &server_of(&alice.user_id)).await;
+    assert_eq!(joined["room_id"], room.as_str(), "join answered {joined}");
+    wait_membership(&alice, &room, &bob.user_id, "join").await;
+    (alice, bob, room)
+}
+
+#[tokio::test]
+async fn test_remote_typing_and_receipts() {
+    let Some(dep) = Deployment::federated(2).await else { return };
+    let (alice, bob, room) = shared_room(&dep).await;
+    alice
+        .request(
+            "PUT",
+            &cs(&["rooms", &room, "typing", &alice.user_id]),
+            json!({"typing": true, "timeout": 10000}),
+        )
+        .await
+        .must_status(200);
+    let (room2, alice_id) = (room.clone(), alice.user_id.clone());
+    bob.sync_until(None, "alice typing on hs2", WAIT, move |r| {
+        r["rooms"]["join"][&room2]["ephemeral"]["events"].as_array().is_some_and(|evs| {
+            evs.iter().any(|e| {
+                e["type"] == "m.typing"
+                    && e["content"]["user_ids"]
+                        .as_array()
+                        .is_some_and(|u| u.contains(&json!(alice_id)))
+            })
+        })
+    })
+    .await;
+    let ev = send_text(&bob, &room, "read me").await;
+    alice
+        .sync_until(
+            None,
+            "bob's message on hs1",
+            WAIT,
+            has_event(&room, |e| e["event_id"] == ev.as_str()),
+        )
+        .await;
+    alice
+        .request("POST", &cs(&["rooms", &room, "receipt", "m.read", &ev]), json!({}))
+        .await
+        .must_status(200);
+    let (room2, alice_id, ev2) = (room.clone(), alice.user_id.clone(), ev.clone());
+    bob.sync_until(None, "alice's receipt on hs2", WAIT, move |r| {
+        r["rooms"]["join"][&room2]["ephemeral"]["events"].as_array().is_some_and(|evs| {
+            evs.iter().any(|e| {
+                e["type"] == "m.receipt" && e["content"][&ev2]["m.read"].get(&alice_id).is_some()
+            })
+        })
+    })
+    .await;
+    dep.destroy().await;
+}
+
+#[tokio::test]
+async fn test_to_device_messages_over_federation() {
+    let Some(dep) = Deployment::federated(2).await else { return };
+    let alice = dep.register_user(0, "alice").await;
+    let bob = dep.register_user(1, "bob").await;
+    // Bob's first sync, so the message arrives in a later one.
+    let since =
+        bob.sync(None, 0, None).await["next_batch"].as_str().expect("next_batch").to_string();
+    let body = json!({"messages": {bob.user_id.clone(): {bob.device_id.clone(): {"hello": "over federation"}}}});
+    alice
+        .request("PUT", &cs(&["sendToDevice", "m.test", "txn1"]), body.clone())
+        .await
+        .must_status(200);
+    let alice_id = alice.user_id.clone();
+    bob.sync_until(Some(&since), "alice's to-device message on hs2", WAIT, move |r| {
+        r["to_device"]["events"].as_array().is_some_and(|evs| {
+            evs.iter().any(|e| {
+                e["sender"] == alice_id.as_str()
+                    && e["type"] == "m.test"
+                    && e["content"]["hello"] == "over federation"
+            })
+        })
+    })
+    .await;
+    dep.destroy().await;
+}
