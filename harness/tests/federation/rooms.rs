@@ -211,3 +211,47 @@ async fn test_to_device_messages_over_federation() {
     .await;
     dep.destroy().await;
 }
+
+#[tokio::test]
+async fn test_remote_presence() {
+    let Some(dep) = Deployment::federated(2).await else { return };
+    let (alice, bob, _room) = shared_room(&dep).await;
+    alice
+        .request(
+            "PUT",
+            &cs(&["presence", &alice.user_id, "status"]),
+            json!({"presence": "unavailable", "status_msg": "at lunch"}),
+        )
+        .await
+        .must_status(200);
+    let alice_id = alice.user_id.clone();
+    bob.sync_until(None, "alice's presence on hs2", WAIT, move |r| {
+        r["presence"]["events"].as_array().is_some_and(|evs| {
+            evs.iter().any(|e| {
+                e["sender"] == alice_id.as_str()
+                    && e["content"]["presence"] == "unavailable"
+                    && e["content"]["status_msg"] == "at lunch"
+            })
+        })
+    })
+    .await;
+    dep.destroy().await;
+}
+
+#[tokio::test]
+async fn test_device_lists_update_over_federation() {
+    let Some(dep) = Deployment::federated(2).await else { return };
+    let (alice, bob, _room) = shared_room(&dep).await;
+    let since =
+        bob.sync(None, 0, None).await["next_batch"].as_str().expect("next_batch").to_string();
+    // Alice logs in on a new device: her device list changes.
+    dep.client(0).must_login(&alice.user_id, "correct horse battery staple").await;
+    let alice_id = alice.user_id.clone();
+    bob.sync_until(Some(&since), "alice in device_lists.changed on hs2", WAIT, move |r| {
+        r["device_lists"]["changed"]
+            .as_array()
+            .is_some_and(|u| u.iter().any(|u| u == alice_id.as_str()))
+    })
+    .await;
+    dep.destroy().await;
+}

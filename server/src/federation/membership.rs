@@ -333,34 +333,42 @@ async fn store_outside_dag(
 
 /// Reject an invite to (or leave) a room this server is not in: through `make_leave` /
 /// `send_leave` on the candidate servers, else only locally.
-pub async fn leave_remote(app: &App, user_id: &str, room_id: &str) -> Result<()> {
+/// Returns the leave event's ID, or (rejected only here) the invite's.
+pub async fn leave_remote(app: &App, user_id: &str, room_id: &str) -> Result<ruma::OwnedEventId> {
     let servers = candidate_servers(app, user_id, room_id, &[]).await?;
     for server in &servers {
         match leave_via(app, server, user_id, room_id).await {
-            Ok(()) => return Ok(()),
+            Ok(id) => return Ok(id),
             Err(e) => tracing::info!(%server, %room_id, "remote leave failed: {e}"),
         }
     }
     // Nobody could be reached: forget the invite here, as Synapse does.
     let (rid, uid) = (room_id.to_string(), user_id.to_string());
-    app.db
+    let invite = app
+        .db
         .write(move |c| {
-            let Some(r) = rooms::get(c, &rid)? else { return Ok(()) };
+            let Some(r) = rooms::get(c, &rid)? else { return Ok(None) };
             let ms = events::memberships_of(c, &uid)?;
-            if let Some(m) = ms.iter().find(|m| m.room_nid == r.nid) {
-                let pos = crate::store::account_data::next_stream_pos(c, "events")?;
-                events::set_membership(c, r.nid, &uid, "leave", m.event_nid, pos)?;
-            }
-            Ok(())
+            let Some(m) = ms.iter().find(|m| m.room_nid == r.nid) else { return Ok(None) };
+            let pos = crate::store::account_data::next_stream_pos(c, "events")?;
+            events::set_membership(c, r.nid, &uid, "leave", m.event_nid, pos)?;
+            Ok(events::by_nid(c, m.event_nid)?.map(|e| e.event_id))
         })
         .await?;
     app.notifier.notify();
-    Ok(())
+    let id = invite.ok_or_else(|| Error::NotFound("No invite to reject".into()))?;
+    ruma::OwnedEventId::try_from(id).map_err(Error::internal)
 }
 
-async fn leave_via(app: &App, server: &str, user_id: &str, room_id: &str) -> Result<()> {
+async fn leave_via(
+    app: &App,
+    server: &str,
+    user_id: &str,
+    room_id: &str,
+) -> Result<ruma::OwnedEventId> {
     let (version, rules, pdu, _) =
         make_and_send(app, server, "leave", room_id, user_id, json!({"membership": "leave"}))
             .await?;
-    store_outside_dag(app, room_id, &version, &rules, pdu.json.clone()).await
+    store_outside_dag(app, room_id, &version, &rules, pdu.json.clone()).await?;
+    Ok(pdu.event_id.clone())
 }

@@ -21,6 +21,8 @@ pub const MAX_PDUS: usize = 50;
 pub const MAX_EDUS: usize = 100;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// How often queued items are looked for without a wake-up.
+const SWEEP: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct Sender {
@@ -45,6 +47,24 @@ impl Sender {
         for d in pending {
             self.wake(&d);
         }
+        // Some writers queue EDUs deep in the store (device list changes, presence): a
+        // sweep wakes the senders of whatever is queued.
+        let weak = Arc::downgrade(app);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP);
+            loop {
+                tick.tick().await;
+                let Some(app) = weak.upgrade() else { return };
+                if *app.shutdown.borrow() {
+                    return;
+                }
+                if let Ok(pending) = app.db.read(outbox::pending_destinations).await {
+                    for d in pending {
+                        app.fed_sender.wake(&d);
+                    }
+                }
+            }
+        });
         Ok(())
     }
 

@@ -166,8 +166,7 @@ pub async fn set_membership(
             })
             .await?;
         if matches!(known.as_deref(), Some("invite") | Some("knock")) {
-            crate::federation::membership::leave_remote(app, target, room_id).await?;
-            return OwnedEventId::try_from("$left:glia.invalid").map_err(Error::internal);
+            return crate::federation::membership::leave_remote(app, target, room_id).await;
         }
     }
     let mut room = app.rooms.lock(app, room_id).await?;

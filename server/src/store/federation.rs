@@ -113,6 +113,40 @@ pub fn hosts(conn: &Connection, room_nid: i64, own: &str) -> Result<Vec<String>>
     Ok(out)
 }
 
+/// The other servers sharing a joined room with `user_id` (where their presence and
+/// device list updates go).
+pub fn hosts_of_user(conn: &Connection, user_id: &str, own: &str) -> Result<Vec<String>> {
+    let mut st = conn.prepare_cached(
+        "SELECT DISTINCT b.user_id FROM memberships a JOIN memberships b ON b.room_nid = a.room_nid
+         WHERE a.user_id = ?1 AND a.membership = 'join' AND b.membership = 'join'",
+    )?;
+    let rows = st.query_map([user_id], |r| r.get::<_, String>(0))?;
+    let mut out: Vec<String> = vec![];
+    for r in rows {
+        let user = r?;
+        if let Some((_, server)) = user.split_once(':')
+            && server != own
+            && !out.iter().any(|s| s == server)
+        {
+            out.push(server.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Queue an EDU for every other server sharing a room with a local user.
+pub fn edu_to_hosts_of(
+    conn: &Connection,
+    user_id: &str,
+    edu_type: &str,
+    content: &serde_json::Value,
+) -> Result<()> {
+    let own = user_id.split_once(':').map(|(_, s)| s).unwrap_or_default();
+    let dests = hosts_of_user(conn, user_id, own)?;
+    let body = serde_json::json!({"edu_type": edu_type, "content": content}).to_string();
+    enqueue(conn, &dests, "edu", &body)
+}
+
 /// Whether `server` has a user joined to the room.
 pub fn server_in_room(conn: &Connection, room_nid: i64, server: &str) -> Result<bool> {
     Ok(hosts(conn, room_nid, "")?.iter().any(|s| s == server))

@@ -90,6 +90,8 @@ async fn apply_edu(app: &Arc<App>, origin: &str, edu: &Value) -> Result<()> {
         "m.typing" => typing(app, origin, content).await,
         "m.receipt" => receipt(app, origin, content).await,
         "m.direct_to_device" => direct_to_device(app, origin, content).await,
+        "m.presence" => presence(app, origin, content).await,
+        "m.device_list_update" | "m.signing_key_update" => device_list(app, origin, content).await,
         _ => Ok(()),
     }
 }
@@ -192,6 +194,51 @@ async fn direct_to_device(app: &App, origin: &str, c: &Value) -> Result<()> {
             Ok(())
         })
         .await?;
+    app.notifier.notify();
+    Ok(())
+}
+
+async fn presence(app: &App, origin: &str, c: &Value) -> Result<()> {
+    let Some(push) = c["push"].as_array() else {
+        return Err(bad_json("presence EDU without push"));
+    };
+    let updates: Vec<(String, String, Option<String>)> = push
+        .iter()
+        .filter_map(|p| {
+            let user = p["user_id"].as_str()?;
+            let state = p["presence"].as_str()?;
+            if server_of(user) != origin || !crate::api::client::presence::STATES.contains(&state) {
+                return None;
+            }
+            let msg = p["status_msg"].as_str().map(str::to_string).or(Some(String::new()));
+            Some((user.to_string(), state.to_string(), msg))
+        })
+        .collect();
+    if updates.is_empty() {
+        return Ok(());
+    }
+    app.db
+        .write(move |c| {
+            for (u, st, msg) in &updates {
+                crate::store::presence::set(c, u, st, msg.as_deref(), now_ms())?;
+            }
+            Ok(())
+        })
+        .await?;
+    app.notifier.notify();
+    Ok(())
+}
+
+async fn device_list(app: &App, origin: &str, c: &Value) -> Result<()> {
+    let user =
+        c["user_id"].as_str().or_else(|| c["master_key"]["user_id"].as_str()).unwrap_or_default();
+    if server_of(user) != origin {
+        return Err(Error::Forbidden(
+            "device list update for a user the origin does not own".into(),
+        ));
+    }
+    let u = user.to_string();
+    app.db.write(move |c| crate::store::device_lists::changed_remote(c, &u).map(|_| ())).await?;
     app.notifier.notify();
     Ok(())
 }
