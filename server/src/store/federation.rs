@@ -94,12 +94,15 @@ pub fn put_inbound_txn(
     Ok(())
 }
 
-/// The other servers with a joined member in a room (the room's "hosts").
-pub fn hosts(conn: &Connection, room_nid: i64, own: &str) -> Result<Vec<String>> {
-    let mut st = conn.prepare_cached(
-        "SELECT user_id FROM memberships WHERE room_nid = ?1 AND membership = 'join'",
-    )?;
-    let rows = st.query_map([room_nid], |r| r.get::<_, String>(0))?;
+/// The distinct servers of the users `sql` selects (with `arg`), other than `own`.
+fn servers_of(
+    conn: &Connection,
+    sql: &str,
+    arg: &dyn rusqlite::ToSql,
+    own: &str,
+) -> Result<Vec<String>> {
+    let mut st = conn.prepare_cached(sql)?;
+    let rows = st.query_map([arg], |r| r.get::<_, String>(0))?;
     let mut out: Vec<String> = vec![];
     for r in rows {
         let user = r?;
@@ -113,25 +116,19 @@ pub fn hosts(conn: &Connection, room_nid: i64, own: &str) -> Result<Vec<String>>
     Ok(out)
 }
 
+/// The other servers with a joined member in a room (the room's "hosts").
+pub fn hosts(conn: &Connection, room_nid: i64, own: &str) -> Result<Vec<String>> {
+    let sql = "SELECT user_id FROM memberships WHERE room_nid = ?1 AND membership = 'join'";
+    servers_of(conn, sql, &room_nid, own)
+}
+
 /// The other servers sharing a joined room with `user_id` (where their presence and
 /// device list updates go).
 pub fn hosts_of_user(conn: &Connection, user_id: &str, own: &str) -> Result<Vec<String>> {
-    let mut st = conn.prepare_cached(
+    let sql =
         "SELECT DISTINCT b.user_id FROM memberships a JOIN memberships b ON b.room_nid = a.room_nid
-         WHERE a.user_id = ?1 AND a.membership = 'join' AND b.membership = 'join'",
-    )?;
-    let rows = st.query_map([user_id], |r| r.get::<_, String>(0))?;
-    let mut out: Vec<String> = vec![];
-    for r in rows {
-        let user = r?;
-        if let Some((_, server)) = user.split_once(':')
-            && server != own
-            && !out.iter().any(|s| s == server)
-        {
-            out.push(server.to_string());
-        }
-    }
-    Ok(out)
+         WHERE a.user_id = ?1 AND a.membership = 'join' AND b.membership = 'join'";
+    servers_of(conn, sql, &user_id, own)
 }
 
 /// Queue an EDU for every other server sharing a room with a local user.
