@@ -113,6 +113,10 @@ pub async fn receive(app: &App, origin: &str, raw: &Value) -> Result<(OwnedEvent
         .read(move |c| crate::store::rooms::get(c, &rid))
         .await?
         .ok_or_else(|| Error::NotFound(format!("Unknown room {room_id}")))?;
+    let (nid, o) = (room_row.nid, origin.to_string());
+    if !app.db.read(move |c| crate::rooms::acl::room_allows(c, nid, &o)).await? {
+        return Err(Error::Forbidden(format!("Server {origin} is banned from this room")));
+    }
     let (_, rules) = crate::rooms::rules_for(&room_row.room_version)?;
     let pdu = verify_pdu(app, &rules, raw).await?;
     let origin_ok = server_of(pdu.sender.as_str()) == Some(origin)

@@ -47,6 +47,7 @@ async fn make_membership(app: &App, req: &Req, membership: &str) -> Result<Resp>
         return Err(Error::Forbidden("The user is not from the requesting server".into()));
     }
     let room = app.rooms.lock(app, &room_id).await?;
+    check_acl(&room, &origin)?;
     let resident = {
         let (nid, own) = (room.nid, app.config.server_name.to_string());
         app.db.read(move |c| crate::store::federation::server_in_room(c, nid, &own)).await?
@@ -72,6 +73,16 @@ async fn make_membership(app: &App, req: &Req, membership: &str) -> Result<Resp>
     builder::authorise(&room, &probe)
         .map_err(|why| Error::Forbidden(format!("You are not allowed to {membership}: {why}")))?;
     Ok(ok(&json!({"event": template, "room_version": room.version.as_str()})))
+}
+
+/// 403 when the room's server ACL bans the requesting server.
+fn check_acl(room: &crate::rooms::RoomHandle, origin: &str) -> Result<()> {
+    let acl = room.get("m.room.server_acl", "").map(|e| e.content_value());
+    if crate::rooms::acl::allows(acl.as_ref(), origin) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!("Server {origin} is banned from this room")))
+    }
 }
 
 /// The template as a PDU, to run the auth rules on it before anyone signs it.
@@ -119,6 +130,7 @@ async fn send_membership(app: &App, req: &Req, membership: &str) -> Result<Value
         return Err(bad_json("The event is for another room"));
     }
     let mut room = app.rooms.lock(app, &room_id).await?;
+    check_acl(&room, &origin)?;
     let pdu = inbound::verify_pdu(app, &room.rules, &raw).await?;
     if pdu.event_id.as_str() != event_id {
         return Err(bad_json("The event ID does not match the event"));
