@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 mod events;
-mod membership;
+pub mod membership;
 mod transactions;
 
 use crate::app::App;
