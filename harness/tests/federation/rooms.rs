@@ -255,3 +255,33 @@ async fn test_device_lists_update_over_federation() {
     .await;
     dep.destroy().await;
 }
+
+#[tokio::test]
+async fn test_redaction_over_federation() {
+    let Some(dep) = Deployment::federated(2).await else { return };
+    let (alice, bob, room) = shared_room(&dep).await;
+    let ev = send_text(&alice, &room, "regrettable").await;
+    bob.sync_until(
+        None,
+        "the message on hs2",
+        WAIT,
+        has_event(&room, |e| e["event_id"] == ev.as_str()),
+    )
+    .await;
+    let r = alice
+        .request("PUT", &cs(&["rooms", &room, "redact", &ev, "r1"]), json!({"reason": "oops"}))
+        .await
+        .must_status(200);
+    let redaction = r["event_id"].as_str().expect("event_id").to_string();
+    bob.sync_until(
+        None,
+        "the redaction on hs2",
+        WAIT,
+        has_event(&room, |e| e["event_id"] == redaction.as_str()),
+    )
+    .await;
+    // Bob's server applied it: the message's content is gone there too.
+    let seen = bob.get(&cs(&["rooms", &room, "event", &ev])).await.must_status(200);
+    assert_eq!(seen["content"], json!({}), "not redacted on hs2: {seen}");
+    dep.destroy().await;
+}

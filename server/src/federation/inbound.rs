@@ -508,6 +508,26 @@ pub async fn persist(
     let reloaded = Rooms::reload(app, room).await;
     let woken = outcome?;
     reloaded?;
+    if accepted
+        && pdu.type_str() == "m.room.redaction"
+        && let Some(target) = &pdu.redacts
+    {
+        let t = target.to_string();
+        let target_row = app.db.read(move |c| events::by_id(c, &t)).await?;
+        let power = room.get("m.room.power_levels", "").map(|e| e.content_value());
+        if let Some(row) = target_row
+            && row.room_nid == room.nid
+            && crate::rooms::redaction::allowed(power.as_ref(), pdu.sender.as_str(), &row.sender)
+        {
+            crate::rooms::redaction::apply(
+                app,
+                &room.rules,
+                target.as_str(),
+                pdu.event_id.as_str(),
+            )
+            .await?;
+        }
+    }
     for d in woken {
         app.fed_sender.wake(&d);
     }
