@@ -26,13 +26,7 @@ async fn test_acls() {
     // Before the ACL, Charlie's messages reach everyone.
     let before = send_text(&charlie, &room, "before the ACL").await;
     for c in [&alice, &bob] {
-        c.sync_until(
-            None,
-            "charlie's message",
-            WAIT,
-            has_event(&room, |e| e["event_id"] == before.as_str()),
-        )
-        .await;
+        wait_event(c, &room, &before).await;
     }
     let acl = json!({"allow": ["*"], "deny": ["127.0.0.1"], "allow_ip_literals": true});
     alice
@@ -50,27 +44,14 @@ async fn test_acls() {
     // Charlie's server is now refused, by the room's server and by Bob's.
     let denied = send_text(&charlie, &room, "after the ACL").await;
     let after_bob = send_text(&bob, &room, "bob after the ACL").await;
-    alice
-        .sync_until(
-            None,
-            "bob's later message on hs1",
-            WAIT,
-            has_event(&room, |e| e["event_id"] == after_bob.as_str()),
-        )
-        .await;
+    wait_event(&alice, &room, &after_bob).await;
     for c in [&alice, &bob] {
         let r = c.get(&cs(&["rooms", &room, "event", &denied])).await;
         assert_eq!(r.status, 404, "an event from a denied server was accepted: {}", r.text());
     }
     // Alice's new messages are not sent to the denied server.
     let from_alice = send_text(&alice, &room, "not for hs3").await;
-    bob.sync_until(
-        None,
-        "alice's message on hs2",
-        WAIT,
-        has_event(&room, |e| e["event_id"] == from_alice.as_str()),
-    )
-    .await;
+    wait_event(&bob, &room, &from_alice).await;
     let r = charlie.get(&cs(&["rooms", &room, "event", &from_alice])).await;
     assert_eq!(r.status, 404, "a denied server received a new event: {}", r.text());
     dep.destroy().await;
