@@ -43,9 +43,9 @@ async fn setup() -> Option<(Deployment, Client, Client, Peer)> {
 
 async fn talk(a: &Client, b: &Client, room: &str) {
     let from_a = send_text(a, room, "from one side").await;
-    wait_event(&b, &room, &from_a).await;
+    wait_event(b, room, &from_a).await;
     let from_b = send_text(b, room, "and back").await;
-    wait_event(&a, &room, &from_b).await;
+    wait_event(a, room, &from_b).await;
 }
 
 #[tokio::test]
