@@ -6,6 +6,7 @@
 //! `GLIA_HARNESS_URL`.
 
 mod cli;
+mod deploy;
 mod lifecycle;
 mod transport;
 
