@@ -35,6 +35,8 @@ pub struct App {
     pub ratelimits: crate::ratelimit::RateLimits,
     /// Outbound federation requests (discovery, TLS, signing).
     pub federation: FederationClient,
+    /// Application services (bridges) from `app_service_config_files`.
+    pub appservices: crate::appservice::AppServices,
     /// The media repository (files, thumbnails, waits for asynchronous uploads).
     pub media: Media,
     pub started: Instant,

@@ -53,6 +53,7 @@ async fn put_alias(app: Arc<App>, req: Req) -> Result<Resp> {
         Some(_) => return Err(bad_json("'room_id' must be a string")),
         None => return Err(Error::MissingParam("Missing 'room_id'".into())),
     };
+    app.appservices.check_alias_not_exclusive(&alias, user.appservice.as_deref())?;
     let room = super::room_state::joined_room(&app, &user, &room_id).await?;
     let creator = user.user_id.clone();
     let added = app.db.write(move |c| room_store::put_alias(c, &alias, room.nid, &creator)).await?;
@@ -66,6 +67,7 @@ async fn get_alias(app: Arc<App>, req: Req) -> Result<Resp> {
     let alias = req.param(0).to_string();
     ruma::RoomAliasId::parse(&alias)
         .map_err(|_| invalid_param(format!("Invalid room alias {alias}")))?;
+    crate::appservice::query::ensure_alias(&app, &alias).await;
     let a = alias.clone();
     let found = app.db.read(move |c| room_store::get_alias(c, &a)).await?;
     let (room_id, _) = found.ok_or_else(|| not_found(format!("Room alias {alias} not found")))?;
