@@ -47,7 +47,7 @@ async fn unknown_users_and_aliases_are_asked_about() {
 /// `POST /_matrix/client/v1/appservice/{id}/ping`: 200 with `duration_ms` and the
 /// appservice saw the transaction ID; another appservice's ID is 403; an appservice that
 /// answers 500 is 502 M_BAD_STATUS, one that is down 502 M_CONNECTION_FAILED; one without
-/// URL 400 M_URL_NOT_SET; a normal user's token is 401.
+/// URL 400 M_URL_NOT_SET; a normal user's token 403.
 #[tokio::test]
 async fn ping_reports_the_appservice_state() {
     let Some(s) = Setup::new().await else { return };
@@ -69,7 +69,7 @@ async fn ping_reports_the_appservice_state() {
     silent.access_token = Some(s.silent.as_token.clone());
     silent.request("POST", &other, json!({})).await.must_error(400, "M_URL_NOT_SET");
     let user = s.d.register_user(0, "pinger").await;
-    user.request("POST", &path, json!({})).await.must_error(401, "M_UNKNOWN_TOKEN");
+    user.request("POST", &path, json!({})).await.must_error(403, "M_FORBIDDEN");
     asc.request("POST", &path, json!({"transaction_id": 5})).await.must_error(400, "M_BAD_JSON");
 
     s.fake.on("/_matrix/app/v1/ping", |_| (500, r#"{"oops":true}"#.into()));
@@ -123,5 +123,49 @@ async fn thirdparty_lookups_are_proxied() {
         Some(format!("Bearer {}", s.reg.hs_token).as_str())
     );
     assert!(!asked[0].query.contains("access_token"), "the client's token is not passed on");
+    s.d.destroy().await;
+}
+
+/// An appservice publishes a room in its own network's list: not in the main
+/// `/publicRooms`, in the list of its `third_party_instance_id`, in
+/// `include_all_networks`; unpublished with DELETE. Users cannot edit these lists.
+#[tokio::test]
+async fn appservice_room_lists_are_separate() {
+    let Some(s) = Setup::new().await else { return };
+    let user = s.d.register_user(0, "lister").await;
+    let room = user.must_do("POST", &cs(&["createRoom"]), json!({"preset": "public_chat"})).await;
+    let room_id = room["room_id"].as_str().expect("room").to_string();
+    let list = ["directory", "list", "appservice", "irc", room_id.as_str()];
+    user.request("PUT", &cs(&list), json!({"visibility": "public"}))
+        .await
+        .must_error(403, "M_FORBIDDEN");
+    let asc = s.as_client();
+    asc.request("PUT", &cs(&list), json!({"visibility": "public"})).await.must_status(200);
+    let ids = |body: serde_json::Value| -> Vec<String> {
+        body["chunk"]
+            .as_array()
+            .expect("chunk")
+            .iter()
+            .filter_map(|r| r["room_id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let rooms = |filter: serde_json::Value| {
+        let user = user.clone();
+        async move { user.must_do("POST", &cs(&["publicRooms"]), filter).await }
+    };
+    assert!(!ids(rooms(json!({})).await).contains(&room_id), "not in the main list");
+    let instance = json!({"third_party_instance_id": "bridge|irc"});
+    assert!(ids(rooms(instance.clone()).await).contains(&room_id));
+    assert!(
+        !ids(rooms(json!({"third_party_instance_id": "bridge|xmpp"})).await).contains(&room_id)
+    );
+    assert!(ids(rooms(json!({"include_all_networks": true})).await).contains(&room_id));
+    user.request("POST", &cs(&["publicRooms"]), json!({"third_party_instance_id": "nobar"}))
+        .await
+        .must_error(400, "M_INVALID_PARAM");
+    asc.request("DELETE", &cs(&list), json!({})).await.must_status(200);
+    assert!(!ids(rooms(instance).await).contains(&room_id), "unpublished");
+    let missing = ["directory", "list", "appservice", "irc", "!nope:hs1"];
+    asc.request("PUT", &cs(&missing), json!({})).await.must_error(404, "M_NOT_FOUND");
     s.d.destroy().await;
 }

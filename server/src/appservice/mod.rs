@@ -15,7 +15,9 @@ pub mod query;
 pub mod registration;
 pub mod sender;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
@@ -59,6 +61,8 @@ impl AppService {
 pub struct AppServices {
     pub list: Vec<Arc<AppService>>,
     pub client: http::Client,
+    /// Third-party protocol metadata per (appservice, protocol), with when it was fetched.
+    pub protocol_cache: Mutex<HashMap<(String, String), (Instant, serde_json::Value)>>,
 }
 
 impl AppServices {
@@ -74,7 +78,11 @@ impl AppServices {
                 })
             })
             .collect();
-        Ok(AppServices { list, client: http::Client::new(config)? })
+        Ok(AppServices {
+            list,
+            client: http::Client::new(config)?,
+            protocol_cache: Mutex::default(),
+        })
     }
 
     pub fn by_token(&self, token: &str) -> Option<&Arc<AppService>> {

@@ -28,7 +28,8 @@ pub fn routes(r: &mut Router) {
     r.delete("/_matrix/client/{v}/directory/list/appservice/{}/{}", unlist_room);
 }
 
-/// The appservice whose `as_token` the request carries: 401 without one or with another.
+/// The appservice whose `as_token` the request carries: 401 without one or with another
+/// (registration and login by appservices, as in Synapse).
 fn caller(app: &App, req: &Req) -> Result<Arc<AppService>> {
     let token =
         req.access_token().ok_or_else(|| Error::MissingToken("Missing access token.".into()))?;
@@ -36,6 +37,15 @@ fn caller(app: &App, req: &Req) -> Result<Arc<AppService>> {
         .by_token(token)
         .cloned()
         .ok_or_else(|| Error::UnknownToken("Unrecognised access token.".into()))
+}
+
+/// The appservice behind an authenticated request: 401 for a missing or unknown token,
+/// 403 `M_FORBIDDEN` for a user's token (ping and appservice room lists).
+async fn appservice_of(app: &App, req: &Req) -> Result<Arc<AppService>> {
+    let user = app.auth(req).await?;
+    user.appservice
+        .and_then(|id| app.appservices.by_id(&id).cloned())
+        .ok_or_else(|| Error::Forbidden("Only application services may do this".into()))
 }
 
 /// `POST /register` with `type: m.login.application_service`: a user in the caller's
@@ -118,7 +128,7 @@ pub async fn login(
 /// it took; failures carry the spec's errcodes (M_URL_NOT_SET, M_BAD_STATUS,
 /// M_CONNECTION_FAILED, M_CONNECTION_TIMEOUT).
 async fn ping(app: Arc<App>, req: Req) -> Result<Resp> {
-    let a = caller(&app, &req)?;
+    let a = appservice_of(&app, &req).await?;
     if a.reg.id != req.param(0) {
         return Err(Error::Forbidden("The access token does not belong to this appservice".into()));
     }
@@ -180,7 +190,7 @@ fn upstream(status: u16, errcode: &'static str, msg: &str, extra: Value) -> Erro
 
 /// `PUT /directory/list/appservice/{networkId}/{roomId}` `{"visibility": "public"}`.
 async fn list_room(app: Arc<App>, req: Req) -> Result<Resp> {
-    let a = caller(&app, &req)?;
+    let a = appservice_of(&app, &req).await?;
     let body = req.json_object(true)?;
     let public = match body.get("visibility") {
         None | Some(Value::Null) => true,
@@ -194,7 +204,7 @@ async fn list_room(app: Arc<App>, req: Req) -> Result<Resp> {
 }
 
 async fn unlist_room(app: Arc<App>, req: Req) -> Result<Resp> {
-    let a = caller(&app, &req)?;
+    let a = appservice_of(&app, &req).await?;
     set_listed(&app, &a, &req, false).await
 }
 

@@ -169,11 +169,20 @@ fn summarise(c: &rusqlite::Connection, room: &room_store::RoomRow) -> Result<Val
     Ok(v)
 }
 
+/// Which room list `/publicRooms` shows: the server's own, one appservice network's
+/// (`third_party_instance_id` = `<appservice id>|<network id>`, as in Synapse), or both.
+enum Network {
+    Main,
+    Instance(String, String),
+    All,
+}
+
 async fn public_rooms(
     app: &App,
     limit: Option<u64>,
     since: Option<&str>,
     search: Option<String>,
+    network: Network,
 ) -> Result<Resp> {
     let offset = match since {
         None => 0,
@@ -185,8 +194,25 @@ async fn public_rooms(
     let mut all = app
         .db
         .read(move |c| {
+            let mut rooms = match network {
+                Network::Instance(..) => vec![],
+                Network::Main | Network::All => room_store::public_rooms(c)?,
+            };
+            for (as_id, net, room_id) in crate::store::appservice::listed_rooms(c)? {
+                let wanted = match &network {
+                    Network::Main => false,
+                    Network::All => true,
+                    Network::Instance(a, n) => *a == as_id && *n == net,
+                };
+                if wanted
+                    && !rooms.iter().any(|r| r.room_id == room_id)
+                    && let Some(r) = room_store::get(c, &room_id)?
+                {
+                    rooms.push(r);
+                }
+            }
             let mut out = vec![];
-            for room in room_store::public_rooms(c)? {
+            for room in rooms {
                 out.push(summarise(c, &room)?);
             }
             Ok(out)
@@ -240,7 +266,7 @@ async fn public_rooms_get(app: Arc<App>, req: Req) -> Result<Resp> {
         .map(|l| l.parse::<u64>())
         .transpose()
         .map_err(|_| invalid_param("limit"))?;
-    public_rooms(&app, limit, req.query("since"), None).await
+    public_rooms(&app, limit, req.query("since"), None, Network::Main).await
 }
 
 async fn public_rooms_post(app: Arc<App>, req: Req) -> Result<Resp> {
@@ -263,5 +289,17 @@ async fn public_rooms_post(app: Arc<App>, req: Req) -> Result<Resp> {
         .and_then(|f| f.get("generic_search_term"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    public_rooms(&app, limit, since.as_deref(), term).await
+    let network = match (body.get("third_party_instance_id"), body.get("include_all_networks")) {
+        (Some(Value::String(id)), _) => match id.split_once('|') {
+            Some((a, n)) => Network::Instance(a.to_string(), n.to_string()),
+            None => return Err(invalid_param("Invalid third_party_instance_id")),
+        },
+        (Some(Value::Null) | None, Some(Value::Bool(true))) => Network::All,
+        (Some(Value::Null) | None, None | Some(Value::Null) | Some(Value::Bool(false))) => {
+            Network::Main
+        }
+        (Some(_), _) => return Err(bad_json("'third_party_instance_id' must be a string")),
+        (_, Some(_)) => return Err(bad_json("'include_all_networks' must be a boolean")),
+    };
+    public_rooms(&app, limit, since.as_deref(), term, network).await
 }

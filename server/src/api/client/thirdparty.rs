@@ -1,8 +1,7 @@
 //! `/thirdparty/*`: the protocols appservices bridge, and lookups of third-party users and
 //! locations, proxied to the appservices that declared the protocol.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::Method;
@@ -28,13 +27,6 @@ pub fn routes(r: &mut Router) {
     r.get("/_matrix/client/{v}/thirdparty/user/{}", |a, r| lookup(a, r, "user", true));
 }
 
-type MetaCache = Mutex<HashMap<(String, String), (Instant, Value)>>;
-
-fn cache() -> &'static MetaCache {
-    static CACHE: std::sync::OnceLock<MetaCache> = std::sync::OnceLock::new();
-    CACHE.get_or_init(Default::default)
-}
-
 /// One protocol's metadata merged across the appservices declaring it: the first answer's
 /// fields, with every appservice's `instances`. `None` if no appservice answered.
 async fn metadata(app: &App, protocol: &str) -> Option<Value> {
@@ -42,10 +34,10 @@ async fn metadata(app: &App, protocol: &str) -> Option<Value> {
     for a in app.appservices.list.iter().filter(|a| a.reg.protocols.iter().any(|p| p == protocol)) {
         let Some(url) = a.reg.url.as_deref() else { continue };
         let key = (a.reg.id.clone(), protocol.to_string());
-        let cached = cache().lock().ok().and_then(|c| {
+        let cached = app.appservices.protocol_cache.lock().ok().and_then(|c| {
             c.get(&key).filter(|(at, _)| at.elapsed() < META_TTL).map(|(_, v)| v.clone())
         });
-        let meta = match cached {
+        let mut meta = match cached {
             Some(v) => v,
             None => {
                 let path = format!("/_matrix/app/v1/thirdparty/protocol/{}", segment(protocol));
@@ -56,7 +48,7 @@ async fn metadata(app: &App, protocol: &str) -> Option<Value> {
                     .await
                 {
                     Ok(v) if v.is_object() => {
-                        if let Ok(mut c) = cache().lock() {
+                        if let Ok(mut c) = app.appservices.protocol_cache.lock() {
                             c.insert(key, (Instant::now(), v.clone()));
                         }
                         v
@@ -65,6 +57,14 @@ async fn metadata(app: &App, protocol: &str) -> Option<Value> {
                 }
             }
         };
+        // Clients pass `instance_id` back as /publicRooms' `third_party_instance_id`.
+        if let Some(list) = meta["instances"].as_array_mut() {
+            for i in list {
+                if let Some(n) = i["network_id"].as_str() {
+                    i["instance_id"] = json!(format!("{}|{n}", a.reg.id));
+                }
+            }
+        }
         match &mut merged {
             None => merged = Some(meta),
             Some(m) => {
