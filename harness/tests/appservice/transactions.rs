@@ -192,3 +192,57 @@ async fn appservice_down_or_broken_loses_nothing() {
     assert!(ids.len() < n, "failed transactions were retried under the same ID");
     s.d.destroy().await;
 }
+
+/// With `receive_ephemeral`, typing and read receipts in a room with one of the
+/// appservice's users arrive in transactions' `ephemeral` (and MSC2409's unstable key),
+/// each with its `room_id`.
+#[tokio::test]
+async fn typing_and_receipts_reach_the_appservice() {
+    let Some(s) = Setup::new().await else { return };
+    let user = s.d.register_user(0, "typist").await;
+    let ghost = s.ghost("gina").await;
+    let room = user.must_do("POST", &cs(&["createRoom"]), json!({"invite": [ghost]})).await;
+    let room_id = room["room_id"].as_str().expect("room").to_string();
+    let q = format!("?user_id={}", glia_harness::client::encode_segment(&ghost));
+    let join = [&cs(&["join", &room_id])[..], &[q.as_str()]].concat();
+    s.as_client().request("POST", &join, json!({})).await.must_status(200);
+    user.must_do(
+        "PUT",
+        &cs(&["rooms", &room_id, "typing", &user.user_id]),
+        json!({"typing": true, "timeout": 10000}),
+    )
+    .await;
+    let sent = user
+        .must_do(
+            "PUT",
+            &cs(&["rooms", &room_id, "send", "m.room.message", "r1"]),
+            json!({"msgtype": "m.text", "body": "hi"}),
+        )
+        .await;
+    let event_id = sent["event_id"].as_str().expect("event_id").to_string();
+    user.must_do("POST", &cs(&["rooms", &room_id, "receipt", "m.read", &event_id]), json!({}))
+        .await;
+    let eph = wait_until("typing and receipt at the appservice", DEADLINE, || {
+        let eph: Vec<Value> = s
+            .fake
+            .requests_to(TXN_PATH)
+            .iter()
+            .flat_map(|r| r.body["ephemeral"].as_array().cloned().unwrap_or_default())
+            .collect();
+        let done = eph.iter().any(|e| e["type"] == "m.receipt")
+            && eph.iter().any(|e| e["type"] == "m.typing");
+        async move { done.then_some(eph) }
+    })
+    .await;
+    let typing = eph.iter().find(|e| e["type"] == "m.typing").expect("typing");
+    assert_eq!(typing["room_id"], room_id.as_str());
+    assert_eq!(typing["content"]["user_ids"], json!([user.user_id]));
+    let receipt = eph.iter().find(|e| e["type"] == "m.receipt").expect("receipt");
+    assert_eq!(receipt["room_id"], room_id.as_str());
+    assert!(receipt["content"][&event_id]["m.read"][&user.user_id]["ts"].is_i64(), "{receipt}");
+    let with_eph =
+        s.fake.requests_to(TXN_PATH).into_iter().find(|r| r.body["ephemeral"].is_array());
+    let body = with_eph.expect("a transaction with ephemeral events").body;
+    assert_eq!(body["ephemeral"], body["de.sorunome.msc2409.ephemeral"]);
+    s.d.destroy().await;
+}

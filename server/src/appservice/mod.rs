@@ -9,6 +9,7 @@
 //!   exponential backoff; `http`: the outbound requests (transactions, queries, ping).
 
 pub mod auth;
+pub mod ephemeral;
 pub mod http;
 pub mod interest;
 pub mod query;

@@ -54,9 +54,16 @@ async fn put_alias(app: Arc<App>, req: Req) -> Result<Resp> {
         None => return Err(Error::MissingParam("Missing 'room_id'".into())),
     };
     app.appservices.check_alias_not_exclusive(&alias, user.appservice.as_deref())?;
-    let room = super::room_state::joined_room(&app, &user, &room_id).await?;
+    // Appservices map aliases to rooms they are not in (bridged portals), as in Synapse.
+    let room_nid = if user.appservice.is_some() {
+        let rid = room_id.clone();
+        let room = app.db.read(move |c| room_store::get(c, &rid)).await?;
+        room.ok_or_else(|| not_found("Unknown room"))?.nid
+    } else {
+        super::room_state::joined_room(&app, &user, &room_id).await?.nid
+    };
     let creator = user.user_id.clone();
-    let added = app.db.write(move |c| room_store::put_alias(c, &alias, room.nid, &creator)).await?;
+    let added = app.db.write(move |c| room_store::put_alias(c, &alias, room_nid, &creator)).await?;
     if !added {
         return Err(Error::Conflict("Room alias already exists".into()));
     }

@@ -44,8 +44,11 @@ async fn store_receipt(
         ts: now_ms(),
     };
     let nid = room.nid;
+    let (ts, rid) = (row.ts, room.room_id.clone());
     app.db.write(move |c| receipts::put(c, nid, &row)).await?;
     app.notifier.notify();
+    crate::appservice::ephemeral::receipt(app, &rid, &user.user_id, kind, event_id, ts, thread)
+        .await;
     Ok(())
 }
 
