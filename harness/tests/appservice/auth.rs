@@ -137,3 +137,38 @@ async fn masquerading_stays_inside_the_namespace() {
         .must_status(200);
     s.d.destroy().await;
 }
+
+/// With `rate_limited: false` the appservice (and its users) are not rate limited, while
+/// a normal user under the same `rc_message` gets 429 M_LIMIT_EXCEEDED.
+#[tokio::test]
+async fn unlimited_appservice_skips_rate_limits() {
+    let yaml = "rc_disabled: false\nrc_message:\n  per_second: 0.1\n  burst_count: 2\n";
+    let Some(s) = Setup::with_yaml(yaml).await else { return };
+    let user = s.d.register_user(0, "chatty").await;
+    let room = user.must_do("POST", &cs(&["createRoom"]), json!({"preset": "public_chat"})).await;
+    let room_id = room["room_id"].as_str().expect("room");
+    let asc = s.as_client();
+    asc.must_do("POST", &cs(&["join", room_id]), json!({})).await;
+    let send = |c: &Client, i: usize| {
+        let (c, room_id) = (c.clone(), room_id.to_string());
+        async move {
+            let txn = format!("t{i}");
+            let body = json!({"msgtype": "m.text", "body": "x"});
+            c.request("PUT", &cs(&["rooms", &room_id, "send", "m.room.message", &txn]), body).await
+        }
+    };
+    for i in 0..10 {
+        send(&asc, i).await.must_status(200);
+    }
+    let mut limited = false;
+    for i in 0..5 {
+        let r = send(&user, i).await;
+        if r.status == 429 {
+            r.must_error(429, "M_LIMIT_EXCEEDED");
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the normal user was never limited: the limit is not in force");
+    s.d.destroy().await;
+}

@@ -23,6 +23,11 @@ pub struct Setup {
 
 impl Setup {
     pub async fn new() -> Option<Setup> {
+        Setup::with_yaml("").await
+    }
+
+    /// The same with more server configuration.
+    pub async fn with_yaml(extra: &str) -> Option<Setup> {
         let dir = tempfile::tempdir().expect("tempdir");
         let fake = FakeAppService::start().await;
         let reg = write_registration(
@@ -36,7 +41,7 @@ impl Setup {
         let silent = write_registration(dir.path(), "silent", None, &["@silent_.*"], &[], &[]);
         let cfg = HsConfig {
             extra_yaml: format!(
-                "app_service_config_files: [\"{}\", \"{}\"]\n",
+                "app_service_config_files: [\"{}\", \"{}\"]\n{extra}",
                 reg.path.display(),
                 silent.path.display()
             ),
