@@ -35,14 +35,7 @@ async fn mautrix_bridge_relays_both_ways() {
     };
     let Some(d) = Deployment::with_config(1, cfg).await else { return };
     let user = d.register_user(0, "matrixuser").await;
-    let room = user
-        .must_do(
-            "POST",
-            &["_matrix", "client", "v3", "createRoom"],
-            json!({"preset": "public_chat"}),
-        )
-        .await;
-    let room_id = room["room_id"].as_str().expect("room_id").to_string();
+    let room_id = user.must_create_room(json!({"preset": "public_chat"})).await;
 
     let args = vec![
         d.hs(0).base_url.clone(),

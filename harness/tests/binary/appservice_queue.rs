@@ -24,14 +24,7 @@ async fn owed_events_survive_a_restart() {
     };
     let mut p = GliaProcess::start(dir.path(), &cfg).await;
     let user = Client::new(&p.base_url).must_register("alice", crate::PASSWORD).await;
-    let room = user
-        .must_do(
-            "POST",
-            &["_matrix", "client", "v3", "createRoom"],
-            json!({"preset": "public_chat"}),
-        )
-        .await;
-    let room_id = room["room_id"].as_str().expect("room").to_string();
+    let room_id = user.must_create_room(json!({"preset": "public_chat"})).await;
     let mut bot = Client::new(&p.base_url);
     bot.access_token = Some(reg.as_token.clone());
     bot.must_do("POST", &["_matrix", "client", "v3", "join", &room_id], json!({})).await;
