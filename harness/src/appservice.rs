@@ -162,6 +162,7 @@ pub fn write_registration(
     let yaml = format!(
         "id: {id}\nurl: {}\nas_token: {as_token}\nhs_token: {hs_token}\n\
          sender_localpart: {sender_localpart}\nrate_limited: false\nreceive_ephemeral: true\n\
+         org.matrix.msc4203.receive_to_device: true\n\
          namespaces:\n  users:\n{}  aliases:\n{}  rooms: []\nprotocols: [{}]\n",
         url.map(|u| format!("\"{u}\"")).unwrap_or_else(|| "null".into()),
         list(users),

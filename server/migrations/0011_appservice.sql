@@ -1,12 +1,14 @@
 -- Application services: what is owed to each one, in order, and the transaction in flight.
 
 -- One row per item owed to an appservice, in the order it must be delivered: a timeline
--- event (by nid) or an ephemeral event (MSC2409: typing, receipts, presence) as JSON.
+-- event (by nid), or as JSON an ephemeral event (MSC2409: typing, receipts) or a
+-- to-device message (MSC4203), told apart by `to_device`.
 CREATE TABLE appservice_queue (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
     as_id          TEXT NOT NULL,
     event_nid      INTEGER,
     ephemeral      TEXT,
+    to_device      INTEGER NOT NULL DEFAULT 0,
     CHECK ((event_nid IS NULL) <> (ephemeral IS NULL))
 );
 CREATE INDEX appservice_queue_as ON appservice_queue(as_id, seq);

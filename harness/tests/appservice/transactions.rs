@@ -246,3 +246,49 @@ async fn typing_and_receipts_reach_the_appservice() {
     assert_eq!(body["ephemeral"], body["de.sorunome.msc2409.ephemeral"]);
     s.d.destroy().await;
 }
+
+/// With MSC4203's `receive_to_device`, to-device messages for the appservice's users
+/// arrive in `de.sorunome.msc2409.to_device`, once per transaction ID. Device-less
+/// appservice requests to device endpoints are 400 M_MISSING_PARAM; with `device_id` of
+/// one of its user's devices they work.
+#[tokio::test]
+async fn to_device_messages_reach_the_appservice() {
+    let Some(s) = Setup::new().await else { return };
+    let user = s.d.register_user(0, "sender").await;
+    let ghost = s.ghost("hal").await;
+    let body = json!({"messages": {ghost.clone(): {"*": {"n": 1}}}});
+    for _ in 0..2 {
+        let send = cs(&["sendToDevice", "m.test", "td1"]);
+        user.request("PUT", &send, body.clone()).await.must_status(200);
+    }
+    let msgs = wait_until("the to-device message at the appservice", DEADLINE, || {
+        let msgs: Vec<Value> = s
+            .fake
+            .requests_to(TXN_PATH)
+            .iter()
+            .flat_map(|r| {
+                r.body["de.sorunome.msc2409.to_device"].as_array().cloned().unwrap_or_default()
+            })
+            .collect();
+        async move { (!msgs.is_empty()).then_some(msgs) }
+    })
+    .await;
+    assert_eq!(msgs.len(), 1, "a repeated transaction ID is not sent again: {msgs:?}");
+    assert_eq!(msgs[0]["to_user_id"], ghost.as_str());
+    assert_eq!(msgs[0]["sender"], user.user_id.as_str());
+    assert_eq!(msgs[0]["type"], "m.test");
+    assert_eq!(msgs[0]["content"]["n"], 1);
+
+    let asc = s.as_client();
+    let ghost_q = format!("?user_id={}", glia_harness::client::encode_segment(&ghost));
+    let upload = [&cs(&["keys", "upload"])[..], &[ghost_q.as_str()]].concat();
+    asc.request("POST", &upload, json!({})).await.must_error(400, "M_MISSING_PARAM");
+    // A device for the ghost (appservice login), then named with device_id.
+    let login = json!({"type": "m.login.application_service", "device_id": "GHOSTDEV",
+        "identifier": {"type": "m.id.user", "user": ghost}});
+    asc.request("POST", &cs(&["login"]), login).await.must_status(200);
+    let with_device = format!("{ghost_q}&device_id=GHOSTDEV");
+    let upload = [&cs(&["keys", "upload"])[..], &[with_device.as_str()]].concat();
+    asc.request("POST", &upload, json!({})).await.must_status(200);
+    s.d.destroy().await;
+}

@@ -39,6 +39,32 @@ pub async fn receipt(
     push(app, room_id, only, ev).await;
 }
 
+/// To-device messages for users of appservices with MSC4203's `receive_to_device`:
+/// `(recipient, device ID or "*", content JSON)`, as `/sendToDevice` checked them.
+pub async fn to_device(
+    app: &App,
+    sender: &str,
+    event_type: &str,
+    local: &[(String, String, String)],
+) {
+    let mut items = vec![];
+    for a in app.appservices.list.iter().filter(|a| a.reg.receive_to_device && a.reg.url.is_some())
+    {
+        for (user_id, device_id, json) in local.iter().filter(|(u, _, _)| a.owns_user(u)) {
+            let content: Value = serde_json::from_str(json).unwrap_or(json!({}));
+            let msg = json!({"type": event_type, "sender": sender, "to_user_id": user_id,
+                "to_device_id": device_id, "content": content});
+            items.push((
+                a.reg.id.clone(),
+                crate::store::appservice::Item::ToDevice(msg.to_string()),
+            ));
+        }
+    }
+    if let Err(e) = super::sender::enqueue_all(app, items).await {
+        tracing::warn!(%sender, "to-device messages not queued for appservices: {e}");
+    }
+}
+
 fn wanted(app: &App) -> bool {
     app.appservices.list.iter().any(|a| a.reg.receive_ephemeral)
 }

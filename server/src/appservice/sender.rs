@@ -91,8 +91,7 @@ async fn step(app: &App, a: &AppService) -> Result<bool, String> {
 /// The transaction body: `events` (client format) and, when any, `ephemeral` under its
 /// stable name and MSC2409's unstable one (which bridges built on older SDKs read).
 fn body(c: &rusqlite::Connection, items: &[Item]) -> Result<Value> {
-    let mut evs = vec![];
-    let mut eph = vec![];
+    let (mut evs, mut eph, mut to_device) = (vec![], vec![], vec![]);
     for item in items {
         match item {
             // An event purged since it was queued is skipped.
@@ -101,11 +100,8 @@ fn body(c: &rusqlite::Connection, items: &[Item]) -> Result<Value> {
                     evs.push(format::client_event(c, &row, None)?);
                 }
             }
-            Item::Ephemeral(j) => {
-                if let Ok(v) = serde_json::from_str::<Value>(j) {
-                    eph.push(v);
-                }
-            }
+            Item::Ephemeral(j) => eph.extend(serde_json::from_str::<Value>(j).ok()),
+            Item::ToDevice(j) => to_device.extend(serde_json::from_str::<Value>(j).ok()),
         }
     }
     let mut body = json!({ "events": evs });
@@ -113,20 +109,29 @@ fn body(c: &rusqlite::Connection, items: &[Item]) -> Result<Value> {
         body["ephemeral"] = json!(eph);
         body["de.sorunome.msc2409.ephemeral"] = json!(eph);
     }
+    if !to_device.is_empty() {
+        // MSC4203's key (Synapse's name for it).
+        body["de.sorunome.msc2409.to_device"] = json!(to_device);
+    }
     Ok(body)
 }
 
 /// Queue an ephemeral event (typing, receipt) for these appservices and wake them.
 pub async fn enqueue_ephemeral(app: &App, ids: Vec<String>, event: Value) -> Result<()> {
-    if ids.is_empty() {
+    let item = Item::Ephemeral(event.to_string());
+    enqueue_all(app, ids.into_iter().map(|id| (id, item.clone())).collect()).await
+}
+
+/// Queue items (each for the appservice named with it) and wake their senders.
+pub async fn enqueue_all(app: &App, items: Vec<(String, Item)>) -> Result<()> {
+    if items.is_empty() {
         return Ok(());
     }
-    let json = event.to_string();
-    let ids2 = ids.clone();
+    let ids: Vec<String> = items.iter().map(|(id, _)| id.clone()).collect();
     app.db
         .write(move |c| {
-            for id in &ids2 {
-                queue::enqueue(c, id, &Item::Ephemeral(json.clone()))?;
+            for (id, item) in &items {
+                queue::enqueue(c, id, item)?;
             }
             Ok(())
         })

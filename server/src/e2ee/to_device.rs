@@ -58,13 +58,16 @@ pub async fn send(
             }
         }
     }
+    sender.require_device()?;
     let sender_device = sender.device_nid;
     let from = sender.user_id.clone();
-    let delivered = app
+    let (ev_type, queued) = (event_type.clone(), local.clone());
+    // (a new transaction ID, stored for a local device)
+    let (claimed, delivered) = app
         .db
         .write(move |c| {
             if !to_device::claim_txn(c, sender_device, &event_type, &txn_id, now_ms())? {
-                return Ok(false);
+                return Ok((false, false));
             }
             // One content per recipient device; a message to a named device takes precedence
             // over one to `*` in the same request.
@@ -80,17 +83,20 @@ pub async fn send(
                 }
             }
             if by_device.is_empty() {
-                return Ok(false);
+                return Ok((true, false));
             }
             let pos = next_stream_pos(c, "to_device")?;
             for (nid, json) in by_device {
                 to_device::insert(c, nid, pos, &from, &event_type, json)?;
             }
-            Ok(true)
+            Ok((true, true))
         })
         .await?;
     if delivered {
         app.notifier.notify();
+    }
+    if claimed {
+        crate::appservice::ephemeral::to_device(app, &sender.user_id, &ev_type, &queued).await;
     }
     Ok(())
 }

@@ -20,6 +20,21 @@ pub struct User {
     pub appservice: Option<String>,
 }
 
+impl User {
+    /// 400 `M_MISSING_PARAM` for a device-less caller (an appservice acting without
+    /// `device_id`) on endpoints that act for a device.
+    pub fn require_device(&self) -> Result<()> {
+        if self.device_nid == 0 {
+            return Err(Error::MissingParam(
+                "This endpoint acts for a device: an application service must name one with \
+                 device_id"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 pub fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }

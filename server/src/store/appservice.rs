@@ -13,17 +13,21 @@ pub enum Item {
     Event(i64),
     /// An ephemeral event's JSON (typing, receipt, presence).
     Ephemeral(String),
+    /// A to-device message's JSON (MSC4203).
+    ToDevice(String),
 }
 
 pub fn enqueue(conn: &Connection, as_id: &str, item: &Item) -> Result<()> {
-    let (nid, eph) = match item {
-        Item::Event(n) => (Some(*n), None),
-        Item::Ephemeral(j) => (None, Some(j.as_str())),
+    let (nid, eph, to_device) = match item {
+        Item::Event(n) => (Some(*n), None, false),
+        Item::Ephemeral(j) => (None, Some(j.as_str()), false),
+        Item::ToDevice(j) => (None, Some(j.as_str()), true),
     };
     conn.prepare_cached(
-        "INSERT INTO appservice_queue (as_id, event_nid, ephemeral) VALUES (?1, ?2, ?3)",
+        "INSERT INTO appservice_queue (as_id, event_nid, ephemeral, to_device)
+         VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![as_id, nid, eph])?;
+    .execute(params![as_id, nid, eph, to_device])?;
     Ok(())
 }
 
@@ -37,14 +41,16 @@ pub fn next_txn(conn: &Connection, as_id: &str, limit: usize) -> Result<Option<(
     let (last, inflight) = state.unwrap_or((0, None));
     let rows = |upto: i64, limit: i64| -> Result<Vec<(i64, Item)>> {
         let mut st = conn.prepare_cached(
-            "SELECT seq, event_nid, ephemeral FROM appservice_queue
+            "SELECT seq, event_nid, ephemeral, to_device FROM appservice_queue
              WHERE as_id = ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
         )?;
         let v = st
             .query_map(params![as_id, upto, limit], |r| {
-                let item = match r.get::<_, Option<i64>>(1)? {
-                    Some(n) => Item::Event(n),
-                    None => Item::Ephemeral(r.get::<_, Option<String>>(2)?.unwrap_or_default()),
+                let json = || r.get::<_, Option<String>>(2).map(Option::unwrap_or_default);
+                let item = match (r.get::<_, Option<i64>>(1)?, r.get::<_, bool>(3)?) {
+                    (Some(n), _) => Item::Event(n),
+                    (None, false) => Item::Ephemeral(json()?),
+                    (None, true) => Item::ToDevice(json()?),
                 };
                 Ok((r.get(0)?, item))
             })?
@@ -139,6 +145,7 @@ mod tests {
             enqueue(&c, "a", &Item::Event(n)).expect("enqueue");
         }
         enqueue(&c, "b", &Item::Ephemeral("{}".into())).expect("enqueue");
+        enqueue(&c, "b", &Item::ToDevice("{\"t\":1}".into())).expect("enqueue");
         let (t1, items) = next_txn(&c, "a", 2).expect("next").expect("some");
         assert_eq!(items, vec![Item::Event(1), Item::Event(2)]);
         enqueue(&c, "a", &Item::Event(4)).expect("enqueue");
@@ -149,6 +156,8 @@ mod tests {
         assert_eq!((t2, items), (t1 + 1, vec![Item::Event(3), Item::Event(4)]));
         complete(&c, "a", t2).expect("complete");
         assert_eq!(next_txn(&c, "a", 10).expect("next"), None);
-        assert_eq!(pending(&c, "b").expect("pending"), 1, "other appservices keep theirs");
+        assert_eq!(pending(&c, "b").expect("pending"), 2, "other appservices keep theirs");
+        let (_, items) = next_txn(&c, "b", 10).expect("next").expect("some");
+        assert_eq!(items, vec![Item::Ephemeral("{}".into()), Item::ToDevice("{\"t\":1}".into())]);
     }
 }
