@@ -18,13 +18,6 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn mautrix_bridge_relays_both_ways() {
-    let py = python::venv_python(
-        "mautrix",
-        "GLIA_MAUTRIX_PYTHON",
-        "ci/setup-bridge",
-        "import mautrix.appservice",
-        "mautrix",
-    );
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
@@ -34,6 +27,13 @@ async fn mautrix_bridge_relays_both_ways() {
         ..HsConfig::default()
     };
     let Some(d) = Deployment::with_config(1, cfg).await else { return };
+    let py = python::venv_python(
+        "mautrix",
+        "GLIA_MAUTRIX_PYTHON",
+        "ci/setup-bridge",
+        "import mautrix.appservice",
+        "mautrix",
+    );
     let user = d.register_user(0, "matrixuser").await;
     let room_id = user.must_create_room(json!({"preset": "public_chat"})).await;
 
