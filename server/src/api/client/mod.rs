@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod filter;
 pub mod key_backup;
 pub mod keys;
+pub mod legacy_events;
 pub mod login;
 pub mod membership;
 pub mod presence;
@@ -60,6 +61,7 @@ pub fn routes(r: &mut Router) {
     key_backup::routes(r);
     appservice::routes(r);
     thirdparty::routes(r);
+    legacy_events::routes(r);
 }
 
 /// Endpoints under `/user/{userId}/...` act only on the caller's own data.
