@@ -100,10 +100,12 @@ pub fn timeline_asc(
 }
 
 /// Events after stream position `from` that `user_id` sees in the legacy `/events`
-/// stream: those of rooms it is joined to, and its own membership events (invites).
+/// stream: those of rooms it is joined to, and its own membership events (invites);
+/// `only_room` (a room nid) narrows it to one room.
 pub fn stream_for_user(
     conn: &Connection,
     user_id: &str,
+    only_room: Option<i64>,
     from: i64,
     limit: i64,
 ) -> Result<Vec<EventRow>> {
@@ -112,9 +114,10 @@ pub fn stream_for_user(
          AND soft_failed = 0 AND (room_nid IN
            (SELECT room_nid FROM memberships WHERE user_id = ?2 AND membership = 'join')
            OR (event_type = 'm.room.member' AND state_key = ?2))
+         AND (?4 IS NULL OR room_nid = ?4)
          ORDER BY stream_pos ASC LIMIT ?3"
     ))?;
-    let rows = st.query_map(params![from, user_id, limit], row)?;
+    let rows = st.query_map(params![from, user_id, limit, only_room], row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -1,7 +1,7 @@
 //! The legacy event stream, `GET /events?from=&timeout=` (deprecated in the spec, still
 //! served by Synapse and used by SyTest and old clients): the events of the caller's
-//! joined rooms and its own membership changes after `from`, long-polling up to
-//! `timeout` ms. Tokens are `e<stream position>`.
+//! joined rooms (or of one, `room_id`) and its own membership changes after `from`,
+//! long-polling up to `timeout` ms. Tokens are `e<stream position>`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::app::App;
-use crate::error::{Result, invalid_param};
+use crate::error::{Error, Result, invalid_param};
 use crate::http::request::Req;
 use crate::http::response::{Resp, ok};
 use crate::http::router::Router;
@@ -26,6 +26,15 @@ pub fn routes(r: &mut Router) {
 
 async fn stream(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth(&req).await?;
+    // `room_id` narrows the stream to a room the caller is joined to (peeking is not
+    // supported); guests may only use it that way, as in Synapse.
+    let only_room = match req.query("room_id") {
+        Some(r) => Some(super::room_state::joined_room(&app, &user, r).await?.nid),
+        None if user.is_guest => {
+            return Err(Error::GuestAccessForbidden("Guest access not allowed".into()));
+        }
+        None => None,
+    };
     let timeout = match req.query("timeout") {
         None => 0,
         Some(t) => t.parse::<u64>().map_err(|_| invalid_param("timeout must be milliseconds"))?,
@@ -45,7 +54,7 @@ async fn stream(app: Arc<App>, req: Req) -> Result<Resp> {
         let chunk = app
             .db
             .read(move |c| {
-                let rows = events::stream_for_user(c, &uid, from, LIMIT)?;
+                let rows = events::stream_for_user(c, &uid, only_room, from, LIMIT)?;
                 let end = rows.iter().filter_map(|r| r.stream_pos).max().unwrap_or(from);
                 Ok((format::client_events(c, &rows, None)?, end))
             })
