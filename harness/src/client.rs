@@ -238,6 +238,12 @@ impl Client {
         r.must_status(200)
     }
 
+    /// `POST /createRoom` with `body`, requiring a 200; returns the room ID.
+    pub async fn must_create_room(&self, body: Value) -> String {
+        let r = self.must_do("POST", &["_matrix", "client", "v3", "createRoom"], body).await;
+        r["room_id"].as_str().unwrap_or_else(|| panic!("no room_id in {r}")).to_string()
+    }
+
     /// Register with the dummy stage (open registration), logging the client in.
     pub async fn register(&self, localpart: &str, password: &str) -> Response {
         self.request(

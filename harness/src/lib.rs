@@ -5,6 +5,7 @@
 //! already-running servers (Synapse, another Glia) instead. A [`Client`] talks HTTP to one
 //! of them with `must_*` helpers that fail the test with the whole response in the message.
 
+pub mod appservice;
 pub mod client;
 pub mod deployment;
 pub mod federation;

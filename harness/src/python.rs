@@ -13,22 +13,28 @@ pub fn repo_root() -> PathBuf {
 /// The venv's Python (or `$GLIA_NIO_PYTHON`), checked by running `check` (Python code
 /// that exits non-zero when what the test needs is missing). Fails, never skips.
 pub fn nio_python(check: &str, what: &str) -> PathBuf {
-    let py = match std::env::var_os("GLIA_NIO_PYTHON") {
+    venv_python("nio", "GLIA_NIO_PYTHON", "ci/setup-python", check, what)
+}
+
+/// The Python of `<repo>/.venv/<venv>` (or of `$env_var`), made by the `setup` script,
+/// checked by running `check`. Fails, never skips.
+pub fn venv_python(venv: &str, env_var: &str, setup: &str, check: &str, what: &str) -> PathBuf {
+    let py = match std::env::var_os(env_var) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => repo_root().join(".venv/nio/bin/python"),
+        _ => repo_root().join(format!(".venv/{venv}/bin/python")),
     };
     assert!(
         py.exists(),
-        "{} is missing: run ci/setup-python to install {what} (or set GLIA_NIO_PYTHON)",
+        "{} is missing: run {setup} to install {what} (or set {env_var})",
         py.display()
     );
     let out = Command::new(&py)
         .args(["-c", check])
         .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}; run ci/setup-python", py.display()));
+        .unwrap_or_else(|e| panic!("running {}: {e}; run {setup}", py.display()));
     assert!(
         out.status.success(),
-        "{} cannot run {what}: run ci/setup-python\n{}",
+        "{} cannot run {what}: run {setup}\n{}",
         py.display(),
         String::from_utf8_lossy(&out.stderr)
     );

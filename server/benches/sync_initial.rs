@@ -74,6 +74,7 @@ async fn register(app: &App, localpart: &str) -> User {
         device_id: owner.device_id,
         is_admin: false,
         is_guest: false,
+        appservice: None,
     }
 }
 

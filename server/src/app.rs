@@ -37,6 +37,8 @@ pub struct App {
     pub federation: FederationClient,
     /// Outbound transactions, one sender per destination.
     pub fed_sender: crate::federation::sender::Sender,
+    /// Application services (bridges) from `app_service_config_files`.
+    pub appservices: crate::appservice::AppServices,
     /// The media repository (files, thumbnails, waits for asynchronous uploads).
     pub media: Media,
     pub started: Instant,

@@ -59,6 +59,8 @@ pub struct Config {
     pub test_setup: TestSetup,
     /// `url_preview_*` and `max_spider_size`.
     pub url_preview: UrlPreviewConfig,
+    /// `app_service_config_files`: the registrations, each file read and checked.
+    pub app_services: Vec<crate::appservice::Registration>,
 }
 
 /// Synapse's URL preview keys. Synapse requires `url_preview_ip_range_blacklist` when
@@ -234,7 +236,6 @@ const IGNORED_SYNAPSE_KEYS: &[&str] = &[
     "presence",
     "web_client_location",
     "room_list_publication_rules",
-    "app_service_config_files",
     "default_room_version",
 ];
 
@@ -290,6 +291,7 @@ impl Config {
             rate_limits: Default::default(),
             test_setup: TestSetup::default(),
             url_preview: UrlPreviewConfig::default(),
+            app_services: Vec::new(),
         }
     }
 
@@ -401,6 +403,21 @@ impl Config {
                 }
             }
             c.federation_domain_whitelist = Some(names);
+        }
+        if let Some(items) = r.list("app_service_config_files") {
+            let mut paths = vec![];
+            for (i, v) in items.iter().enumerate() {
+                match v.as_str() {
+                    Some(s) => paths.push(PathBuf::from(s)),
+                    None => {
+                        r.error(&format!("app_service_config_files[{i}]"), "must be a path".into())
+                    }
+                }
+            }
+            match crate::appservice::registration::load_all(&paths) {
+                Ok(regs) => c.app_services = regs,
+                Err(errors) => r.report.errors.extend(errors),
+            }
         }
         read_test_setup(&mut r, &mut c.test_setup);
         read_url_preview(&mut r, &mut c.url_preview);

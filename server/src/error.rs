@@ -87,6 +87,13 @@ pub enum Error {
     /// 502 `M_TOO_LARGE`: something the server fetched was too large (URL previews).
     #[error("{0}")]
     UpstreamTooLarge(String),
+    /// 400 `M_EXCLUSIVE`: a user ID or alias an application service reserved.
+    #[error("{0}")]
+    Exclusive(String),
+    /// A request the server made for the client failed (the appservice ping): its status,
+    /// errcode and extra fields (`status`, `body`) are passed on.
+    #[error("{msg}")]
+    Upstream { status: StatusCode, errcode: &'static str, msg: String, extra: Value },
     /// A failure inside the server; the cause is logged, never sent to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -112,7 +119,9 @@ impl Error {
             | UnsupportedRoomVersion(_)
             | IncompatibleRoomVersion(_)
             | RoomInUse(_)
-            | BadAlias(_) => StatusCode::BAD_REQUEST,
+            | BadAlias(_)
+            | Exclusive(_) => StatusCode::BAD_REQUEST,
+            Upstream { status, .. } => *status,
             Conflict(_) | CannotOverwriteMedia(_) => StatusCode::CONFLICT,
             NotYetUploaded(_) => StatusCode::GATEWAY_TIMEOUT,
             NotFound(_) | Unrecognized(_) => StatusCode::NOT_FOUND,
@@ -156,6 +165,8 @@ impl Error {
             UnsupportedRoomVersion(_) => "M_UNSUPPORTED_ROOM_VERSION",
             IncompatibleRoomVersion(_) => "M_INCOMPATIBLE_ROOM_VERSION",
             RoomInUse(_) => "M_ROOM_IN_USE",
+            Exclusive(_) => "M_EXCLUSIVE",
+            Upstream { errcode, .. } => errcode,
         }
     }
 
@@ -172,6 +183,13 @@ impl Error {
                 "error": self.to_string(),
                 "current_version": current_version,
             }),
+            Error::Upstream { extra, .. } => {
+                let mut body = json!({"errcode": self.errcode(), "error": self.to_string()});
+                if let (Some(b), Value::Object(extra)) = (body.as_object_mut(), extra) {
+                    b.extend(extra.clone());
+                }
+                body
+            }
             other => json!({"errcode": other.errcode(), "error": other.to_string()}),
         }
     }

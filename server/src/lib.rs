@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod app;
+pub mod appservice;
 pub mod cli;
 pub mod config;
 pub mod e2ee;
@@ -76,12 +77,15 @@ impl Server {
             ),
             federation: federation::client::FederationClient::new(&config)?,
             fed_sender: Default::default(),
+            appservices: appservice::AppServices::new(&config)?,
             media: media::Media::open(media::MediaConfig::from_config(&config))?,
             shutdown: rx.clone(),
             started: Instant::now(),
             config,
         });
-        let bound = http::bind_all(&app, rx).await.inspect_err(|_| app.db.close())?;
+        appservice::auth::ensure_senders(&app).await.inspect_err(|_| app.db.close())?;
+        let mut bound = http::bind_all(&app, rx).await.inspect_err(|_| app.db.close())?;
+        appservice::sender::spawn_all(&app, &mut bound.tasks);
         app.fed_sender.start(&app).await?;
         tracing::info!(server_name = %app.config.server_name, "Glia {} ready", env!("CARGO_PKG_VERSION"));
         Ok(Server { addrs: bound.addrs, app, shutdown: tx, tasks: bound.tasks })

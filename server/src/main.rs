@@ -17,21 +17,30 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the homeserver (the default). Without -c it serves the embedded default:
-    /// 127.0.0.1:8008, server name `localhost`, data under ./glia-data.
+    /// Run the homeserver (the default). Without -c (or $GLIA_CONFIG_PATH) it serves the
+    /// embedded default: 127.0.0.1:8008, server name `localhost`, data under ./glia-data.
     Serve {
         #[arg(short, long, value_name = "homeserver.yaml")]
         config: Option<PathBuf>,
     },
     /// Write a commented homeserver.yaml and a signing key, like Synapse's generate.
+    /// Each option may come from the environment instead (for containers): GLIA_SERVER_NAME,
+    /// GLIA_DATA_DIR, GLIA_CONFIG_PATH, GLIA_HTTP_PORT, GLIA_BIND_ADDRESSES (comma-separated).
     Generate {
         #[arg(long)]
-        server_name: String,
-        #[arg(long, default_value = "glia-data")]
-        data_dir: PathBuf,
+        server_name: Option<String>,
+        /// Default: $GLIA_DATA_DIR, else ./glia-data.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         /// Where to write the config (default: <data-dir>/homeserver.yaml).
         #[arg(long)]
         config_path: Option<PathBuf>,
+        /// The plain-HTTP listener's port (default 8008).
+        #[arg(long)]
+        http_port: Option<u16>,
+        /// The listener's addresses (default ::1 and 127.0.0.1; 0.0.0.0 in a container).
+        #[arg(long, value_delimiter = ',')]
+        bind_address: Vec<std::net::IpAddr>,
     },
     /// Create a user on a running server via shared-secret registration
     /// (what Synapse's register_new_matrix_user does).
@@ -97,10 +106,23 @@ fn main() -> ExitCode {
 }
 
 async fn run(cmd: Command) -> Result<(), String> {
+    if std::env::var_os("GLIA_REPORT_STATS").is_some() {
+        // Synapse's image requires SYNAPSE_REPORT_STATS; Glia never phones home.
+        tracing::info!("GLIA_REPORT_STATS is ignored: Glia sends no usage statistics");
+    }
     match cmd {
-        Command::Serve { config } => serve(config).await,
-        Command::Generate { server_name, data_dir, config_path } => {
-            let g = cli::generate::generate(&server_name, &data_dir, config_path.as_deref())?;
+        Command::Serve { config } => {
+            serve(config.or_else(|| cli::env::path("GLIA_CONFIG_PATH"))).await
+        }
+        Command::Generate { server_name, data_dir, config_path, http_port, bind_address } => {
+            let opts = cli::env::generate_options(
+                server_name,
+                data_dir,
+                config_path,
+                http_port,
+                bind_address,
+            )?;
+            let g = cli::generate::generate_with(&opts)?;
             println!("Wrote {} and {}", g.config_path.display(), g.signing_key_path.display());
             println!("Start the server with: glia serve -c {}", g.config_path.display());
             Ok(())

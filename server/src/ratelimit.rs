@@ -258,6 +258,12 @@ impl crate::app::App {
         if rl.disabled || user.is_admin {
             return Ok(());
         }
+        // An appservice registered with `rate_limited: false` is not limited (as Synapse).
+        if let Some(id) = &user.appservice
+            && self.appservices.by_id(id).is_some_and(|a| !a.reg.rate_limited)
+        {
+            return Ok(());
+        }
         let uid = user.user_id.clone();
         let o = self.db.read(move |c| crate::store::ratelimit_overrides::for_user(c, &uid)).await?;
         let over = match o {

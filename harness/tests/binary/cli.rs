@@ -251,3 +251,42 @@ async fn no_arguments_serves_embedded_default() {
     assert_eq!(code, Some(0), "{}", p.log());
     assert_eq!(glia_harness::deployment::integrity_check(&p.db_path), "ok");
 }
+
+/// A registration with a bad regex in `app_service_config_files` stops `glia serve` at
+/// start-up (and fails `check-config`) with a message naming the file and the key.
+#[tokio::test]
+async fn bad_appservice_registration_names_file_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reg = dir.path().join("bridge.yaml");
+    std::fs::write(
+        &reg,
+        "id: bridge\nurl: http://127.0.0.1:9\nas_token: a\nhs_token: h\nsender_localpart: bot\n\
+         namespaces:\n  users:\n    - exclusive: true\n      regex: '@bridge_[unclosed'\n",
+    )
+    .expect("write");
+    let config = dir.path().join("homeserver.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server_name: example.org\napp_service_config_files: [\"{}\"]\n\
+             database:\n  name: sqlite3\n  args:\n    database: \"{}/db\"\n",
+            reg.display(),
+            dir.path().display()
+        ),
+    )
+    .expect("write");
+    for cmd in ["check-config", "serve"] {
+        let out = run_glia(
+            [OsStr::new(cmd), OsStr::new("-c"), config.as_os_str()],
+            Some(dir.path()),
+            CLI_TIMEOUT,
+        )
+        .await;
+        out.must_fail();
+        let all = out.output();
+        assert!(
+            all.contains("bridge.yaml") && all.contains("namespaces.users[0].regex"),
+            "{cmd}: the error names neither file nor key: {out}"
+        );
+    }
+}

@@ -5,7 +5,9 @@
 //! first with `cargo build -p glia`. They always start their own servers, so they ignore
 //! `GLIA_HARNESS_URL`.
 
+mod appservice_queue;
 mod cli;
+mod deploy;
 mod lifecycle;
 mod transport;
 

@@ -10,6 +10,7 @@ mod directory;
 mod ephemeral;
 mod history_visibility;
 mod knocking;
+mod legacy_events;
 mod metrics;
 mod rate_limits;
 mod registration_controls;

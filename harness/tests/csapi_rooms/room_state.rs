@@ -382,3 +382,25 @@ async fn test_left_room_fixture() {
     assert_eq!(page["chunk"], json!([]), "{page}");
     d.destroy().await;
 }
+
+/// `?format=event` (v1.16, used by mautrix bridges) answers the whole client event;
+/// `format=content` the content; another value is 400.
+#[tokio::test]
+async fn test_room_state_format_event() {
+    let d = Deployment::new(1).await;
+    let alice = d.register_user(0, "alice").await;
+    let room = create_room(&alice, json!({"name": "formatted"})).await;
+    let name = |q: &'static str| {
+        let (alice, room) = (alice.clone(), room.clone());
+        async move { alice.get(&cs(&["rooms", &room, "state", "m.room.name", q])).await }
+    };
+    let ev = name("?format=event").await.must_status(200);
+    assert_eq!(ev["type"], "m.room.name");
+    assert_eq!(ev["state_key"], "");
+    assert_eq!(ev["sender"], alice.user_id.as_str());
+    assert_eq!(ev["content"]["name"], "formatted");
+    assert!(ev["event_id"].is_string() && ev["origin_server_ts"].is_i64(), "{ev}");
+    assert_eq!(name("?format=content").await.must_status(200), json!({"name": "formatted"}));
+    name("?format=xml").await.must_client_error();
+    d.destroy().await;
+}

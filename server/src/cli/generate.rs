@@ -1,6 +1,7 @@
 //! `glia generate`: a commented `homeserver.yaml` with Synapse's key names, a signing key
 //! and a registration shared secret, like `python -m synapse.app.homeserver --generate-config`.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ruma::ServerName;
@@ -12,11 +13,45 @@ pub struct Generated {
     pub signing_key_path: PathBuf,
 }
 
+/// What `generate` writes: the names, paths and the plain-HTTP listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub server_name: String,
+    pub data_dir: PathBuf,
+    pub config_path: Option<PathBuf>,
+    pub http_port: u16,
+    pub bind_addresses: Vec<IpAddr>,
+}
+
+impl Options {
+    /// Loopback on port 8008: ready for a reverse proxy on the same machine.
+    pub fn new(server_name: &str, data_dir: &Path) -> Options {
+        Options {
+            server_name: server_name.to_string(),
+            data_dir: data_dir.to_path_buf(),
+            config_path: None,
+            http_port: 8008,
+            bind_addresses: vec![
+                IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
+                IpAddr::from([127, 0, 0, 1]),
+            ],
+        }
+    }
+}
+
 pub fn generate(
     server_name: &str,
     data_dir: &Path,
     config_path: Option<&Path>,
 ) -> Result<Generated, String> {
+    let mut opts = Options::new(server_name, data_dir);
+    opts.config_path = config_path.map(Path::to_path_buf);
+    generate_with(&opts)
+}
+
+pub fn generate_with(opts: &Options) -> Result<Generated, String> {
+    let (server_name, data_dir, config_path) =
+        (opts.server_name.as_str(), opts.data_dir.as_path(), opts.config_path.as_deref());
     let name = ServerName::parse(server_name)
         .map_err(|e| format!("--server-name {server_name:?} is not a valid server name: {e}"))?;
     std::fs::create_dir_all(data_dir)
@@ -33,9 +68,16 @@ pub fn generate(
         keys::write_private_file(&signing_key_path, &line).map_err(|e| e.to_string())?;
     }
     let secret = crate::users::random_string(48);
-    let text = template(name.as_str(), &data_dir, &signing_key_path, &secret);
+    let text = template(name.as_str(), &data_dir, &signing_key_path, &secret)
+        .replace("  - port: 8008\n", &format!("  - port: {}\n", opts.http_port))
+        .replace("    bind_addresses: ['::1', '127.0.0.1']\n", &bind_line(&opts.bind_addresses));
     keys::write_private_file(&config_path, &text).map_err(|e| e.to_string())?;
     Ok(Generated { config_path, signing_key_path })
+}
+
+fn bind_line(addrs: &[IpAddr]) -> String {
+    let quoted: Vec<String> = addrs.iter().map(|a| format!("'{a}'")).collect();
+    format!("    bind_addresses: [{}]\n", quoted.join(", "))
 }
 
 fn template(server_name: &str, data_dir: &Path, key: &Path, secret: &str) -> String {
@@ -136,5 +178,17 @@ mod tests {
         assert!(c.registration_shared_secret.is_some());
         crate::keys::SigningKey::load(&c.signing_key_path).expect("key loads");
         assert!(generate("example.org", dir.path(), None).is_err(), "refuses to overwrite");
+    }
+
+    #[test]
+    fn port_and_bind_addresses_are_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut opts = Options::new("example.org", dir.path());
+        opts.http_port = 18008;
+        opts.bind_addresses = vec!["0.0.0.0".parse().expect("ip")];
+        let g = generate_with(&opts).expect("generate");
+        let (c, _) = crate::config::Config::from_file(&g.config_path).expect("valid config");
+        assert_eq!(c.listeners[0].port, 18008);
+        assert_eq!(c.listeners[0].bind_addresses, opts.bind_addresses);
     }
 }

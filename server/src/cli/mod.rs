@@ -1,6 +1,7 @@
 //! The command line: `serve`, `generate`, `register-user`, `check-config`, `backup`.
 
 pub mod backup;
+pub mod env;
 pub mod generate;
 pub mod http_client;
 pub mod register_user;

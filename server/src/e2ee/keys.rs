@@ -100,6 +100,7 @@ pub async fn upload(app: &App, user: &User, body: &Object) -> Result<Value> {
     let mut seen = std::collections::BTreeSet::new();
     fallback.retain(|(alg, _, _)| seen.insert(alg.clone()));
 
+    user.require_device()?;
     let (user_nid, device_nid) = (user.user_nid, user.device_nid);
     let (counts, changed) = app
         .db

@@ -65,13 +65,16 @@ pub async fn send(
             }
         }
     }
+    sender.require_device()?;
     let sender_device = sender.device_nid;
     let from = sender.user_id.clone();
-    let delivered = app
+    let (ev_type, queued) = (event_type.clone(), local.clone());
+    // (a new transaction ID, stored for a local device)
+    let (claimed, delivered, servers) = app
         .db
         .write(move |c| {
             if !to_device::claim_txn(c, sender_device, &event_type, &txn_id, now_ms())? {
-                return Ok((false, vec![]));
+                return Ok((false, false, vec![]));
             }
             let mut servers = vec![];
             for (server, messages) in &remote {
@@ -106,21 +109,23 @@ pub async fn send(
                 }
             }
             if by_device.is_empty() {
-                return Ok((false, servers));
+                return Ok((true, false, servers));
             }
             let pos = next_stream_pos(c, "to_device")?;
             for (nid, json) in by_device {
                 to_device::insert(c, nid, pos, &from, &event_type, json)?;
             }
-            Ok((true, servers))
+            Ok((true, true, servers))
         })
         .await?;
-    let (delivered, servers) = delivered;
     for s in &servers {
         app.fed_sender.wake(s);
     }
     if delivered {
         app.notifier.notify();
+    }
+    if claimed {
+        crate::appservice::ephemeral::to_device(app, &sender.user_id, &ev_type, &queued).await;
     }
     Ok(())
 }

@@ -16,6 +16,23 @@ pub struct User {
     pub device_id: String,
     pub is_admin: bool,
     pub is_guest: bool,
+    /// Set when an application service's `as_token` authenticated the request.
+    pub appservice: Option<String>,
+}
+
+impl User {
+    /// 400 `M_MISSING_PARAM` for a device-less caller (an appservice acting without
+    /// `device_id`) on endpoints that act for a device.
+    pub fn require_device(&self) -> Result<()> {
+        if self.device_nid == 0 {
+            return Err(Error::MissingParam(
+                "This endpoint acts for a device: an application service must name one with \
+                 device_id"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 pub fn hash_token(token: &str) -> Vec<u8> {
@@ -29,6 +46,9 @@ impl App {
         let token = req
             .access_token()
             .ok_or_else(|| Error::MissingToken("Missing access token.".into()))?;
+        if let Some(a) = self.appservices.by_token(token) {
+            return crate::appservice::auth::user(self, req, a).await;
+        }
         let hash = hash_token(token);
         let owner = self.db.read(move |c| devices::owner_of_token(c, &hash)).await?;
         match owner {
@@ -39,6 +59,7 @@ impl App {
                 device_id: o.device_id,
                 is_admin: o.is_admin,
                 is_guest: o.is_guest,
+                appservice: None,
             }),
             _ => Err(Error::UnknownToken("Unrecognised access token.".into())),
         }

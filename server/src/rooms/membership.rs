@@ -32,6 +32,7 @@ pub async fn resolve_room(app: &App, id_or_alias: &str) -> Result<String> {
     }
     if id_or_alias.starts_with('#') {
         ruma::RoomAliasId::parse(id_or_alias).map_err(|_| invalid_param("Invalid room alias"))?;
+        crate::appservice::query::ensure_alias(app, id_or_alias).await;
         let a = id_or_alias.to_string();
         let found = app.db.read(move |c| rooms::get_alias(c, &a)).await?;
         return found.map(|(r, _)| r).ok_or_else(|| Error::NotFound("Room alias not found".into()));
@@ -116,6 +117,7 @@ pub async fn invite(
 ) -> Result<OwnedEventId> {
     ruma::UserId::parse(target).map_err(|_| invalid_param("Invalid user ID"))?;
     super::shutdown::check_not_blocked(app, room_id).await?;
+    crate::appservice::query::ensure_user(app, target).await;
     let content = with_reason(json!({"membership": "invite"}), reason);
     let mut room = app.rooms.lock(app, room_id).await?;
     match room.membership_of(target).as_deref() {

@@ -29,7 +29,7 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::app::App;
 use crate::error::{Error, Result, not_found};
-use crate::store::{events, now_ms, rooms, state};
+use crate::store::{appservice, events, now_ms, rooms, state};
 pub use builder::NewEvent;
 pub use pdu::{Pdu, PduRef};
 
@@ -249,6 +249,10 @@ pub async fn persist(
         };
         jobs.push((p, t, json, actions));
     }
+    // Appservices owed each event: enqueued in the same transaction as the event.
+    let pdus: Vec<PduRef> = jobs.iter().map(|j| j.0.clone()).collect();
+    let owed = crate::appservice::interest::for_batch(app, room, &pdus).await?;
+    let owed2 = owed.clone();
     let jobs2 = jobs.clone();
     let own = app.config.server_name.to_string();
     let outcome = app
@@ -256,7 +260,7 @@ pub async fn persist(
         .write(move |c| {
             let mut groups = vec![];
             let mut woken: Vec<String> = vec![];
-            for (pdu, txn, json, actions) in &jobs2 {
+            for ((pdu, txn, json, actions), owed) in jobs2.iter().zip(&owed2) {
                 let membership = (pdu.type_str() == "m.room.member")
                     .then(|| pdu.content_value()["membership"].as_str().map(str::to_string))
                     .flatten();
@@ -280,6 +284,9 @@ pub async fn persist(
                 for a in actions {
                     events::add_push_action(c, room_nid, &a.user_id, done.stream_pos, a.highlight)?;
                 }
+                for as_id in owed {
+                    appservice::enqueue(c, as_id, &appservice::Item::Event(done.nid))?;
+                }
                 group = Some(done.state_after);
                 groups.push(done.state_after);
                 let dests = destinations(c, room_nid, &own, pdu)?;
@@ -302,6 +309,7 @@ pub async fn persist(
             }
             room.state_group = g;
             app.notifier.notify();
+            app.appservices.wake(&owed.concat());
             Ok(())
         }
         Err(e) => {

@@ -99,6 +99,35 @@ pub fn timeline_asc(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Events after stream position `from` that `user_id` sees in the legacy `/events`
+/// stream: those of rooms it is joined to, and its own membership events (invites);
+/// `only_room` (a room nid) narrows it to one room.
+pub fn stream_for_user(
+    conn: &Connection,
+    user_id: &str,
+    only_room: Option<i64>,
+    from: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM events WHERE stream_pos > ?1 AND rejected IS NULL
+         AND soft_failed = 0 AND (room_nid IN
+           (SELECT room_nid FROM memberships WHERE user_id = ?2 AND membership = 'join')
+           OR (event_type = 'm.room.member' AND state_key = ?2))
+         AND (?4 IS NULL OR room_nid = ?4)
+         ORDER BY stream_pos ASC LIMIT ?3"
+    ))?;
+    let rows = st.query_map(params![from, user_id, limit, only_room], row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The last position handed out on the events stream.
+pub fn stream_head(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(stream_pos), 0) FROM events")?
+        .query_row([], |r| r.get(0))?)
+}
+
 pub fn extremities(conn: &Connection, room_nid: i64) -> Result<Vec<i64>> {
     let mut st =
         conn.prepare_cached("SELECT event_nid FROM forward_extremities WHERE room_nid = ?1")?;

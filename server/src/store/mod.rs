@@ -3,6 +3,7 @@
 //! area has a module here with the queries it needs.
 
 pub mod account_data;
+pub mod appservice;
 pub mod device_lists;
 pub mod devices;
 pub mod e2e_keys;

@@ -64,9 +64,12 @@ async fn password(app: Arc<App>, req: Req) -> Result<Resp> {
 async fn deactivate(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth_member(&req).await?;
     let body = req.json_object(true)?;
-    app.uia
-        .check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&user), &req.operation())
-        .await?;
+    // An appservice manages its users without their passwords (as in Synapse).
+    if user.appservice.is_none() {
+        app.uia
+            .check(&app, body.get("auth"), &[&[uia::PASSWORD]], Some(&user), &req.operation())
+            .await?;
+    }
     let nid = user.user_nid;
     app.db.write(move |c| users::deactivate(c, nid)).await?;
     app.notifier.notify(); // a device-list change

@@ -53,9 +53,17 @@ async fn put_alias(app: Arc<App>, req: Req) -> Result<Resp> {
         Some(_) => return Err(bad_json("'room_id' must be a string")),
         None => return Err(Error::MissingParam("Missing 'room_id'".into())),
     };
-    let room = super::room_state::joined_room(&app, &user, &room_id).await?;
+    app.appservices.check_alias_not_exclusive(&alias, user.appservice.as_deref())?;
+    // Appservices map aliases to rooms they are not in (bridged portals), as in Synapse.
+    let room_nid = if user.appservice.is_some() {
+        let rid = room_id.clone();
+        let room = app.db.read(move |c| room_store::get(c, &rid)).await?;
+        room.ok_or_else(|| not_found("Unknown room"))?.nid
+    } else {
+        super::room_state::joined_room(&app, &user, &room_id).await?.nid
+    };
     let creator = user.user_id.clone();
-    let added = app.db.write(move |c| room_store::put_alias(c, &alias, room.nid, &creator)).await?;
+    let added = app.db.write(move |c| room_store::put_alias(c, &alias, room_nid, &creator)).await?;
     if !added {
         return Err(Error::Conflict("Room alias already exists".into()));
     }
@@ -66,6 +74,7 @@ async fn get_alias(app: Arc<App>, req: Req) -> Result<Resp> {
     let alias = req.param(0).to_string();
     ruma::RoomAliasId::parse(&alias)
         .map_err(|_| invalid_param(format!("Invalid room alias {alias}")))?;
+    crate::appservice::query::ensure_alias(&app, &alias).await;
     let a = alias.clone();
     let found = app.db.read(move |c| room_store::get_alias(c, &a)).await?;
     let (room_id, _) = found.ok_or_else(|| not_found(format!("Room alias {alias} not found")))?;
@@ -167,11 +176,20 @@ fn summarise(c: &rusqlite::Connection, room: &room_store::RoomRow) -> Result<Val
     Ok(v)
 }
 
+/// Which room list `/publicRooms` shows: the server's own, one appservice network's
+/// (`third_party_instance_id` = `<appservice id>|<network id>`, as in Synapse), or both.
+enum Network {
+    Main,
+    Instance(String, String),
+    All,
+}
+
 async fn public_rooms(
     app: &App,
     limit: Option<u64>,
     since: Option<&str>,
     search: Option<String>,
+    network: Network,
 ) -> Result<Resp> {
     let offset = match since {
         None => 0,
@@ -183,8 +201,25 @@ async fn public_rooms(
     let mut all = app
         .db
         .read(move |c| {
+            let mut rooms = match network {
+                Network::Instance(..) => vec![],
+                Network::Main | Network::All => room_store::public_rooms(c)?,
+            };
+            for (as_id, net, room_id) in crate::store::appservice::listed_rooms(c)? {
+                let wanted = match &network {
+                    Network::Main => false,
+                    Network::All => true,
+                    Network::Instance(a, n) => *a == as_id && *n == net,
+                };
+                if wanted
+                    && !rooms.iter().any(|r| r.room_id == room_id)
+                    && let Some(r) = room_store::get(c, &room_id)?
+                {
+                    rooms.push(r);
+                }
+            }
             let mut out = vec![];
-            for room in room_store::public_rooms(c)? {
+            for room in rooms {
                 out.push(summarise(c, &room)?);
             }
             Ok(out)
@@ -238,7 +273,7 @@ async fn public_rooms_get(app: Arc<App>, req: Req) -> Result<Resp> {
         .map(|l| l.parse::<u64>())
         .transpose()
         .map_err(|_| invalid_param("limit"))?;
-    public_rooms(&app, limit, req.query("since"), None).await
+    public_rooms(&app, limit, req.query("since"), None, Network::Main).await
 }
 
 async fn public_rooms_post(app: Arc<App>, req: Req) -> Result<Resp> {
@@ -261,5 +296,17 @@ async fn public_rooms_post(app: Arc<App>, req: Req) -> Result<Resp> {
         .and_then(|f| f.get("generic_search_term"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    public_rooms(&app, limit, since.as_deref(), term).await
+    let network = match (body.get("third_party_instance_id"), body.get("include_all_networks")) {
+        (Some(Value::String(id)), _) => match id.split_once('|') {
+            Some((a, n)) => Network::Instance(a.to_string(), n.to_string()),
+            None => return Err(invalid_param("Invalid third_party_instance_id")),
+        },
+        (Some(Value::Null) | None, Some(Value::Bool(true))) => Network::All,
+        (Some(Value::Null) | None, None | Some(Value::Null) | Some(Value::Bool(false))) => {
+            Network::Main
+        }
+        (Some(_), _) => return Err(bad_json("'third_party_instance_id' must be a string")),
+        (_, Some(_)) => return Err(bad_json("'include_all_networks' must be a boolean")),
+    };
+    public_rooms(&app, limit, since.as_deref(), term, network).await
 }

@@ -24,6 +24,7 @@ async fn flows(app: Arc<App>, _req: Req) -> Result<Resp> {
     if app.config.password_login_enabled {
         flows.push(json!({"type": "m.login.password"}));
     }
+    flows.push(json!({"type": super::appservice::LOGIN_TYPE}));
     Ok(ok(&json!({"flows": flows})))
 }
 
@@ -38,7 +39,8 @@ fn field<'a>(body: &'a serde_json::Map<String, Value>, key: &str) -> Result<Opti
 async fn login(app: Arc<App>, req: Req) -> Result<Resp> {
     let body = req.json_object(false)?;
     let login_type = field(&body, "type")?.ok_or_else(|| bad_json("Missing 'type'"))?;
-    if login_type != "m.login.password" || !app.config.password_login_enabled {
+    let appservice = login_type == super::appservice::LOGIN_TYPE;
+    if !appservice && (login_type != "m.login.password" || !app.config.password_login_enabled) {
         return Err(Error::Unknown(format!("Unknown login type {login_type}")));
     }
     // `rc_login.address`: every attempt from one client address.
@@ -58,9 +60,12 @@ async fn login(app: Arc<App>, req: Req) -> Result<Resp> {
         }
         Some(_) => return Err(bad_json("'identifier' must be an object")),
     };
-    let password = field(&body, "password")?.ok_or_else(|| bad_json("Missing 'password'"))?;
     let device_id = field(&body, "device_id")?.map(str::to_string);
     let display_name = field(&body, "initial_device_display_name")?.map(str::to_string);
+    if appservice {
+        return super::appservice::login(&app, &req, name, device_id, display_name).await;
+    }
+    let password = field(&body, "password")?.ok_or_else(|| bad_json("Missing 'password'"))?;
 
     let invalid = || Error::Forbidden("Invalid username or password".into());
     let user_id = accounts::local_user_id(&app, name).ok_or_else(invalid)?;

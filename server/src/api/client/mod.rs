@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod account_data;
+pub mod appservice;
 pub mod capabilities;
 pub mod create_room;
 pub mod devices;
@@ -10,6 +11,7 @@ pub mod discovery;
 pub mod filter;
 pub mod key_backup;
 pub mod keys;
+pub mod legacy_events;
 pub mod login;
 pub mod membership;
 pub mod presence;
@@ -22,6 +24,7 @@ pub mod room_send;
 pub mod room_state;
 pub mod sync;
 pub mod tags;
+pub mod thirdparty;
 pub mod to_device;
 pub mod typing;
 pub mod user_directory;
@@ -56,6 +59,9 @@ pub fn routes(r: &mut Router) {
     keys::routes(r);
     to_device::routes(r);
     key_backup::routes(r);
+    appservice::routes(r);
+    thirdparty::routes(r);
+    legacy_events::routes(r);
 }
 
 /// Endpoints under `/user/{userId}/...` act only on the caller's own data.

@@ -30,6 +30,7 @@ async fn lookup(app: &App, user_id: &str) -> Result<UserRow> {
         // Remote profiles arrive with federation.
         return Err(not_found("Profile was not found"));
     }
+    crate::appservice::query::ensure_user(app, user_id).await;
     let uid = user_id.to_string();
     let row = app.db.read(move |c| users::get(c, &uid)).await?;
     row.filter(|r| !r.deactivated).ok_or_else(|| not_found("Profile was not found"))

@@ -50,6 +50,7 @@ async fn store_receipt(
             "data": if thread.is_empty() { json!({"ts": row.ts}) } else { json!({"ts": row.ts, "thread_id": thread}) },
         }}}
     });
+    let (ts, rid) = (row.ts, room.room_id.clone());
     app.db.write(move |c| receipts::put(c, nid, &row)).await?;
     app.notifier.notify();
     // Private receipts stay on this server.
@@ -59,6 +60,8 @@ async fn store_receipt(
             app.db.read(move |c| crate::store::federation::allowed_hosts(c, nid, &own)).await?;
         crate::federation::sender::send_edu(app, hosts, "m.receipt", edu).await?;
     }
+    crate::appservice::ephemeral::receipt(app, &rid, &user.user_id, kind, event_id, ts, thread)
+        .await;
     Ok(())
 }
 

@@ -82,6 +82,9 @@ async fn register(app: Arc<App>, req: Req) -> Result<Resp> {
         Some(_) => return Err(bad_json("'inhibit_login' must be a boolean")),
     };
     let login = (!inhibit_login).then_some((device_id, display_name));
+    if body.get("type").and_then(Value::as_str) == Some(super::appservice::LOGIN_TYPE) {
+        return super::appservice::register(&app, &req, &body, login).await;
+    }
     // `rc_registration`, per client address: looked at first, counted once an account exists.
     let (limits, ip) = (app.clone(), req.client_ip.to_string());
     let rl = &limits.ratelimits;
@@ -140,6 +143,7 @@ async fn register_user(
     let user_id = match &username {
         Some(u) => {
             let id = accounts::user_id_for_localpart(u, &app.config.server_name)?;
+            app.appservices.check_user_not_exclusive(&id, None)?;
             let check = id.clone();
             if app.db.read(move |c| users::exists(c, &check)).await? {
                 return Err(Error::UserInUse("User ID already taken.".into()));

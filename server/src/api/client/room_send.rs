@@ -14,6 +14,8 @@ use crate::store::events;
 
 pub fn routes(r: &mut Router) {
     r.put("/_matrix/client/{v}/rooms/{}/send/{}/{}", send);
+    // The deprecated form without a transaction ID (r0; Synapse and SyTest still use it).
+    r.post("/_matrix/client/{v}/rooms/{}/send/{}", send);
     r.put("/_matrix/client/{v}/rooms/{}/redact/{}/{}", redact);
 }
 
@@ -48,7 +50,9 @@ async fn send(app: Arc<App>, req: Req) -> Result<Resp> {
     }
     let content = Value::Object(req.json_object(false)?);
     // `rc_message`, except for a retransmission, which gets its event ID back as before.
-    let t = txn(&user, format!("{room_id}/send"), req.param(2));
+    // POST has no transaction ID: a fresh one makes each request a new event.
+    let txn_id = req.params.get(2).cloned().unwrap_or_else(|| crate::users::random_string(24));
+    let t = txn(&user, format!("{room_id}/send"), &txn_id);
     if !app.ratelimits.disabled {
         let k = t.clone();
         let seen = app

@@ -120,16 +120,28 @@ async fn get_state(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth(&req).await?;
     let room = readable_room(&app, &user, req.param(0)).await?;
     let (t, k) = (req.param(1).to_string(), state_key(&req));
-    let row = app
+    // `format=event` (v1.16): the whole client event instead of its content.
+    let whole = match req.query("format") {
+        None | Some("content") => false,
+        Some("event") => true,
+        Some(_) => return Err(invalid_param("format must be 'content' or 'event'")),
+    };
+    let found = app
         .db
-        .read(move |c| match room.lookup(c, &t, &k)? {
-            Some(nid) => events::by_nid(c, nid),
-            None => Ok(None),
+        .read(move |c| {
+            let Some(row) =
+                room.lookup(c, &t, &k)?.map(|n| events::by_nid(c, n)).transpose()?.flatten()
+            else {
+                return Ok(None);
+            };
+            if whole {
+                return format::client_event(c, &row, None).map(Some);
+            }
+            let pdu: Value = serde_json::from_str(&row.json).map_err(Error::internal)?;
+            Ok(Some(pdu.get("content").cloned().unwrap_or(json!({}))))
         })
         .await?;
-    let row = row.ok_or_else(|| not_found("Event not found."))?;
-    let pdu: Value = serde_json::from_str(&row.json).map_err(Error::internal)?;
-    Ok(ok(&pdu.get("content").cloned().unwrap_or(json!({}))))
+    Ok(ok(&found.ok_or_else(|| not_found("Event not found."))?))
 }
 
 async fn all_state(app: Arc<App>, req: Req) -> Result<Resp> {

@@ -48,7 +48,9 @@ async fn typing(app: Arc<App>, req: Req) -> Result<Resp> {
         tokio::spawn(async move {
             tokio::time::sleep_until(deadline.into()).await;
             app2.typing.expire(&app2.notifier, &room_id, &user_id, deadline);
+            crate::appservice::ephemeral::typing(&app2, &room_id).await;
         });
     }
+    crate::appservice::ephemeral::typing(&app, &room.room_id).await;
     Ok(empty_object())
 }
