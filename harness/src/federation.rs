@@ -31,7 +31,23 @@ pub struct Received {
     pub body: Value,
 }
 
-type Handler = Arc<dyn Fn(&Received) -> (u16, Value) + Send + Sync>;
+/// A reply in full, for handlers that answer something other than JSON (media).
+#[derive(Debug, Clone, Default)]
+pub struct RawReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+type Handler = Arc<dyn Fn(&Received) -> RawReply + Send + Sync>;
+
+fn json_reply(status: u16, value: &Value) -> RawReply {
+    RawReply {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: value.to_string().into_bytes(),
+    }
+}
 
 pub struct FakeServer {
     pub server_name: String,
@@ -127,6 +143,19 @@ impl FakeServer {
         method: &str,
         path_prefix: &str,
         f: impl Fn(&Received) -> (u16, Value) + Send + Sync + 'static,
+    ) {
+        self.on_raw(method, path_prefix, move |r| {
+            let (status, v) = f(r);
+            json_reply(status, &v)
+        });
+    }
+
+    /// Like [`FakeServer::on`], answering any status, headers and bytes.
+    pub fn on_raw(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        f: impl Fn(&Received) -> RawReply + Send + Sync + 'static,
     ) {
         self.handlers.lock().expect("handlers").push((
             method.to_string(),
@@ -225,8 +254,8 @@ async fn serve(
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     };
     received.lock().expect("received").push(r.clone());
-    let (status, value) = if r.method == "GET" && r.uri.starts_with("/_matrix/key/v2/server") {
-        (200, key_response(key, name))
+    let reply = if r.method == "GET" && r.uri.starts_with("/_matrix/key/v2/server") {
+        json_reply(200, &key_response(key, name))
     } else {
         let found = handlers
             .lock()
@@ -237,14 +266,23 @@ async fn serve(
             .map(|(_, _, h)| h.clone());
         match found {
             Some(h) => h(&r),
-            None => (404, json!({"errcode": "M_UNRECOGNIZED", "error": "fake server: no handler"})),
+            None => json_reply(
+                404,
+                &json!({"errcode": "M_UNRECOGNIZED", "error": "fake server: no handler"}),
+            ),
         }
     };
-    let mut resp = hyper::Response::new(Full::new(Bytes::from(value.to_string())));
-    *resp.status_mut() =
-        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut()
-        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(reply.body)));
+    *resp.status_mut() = hyper::StatusCode::from_u16(reply.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in reply.headers {
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(k.as_bytes()),
+            hyper::header::HeaderValue::from_str(&v),
+        ) {
+            resp.headers_mut().append(k, v);
+        }
+    }
     resp
 }
 

@@ -250,6 +250,21 @@ impl FederationClient {
         authorization: Option<String>,
         body: Bytes,
     ) -> Result<(StatusCode, Bytes)> {
+        let (status, _, bytes) =
+            self.raw_full(target, method, path, authorization, body, MAX_RESPONSE).await?;
+        Ok((status, bytes))
+    }
+
+    /// `raw` with the response headers, reading at most `limit` bytes of body.
+    async fn raw_full(
+        &self,
+        target: &Target,
+        method: Method,
+        path: &str,
+        authorization: Option<String>,
+        body: Bytes,
+        limit: usize,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes)> {
         let fut = async {
             let mut last = None;
             let mut stream = None;
@@ -292,12 +307,13 @@ impl FederationClient {
             let req = req.body(Full::new(body)).map_err(Error::internal)?;
             let resp = sender.send_request(req).await.map_err(|e| Error::Unknown(e.to_string()))?;
             let status = resp.status();
-            let bytes = Limited::new(resp.into_body(), MAX_RESPONSE)
+            let (parts, body) = resp.into_parts();
+            let bytes = Limited::new(body, limit)
                 .collect()
                 .await
                 .map_err(|e| Error::Unknown(format!("reading response: {e}")))?
                 .to_bytes();
-            Ok((status, bytes))
+            Ok((status, parts.headers, bytes))
         };
         tokio::time::timeout(REQUEST_TIMEOUT, fut)
             .await
@@ -324,6 +340,46 @@ impl FederationClient {
         let (status, resp) = self.raw(&target, method, path_and_query, Some(auth), bytes).await?;
         let json = serde_json::from_slice(&resp).unwrap_or(Value::Null);
         Ok((status, json))
+    }
+
+    /// A signed GET answered with anything (media): status, headers and at most `limit`
+    /// bytes of body.
+    pub async fn get_bytes(
+        &self,
+        origin: &str,
+        key: &SigningKey,
+        destination: &str,
+        path_and_query: &str,
+        limit: usize,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes)> {
+        self.check_destination(destination)?;
+        let auth = xmatrix::sign("GET", path_and_query, origin, destination, None, key)?;
+        let target = self.resolve(destination).await;
+        self.raw_full(&target, Method::GET, path_and_query, Some(auth), Bytes::new(), limit).await
+    }
+
+    /// An unsigned GET of an `https://` URL (where a media download redirected to), with
+    /// the same address checks as federation requests.
+    pub async fn get_url(
+        &self,
+        url: &str,
+        limit: usize,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes)> {
+        let uri: http::Uri =
+            url.parse().map_err(|_| Error::Unknown(format!("not a URL: {url:?}")))?;
+        if uri.scheme_str() != Some("https") {
+            return Err(Error::Unknown(format!("only https:// redirects are followed: {url:?}")));
+        }
+        let host = uri.host().ok_or_else(|| Error::Unknown(format!("no host in {url:?}")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let target = Target {
+            host: host.clone(),
+            port: uri.port_u16().unwrap_or(443),
+            tls_name: host,
+            host_header: uri.authority().map(|a| a.to_string()).unwrap_or_default(),
+        };
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        self.raw_full(&target, Method::GET, path, None, Bytes::new(), limit).await
     }
 
     /// An unsigned GET (the key API).

@@ -5,5 +5,6 @@
 pub mod client;
 pub mod key_store;
 pub mod keys;
+pub mod queries;
 pub mod resolve;
 pub mod xmatrix;

@@ -12,7 +12,10 @@ use crate::http::response::{Resp, ok};
 use crate::http::router::Router;
 use crate::store::now_ms;
 
+mod query;
+
 pub fn routes(r: &mut Router) {
+    query::routes(r);
     r.get("/_matrix/federation/v1/version", version);
     r.get("/_matrix/key/v2/server", server_keys);
     r.get("/_matrix/key/v2/server/{}", server_keys);
