@@ -164,6 +164,18 @@ impl FakeServer {
         ));
     }
 
+    /// The signed `/_matrix/key/v2/server` response the fake serves (valid for an hour).
+    pub fn key_response(&self) -> Value {
+        key_response(&self.key, &self.server_name)
+    }
+
+    /// `v` (an object) with this server's signature added, as a notary countersigns.
+    pub fn sign_json(&self, v: &Value) -> Value {
+        let mut obj: CanonicalJsonObject = serde_json::from_value(v.clone()).expect("canonical");
+        ruma::signatures::sign_json(&self.server_name, &*self.key, &mut obj).expect("sign");
+        serde_json::to_value(&obj).expect("json")
+    }
+
     pub fn public_key_base64(&self) -> String {
         STANDARD_NO_PAD.encode(self.key.public_key())
     }
@@ -254,23 +266,23 @@ async fn serve(
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     };
     received.lock().expect("received").push(r.clone());
-    let reply = if r.method == "GET" && r.uri.starts_with("/_matrix/key/v2/server") {
-        json_reply(200, &key_response(key, name))
-    } else {
-        let found = handlers
-            .lock()
-            .expect("handlers")
-            .iter()
-            .rev()
-            .find(|(m, p, _)| *m == r.method && r.uri.starts_with(p.as_str()))
-            .map(|(_, _, h)| h.clone());
-        match found {
-            Some(h) => h(&r),
-            None => json_reply(
-                404,
-                &json!({"errcode": "M_UNRECOGNIZED", "error": "fake server: no handler"}),
-            ),
+    // Installed handlers first (a scenario may refuse to serve keys), then the key server.
+    let found = handlers
+        .lock()
+        .expect("handlers")
+        .iter()
+        .rev()
+        .find(|(m, p, _)| *m == r.method && r.uri.starts_with(p.as_str()))
+        .map(|(_, _, h)| h.clone());
+    let reply = match found {
+        Some(h) => h(&r),
+        None if r.method == "GET" && r.uri.starts_with("/_matrix/key/v2/server") => {
+            json_reply(200, &key_response(key, name))
         }
+        None => json_reply(
+            404,
+            &json!({"errcode": "M_UNRECOGNIZED", "error": "fake server: no handler"}),
+        ),
     };
     let mut resp = hyper::Response::new(Full::new(Bytes::from(reply.body)));
     *resp.status_mut() = hyper::StatusCode::from_u16(reply.status)

@@ -2,7 +2,9 @@
 
 mod auth;
 mod directory;
+mod e2e_keys;
 mod keys;
+mod notary;
 mod profile;
 mod public_rooms;
 mod support;
