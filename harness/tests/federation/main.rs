@@ -4,6 +4,7 @@ mod auth;
 mod directory;
 mod e2e_keys;
 mod keys;
+mod media;
 mod notary;
 mod profile;
 mod public_rooms;

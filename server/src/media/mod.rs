@@ -10,6 +10,7 @@
 //!   left in `tmp/` at start-up is from an interrupted upload and is removed.
 
 pub mod preview;
+pub mod remote;
 pub mod thumbnail;
 
 use std::collections::{HashMap, HashSet};

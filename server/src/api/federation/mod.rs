@@ -13,6 +13,7 @@ use crate::http::router::Router;
 use crate::store::now_ms;
 
 mod key_query;
+mod media;
 mod query;
 mod user_keys;
 
@@ -20,6 +21,7 @@ pub fn routes(r: &mut Router) {
     query::routes(r);
     user_keys::routes(r);
     key_query::routes(r);
+    media::routes(r);
     r.get("/_matrix/federation/v1/version", version);
     r.get("/_matrix/key/v2/server", server_keys);
     r.get("/_matrix/key/v2/server/{}", server_keys);
