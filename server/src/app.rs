@@ -35,6 +35,8 @@ pub struct App {
     pub ratelimits: crate::ratelimit::RateLimits,
     /// Outbound federation requests (discovery, TLS, signing).
     pub federation: FederationClient,
+    /// Outbound transactions, one sender per destination.
+    pub fed_sender: crate::federation::sender::Sender,
     /// The media repository (files, thumbnails, waits for asynchronous uploads).
     pub media: Media,
     pub started: Instant,
@@ -43,6 +45,26 @@ pub struct App {
 }
 
 impl App {
+    /// A request to another server, signed with our key.
+    pub async fn fed_request(
+        &self,
+        destination: &str,
+        method: http::Method,
+        path_and_query: &str,
+        body: Option<&serde_json::Value>,
+    ) -> crate::error::Result<(http::StatusCode, serde_json::Value)> {
+        self.federation
+            .request(
+                self.config.server_name.as_str(),
+                &self.signing_key,
+                destination,
+                method,
+                path_and_query,
+                body,
+            )
+            .await
+    }
+
     /// Resolves once shutdown has begun.
     pub async fn shutting_down(&self) {
         let mut rx = self.shutdown.clone();

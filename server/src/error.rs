@@ -53,6 +53,9 @@ pub enum Error {
     Unauthorized(String),
     #[error("{0}")]
     UnsupportedRoomVersion(String),
+    /// 400: a joining server does not support the room's version.
+    #[error("{0}")]
+    IncompatibleRoomVersion(String),
     #[error("{0}")]
     RoomInUse(String),
     /// 409 `M_UNKNOWN`: the resource exists already (room aliases).
@@ -107,6 +110,7 @@ impl Error {
             | WeakPassword(_)
             | PasswordRefused(..)
             | UnsupportedRoomVersion(_)
+            | IncompatibleRoomVersion(_)
             | RoomInUse(_)
             | BadAlias(_) => StatusCode::BAD_REQUEST,
             Conflict(_) | CannotOverwriteMedia(_) => StatusCode::CONFLICT,
@@ -150,6 +154,7 @@ impl Error {
             CannotOverwriteMedia(_) => "M_CANNOT_OVERWRITE_MEDIA",
             WrongRoomKeysVersion { .. } => "M_WRONG_ROOM_KEYS_VERSION",
             UnsupportedRoomVersion(_) => "M_UNSUPPORTED_ROOM_VERSION",
+            IncompatibleRoomVersion(_) => "M_INCOMPATIBLE_ROOM_VERSION",
             RoomInUse(_) => "M_ROOM_IN_USE",
         }
     }

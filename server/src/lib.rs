@@ -75,12 +75,14 @@ impl Server {
                 config.test_setup.rc_disabled,
             ),
             federation: federation::client::FederationClient::new(&config)?,
+            fed_sender: Default::default(),
             media: media::Media::open(media::MediaConfig::from_config(&config))?,
             shutdown: rx.clone(),
             started: Instant::now(),
             config,
         });
         let bound = http::bind_all(&app, rx).await.inspect_err(|_| app.db.close())?;
+        app.fed_sender.start(&app).await?;
         tracing::info!(server_name = %app.config.server_name, "Glia {} ready", env!("CARGO_PKG_VERSION"));
         Ok(Server { addrs: bound.addrs, app, shutdown: tx, tasks: bound.tasks })
     }

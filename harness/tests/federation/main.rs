@@ -8,4 +8,5 @@ mod media;
 mod notary;
 mod profile;
 mod public_rooms;
+mod rooms;
 mod support;

@@ -17,8 +17,8 @@ use crate::store::{now_ms, to_device};
 pub const MAX_CONTENT_SIZE: usize = 65536;
 
 /// Send `messages` (user ID -> device ID or `*` -> content). Local devices get them in
-/// their `/sync` `to_device` section; remote users' messages are dropped, with a log line,
-/// until federation exists. A transaction ID the device already used for this event type
+/// their `/sync` `to_device` section; remote users' messages are queued as one
+/// `m.direct_to_device` EDU per server, in the same transaction. A transaction ID the device already used for this event type
 /// sends nothing again. Returns once the messages are stored.
 pub async fn send(
     app: &App,
@@ -29,6 +29,8 @@ pub async fn send(
 ) -> Result<()> {
     // (user ID, device ID or "*", content JSON)
     let mut local: Vec<(String, String, String)> = vec![];
+    // server -> user ID -> device ID -> content
+    let mut remote: BTreeMap<String, Object> = BTreeMap::new();
     for (user_id, per_device) in messages {
         let per_device = per_device.as_object().ok_or_else(|| {
             bad_json(format!("messages.{user_id} must map device IDs to contents"))
@@ -51,8 +53,13 @@ pub async fn send(
                         "ignoring to-device message to an invalid user ID");
                 }
                 Ok(u) if u.server_name() != app.config.server_name => {
-                    tracing::info!(sender = %sender.user_id, recipient = %user_id, %event_type,
-                        "dropping to-device message for a remote user: no federation yet");
+                    let users = remote.entry(u.server_name().to_string()).or_default();
+                    let devices = users
+                        .entry(user_id.clone())
+                        .or_insert_with(|| Value::Object(Object::new()));
+                    if let Some(d) = devices.as_object_mut() {
+                        d.insert(device_id.clone(), content.clone());
+                    }
                 }
                 Ok(_) => local.push((user_id.clone(), device_id.clone(), json)),
             }
@@ -64,7 +71,26 @@ pub async fn send(
         .db
         .write(move |c| {
             if !to_device::claim_txn(c, sender_device, &event_type, &txn_id, now_ms())? {
-                return Ok(false);
+                return Ok((false, vec![]));
+            }
+            let mut servers = vec![];
+            for (server, messages) in &remote {
+                let edu = serde_json::json!({
+                    "edu_type": "m.direct_to_device",
+                    "content": {
+                        "sender": from,
+                        "type": event_type,
+                        "message_id": format!("{sender_device}.{txn_id}"),
+                        "messages": messages,
+                    },
+                });
+                crate::store::federation::enqueue(
+                    c,
+                    std::slice::from_ref(server),
+                    "edu",
+                    &edu.to_string(),
+                )?;
+                servers.push(server.clone());
             }
             // One content per recipient device; a message to a named device takes precedence
             // over one to `*` in the same request.
@@ -80,15 +106,19 @@ pub async fn send(
                 }
             }
             if by_device.is_empty() {
-                return Ok(false);
+                return Ok((false, servers));
             }
             let pos = next_stream_pos(c, "to_device")?;
             for (nid, json) in by_device {
                 to_device::insert(c, nid, pos, &from, &event_type, json)?;
             }
-            Ok(true)
+            Ok((true, servers))
         })
         .await?;
+    let (delivered, servers) = delivered;
+    for s in &servers {
+        app.fed_sender.wake(s);
+    }
     if delivered {
         app.notifier.notify();
     }

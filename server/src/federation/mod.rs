@@ -3,8 +3,16 @@
 //! discovery and the outbound client.
 
 pub mod client;
+pub mod inbound;
 pub mod key_store;
 pub mod keys;
+pub mod membership;
 pub mod queries;
 pub mod resolve;
+pub mod sender;
 pub mod xmatrix;
+
+/// Percent-encode one path segment of a federation URL (IDs contain `!`, `$`, `:`, `#`).
+pub fn encode(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

@@ -6,20 +6,15 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use http::{Method, StatusCode};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 
+use super::encode;
 use crate::app::App;
 use crate::error::{Error, Result};
 
 /// How long a client waits for a remote profile, alias or room list (Synapse's default
 /// federation query timeout is of this order; a hung peer must not hold the client).
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Percent-encode a query-string value (user IDs, aliases; UTF-8 as %XX).
-pub fn encode(s: &str) -> String {
-    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
-}
 
 /// A signed request to `destination`, answered within `timeout`. Transport failures are
 /// `Error::Unknown`; a refused destination (`federation_domain_whitelist`) `Forbidden`.

@@ -104,6 +104,7 @@ impl App {
             content.as_ref(),
             &key,
         )?;
+        self.fed_sender.destination_alive(&x.origin);
         Ok(x.origin)
     }
 }

@@ -68,6 +68,18 @@ pub fn build(
     new: NewEvent,
     now_ms: i64,
 ) -> Result<PduRef> {
+    let obj = template(room, sender, &new, now_ms)?;
+    finish(app, &room.rules, obj)
+}
+
+/// An unsigned event on the room's current tips, as `make_join` / `make_leave` hand out
+/// and as `build` signs.
+pub fn template(
+    room: &RoomHandle,
+    sender: &str,
+    new: &NewEvent,
+    now_ms: i64,
+) -> Result<CanonicalJsonObject> {
     let sender_id = UserId::parse(sender)
         .map_err(|_| Error::InvalidParam(format!("invalid sender {sender}")))?;
     let kind = TimelineEventType::from(new.event_type.as_str());
@@ -115,8 +127,17 @@ pub fn build(
         // read it at the top level.
         obj.insert("redacts".into(), canonical(json!(r))?);
     }
-    let v1_ids = matches!(room.rules.event_id_format, EventIdFormatVersion::V1);
-    if v1_ids {
+    Ok(obj)
+}
+
+/// Hash and sign an event with the server key (adding a v1/v2 event ID) and parse it.
+pub fn finish(
+    app: &App,
+    rules: &ruma::room_version_rules::RoomVersionRules,
+    mut obj: CanonicalJsonObject,
+) -> Result<PduRef> {
+    let v1_ids = matches!(rules.event_id_format, EventIdFormatVersion::V1);
+    if v1_ids && !obj.contains_key("event_id") {
         let id = format!("${}:{}", crate::users::random_string(18), app.config.server_name);
         obj.insert("event_id".into(), canonical(json!(id))?);
     }
@@ -133,7 +154,7 @@ pub fn build(
         app.config.server_name.as_str(),
         &app.signing_key.pair,
         &mut obj,
-        &room.rules.redaction,
+        &rules.redaction,
     )
     .map_err(|e| match e {
         ruma::signatures::JsonError::PduTooLarge => too_large(unsigned_size),
@@ -146,11 +167,11 @@ pub fn build(
     let event_id = if v1_ids {
         obj.get("event_id").and_then(|v| v.as_str()).map(str::to_string).unwrap_or_default()
     } else {
-        let hash = ruma::signatures::reference_hash(&obj, &room.rules).map_err(Error::internal)?;
+        let hash = ruma::signatures::reference_hash(&obj, rules).map_err(Error::internal)?;
         format!("${hash}")
     };
     let event_id = OwnedEventId::try_from(event_id).map_err(Error::internal)?;
-    Ok(Arc::new(Pdu::from_object(event_id, obj, &room.rules)?))
+    Ok(Arc::new(Pdu::from_object(event_id, obj, rules)?))
 }
 
 /// Check an event against the room's current state with the room version's auth rules.

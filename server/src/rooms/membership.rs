@@ -39,6 +39,48 @@ pub async fn resolve_room(app: &App, id_or_alias: &str) -> Result<String> {
     Err(invalid_param(format!("{id_or_alias} is neither a room ID nor an alias")))
 }
 
+/// Resolve a room ID or an alias on any server to a room ID and the servers the alias
+/// names (asking the alias's server over federation).
+pub async fn resolve_room_anywhere(app: &App, id_or_alias: &str) -> Result<(String, Vec<String>)> {
+    let remote = id_or_alias.starts_with('#')
+        && ruma::RoomAliasId::parse(id_or_alias)
+            .is_ok_and(|a| a.server_name() != app.config.server_name);
+    if !remote {
+        return Ok((resolve_room(app, id_or_alias).await?, vec![]));
+    }
+    let server = id_or_alias.split_once(':').map(|(_, s)| s).unwrap_or_default();
+    let path = format!(
+        "/_matrix/federation/v1/query/directory?room_alias={}",
+        crate::federation::encode(id_or_alias)
+    );
+    let (status, body) = app.fed_request(server, http::Method::GET, &path, None).await?;
+    if !status.is_success() {
+        return Err(Error::NotFound("Room alias not found".into()));
+    }
+    let room_id = body["room_id"]
+        .as_str()
+        .ok_or_else(|| Error::Unknown(format!("{server} answered no room_id")))?
+        .to_string();
+    let servers = body["servers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    Ok((room_id, servers))
+}
+
+/// Join a room this server is not in, through other servers.
+pub async fn join_remote(
+    app: &App,
+    user_id: &str,
+    room_id: &str,
+    servers: &[String],
+    reason: Option<&str>,
+) -> Result<OwnedEventId> {
+    super::shutdown::check_not_blocked(app, room_id).await?;
+    let content = with_reason(profile_content(app, user_id, "join").await?, reason);
+    crate::federation::membership::join_remote(app, user_id, room_id, servers, content).await
+}
+
 fn with_reason(mut content: Value, reason: Option<&str>) -> Value {
     if let Some(r) = reason {
         content["reason"] = json!(r);
@@ -82,7 +124,18 @@ pub async fn invite(
         _ => {}
     }
     let new = NewEvent::state("m.room.member", target, content);
-    super::send_locked(app, &mut room, sender, new, None).await
+    let remote =
+        ruma::UserId::parse(target).is_ok_and(|t| t.server_name() != app.config.server_name);
+    if !remote {
+        return super::send_locked(app, &mut room, sender, new, None).await;
+    }
+    // A remote user's server countersigns the invite before it enters the room.
+    let pdu = super::builder::build(app, &room, sender, new, crate::store::now_ms())?;
+    super::builder::authorise(&room, &pdu)
+        .map_err(|reason| Error::Forbidden(format!("Event not allowed: {reason}")))?;
+    let signed = crate::federation::membership::send_invite(app, &room, &pdu).await?;
+    super::persist(app, &mut room, vec![(signed.clone(), None)]).await?;
+    Ok(signed.event_id.clone())
 }
 
 /// Leave, kick, ban and unban: `sender` sets `target`'s membership.
@@ -98,6 +151,23 @@ pub async fn set_membership(
     ruma::UserId::parse(target).map_err(|_| invalid_param("Invalid user ID"))?;
     if membership == "knock" {
         super::shutdown::check_not_blocked(app, room_id).await?;
+    }
+    // Rejecting an invite to (or leaving) a room this server is not in.
+    if membership == "leave"
+        && sender == target
+        && !crate::federation::membership::is_resident(app, room_id).await?
+    {
+        let (rid, uid) = (room_id.to_string(), target.to_string());
+        let known = app
+            .db
+            .read(move |c| match rooms::get(c, &rid)? {
+                Some(r) => crate::store::events::membership(c, r.nid, &uid),
+                None => Ok(None),
+            })
+            .await?;
+        if matches!(known.as_deref(), Some("invite") | Some("knock")) {
+            return crate::federation::membership::leave_remote(app, target, room_id).await;
+        }
     }
     let mut room = app.rooms.lock(app, room_id).await?;
     let current = room.membership_of(target);

@@ -11,6 +11,7 @@ pub mod format;
 pub mod membership;
 pub mod pdu;
 pub mod push;
+pub mod resolve;
 pub mod server_notices;
 pub mod shutdown;
 pub mod upgrade;
@@ -109,6 +110,21 @@ impl Rooms {
         }
         *guard = Some(handle);
         Ok(Locked { guard })
+    }
+
+    /// Load a locked room's handle again from storage (after a change made there).
+    pub async fn reload(app: &App, locked: &mut Locked) -> Result<()> {
+        let room_id = locked.room_id.clone();
+        match load(app, &room_id).await {
+            Ok(h) => {
+                *locked.guard = Some(h);
+                Ok(())
+            }
+            Err(e) => {
+                *locked.guard = None;
+                Err(e)
+            }
+        }
     }
 
     /// Forget the in-memory handle after a failed write, so the next use reloads it.
@@ -232,10 +248,12 @@ pub async fn persist(
         jobs.push((p, t, json, actions));
     }
     let jobs2 = jobs.clone();
+    let own = app.config.server_name.to_string();
     let outcome = app
         .db
         .write(move |c| {
             let mut groups = vec![];
+            let mut woken: Vec<String> = vec![];
             for (pdu, txn, json, actions) in &jobs2 {
                 let membership = (pdu.type_str() == "m.room.member")
                     .then(|| pdu.content_value()["membership"].as_str().map(str::to_string))
@@ -262,12 +280,18 @@ pub async fn persist(
                 }
                 group = Some(done.state_after);
                 groups.push(done.state_after);
+                let dests = destinations(c, room_nid, &own, pdu)?;
+                crate::store::federation::enqueue(c, &dests, "pdu", json)?;
+                woken.extend(dests);
             }
-            Ok(group)
+            Ok((group, woken))
         })
         .await;
     match outcome {
-        Ok(g) => {
+        Ok((g, woken)) => {
+            for d in woken {
+                app.fed_sender.wake(&d);
+            }
             for (pdu, _, _, _) in jobs {
                 if let Some(k) = &pdu.state_key {
                     room.state.insert((pdu.type_str(), k.clone()), pdu.clone());
@@ -283,6 +307,27 @@ pub async fn persist(
             Err(e)
         }
     }
+}
+
+/// The servers a new event goes to: every other server with a member joined, and the
+/// server of a remote user whose membership the event changes (an invite is sent by the
+/// invite API instead).
+pub fn destinations(
+    c: &rusqlite::Connection,
+    room_nid: i64,
+    own: &str,
+    pdu: &Pdu,
+) -> Result<Vec<String>> {
+    let mut dests = crate::store::federation::hosts(c, room_nid, own)?;
+    if pdu.type_str() == "m.room.member"
+        && let Some(target) = pdu.state_key.as_deref().and_then(|k| ruma::UserId::parse(k).ok())
+        && target.server_name() != own
+        && pdu.content_value()["membership"] != "invite"
+        && !dests.iter().any(|d| d == target.server_name().as_str())
+    {
+        dests.push(target.server_name().to_string());
+    }
+    Ok(dests)
 }
 
 /// The content of a state event in the room's current state, if any.

@@ -18,6 +18,29 @@ pub fn changed(conn: &Connection, user_nid: i64) -> Result<i64> {
          SELECT ?1, user_id, NULL FROM users WHERE nid = ?2",
     )?
     .execute(params![pos, user_nid])?;
+    // Servers sharing a room with the user hear of it too, and refetch the devices.
+    let user_id: Option<String> = conn
+        .prepare_cached("SELECT user_id FROM users WHERE nid = ?1")?
+        .query_row([user_nid], |r| r.get(0))
+        .ok();
+    if let Some(u) = user_id {
+        let edu = serde_json::json!({
+            "user_id": u, "device_id": "", "stream_id": pos, "prev_id": [], "deleted": false,
+        });
+        super::federation::edu_to_hosts_of(conn, &u, "m.device_list_update", &edu)?;
+    }
+    Ok(pos)
+}
+
+/// Record that a remote user's devices changed (their server told us): local users
+/// sharing a room with them see it in `device_lists.changed`.
+pub fn changed_remote(conn: &Connection, user_id: &str) -> Result<i64> {
+    let pos = next_stream_pos(conn, "device_lists")?;
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO device_list_changes (stream_pos, user_id, observer)
+         VALUES (?1, ?2, NULL)",
+    )?
+    .execute(params![pos, user_id])?;
     Ok(pos)
 }
 

@@ -46,7 +46,8 @@ pub fn owner_of_token(conn: &Connection, token_hash: &[u8]) -> Result<Option<Tok
 }
 
 /// Create the device if it does not exist (a login may reuse a device ID), replacing the
-/// display name only when one is given. Returns the device's nid.
+/// display name only when one is given. Returns the device's nid. A new device is a
+/// device-list change (as in Synapse), so other users and servers refetch the list.
 pub fn upsert(
     conn: &Connection,
     user_nid: i64,
@@ -55,6 +56,10 @@ pub fn upsert(
     ip: Option<&str>,
     now: i64,
 ) -> Result<i64> {
+    let existed = get(conn, user_nid, device_id)?.is_some();
+    if !existed {
+        super::device_lists::changed(conn, user_nid)?;
+    }
     conn.prepare_cached(
         "INSERT INTO devices (user_nid, device_id, display_name, last_seen_ts, last_seen_ip, created_ts)
          VALUES (?1, ?2, ?3, ?5, ?4, ?5)

@@ -128,6 +128,32 @@ pub struct Persisted {
     pub state_after: i64,
 }
 
+/// Where a persisted event goes beyond the `events` table.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement<'a> {
+    /// Give it a stream position (clients see it). Outliers, rejected and soft-failed
+    /// events get none.
+    pub timeline: bool,
+    /// It becomes a forward extremity (replacing its prev_events).
+    pub extremity: bool,
+    /// Its own key updates current state and memberships. Events from other servers
+    /// leave this to [`state::replace_current`], after state resolution.
+    pub current: bool,
+    pub rejected: Option<&'a str>,
+    pub soft_failed: bool,
+}
+
+impl Placement<'_> {
+    /// A local event on the room's single chain.
+    pub const LOCAL: Placement<'static> = Placement {
+        timeline: true,
+        extremity: true,
+        current: true,
+        rejected: None,
+        soft_failed: false,
+    };
+}
+
 /// Append an accepted event to the room's timeline: a new stream position, the DAG edges
 /// and extremities, the state group after it, current state and memberships.
 /// `state_before` is the group the event was authorised against.
@@ -137,15 +163,27 @@ pub fn append(
     state_before: Option<i64>,
     e: &NewEventRow<'_>,
 ) -> Result<Persisted> {
-    let stream_pos = next_stream_pos(conn, "events")?;
+    insert(conn, room_nid, state_before, e, Placement::LOCAL)
+}
+
+/// Store an event as `place` says. Returns its nid, stream position (0 when it has none)
+/// and the state group after it.
+pub fn insert(
+    conn: &Connection,
+    room_nid: i64,
+    state_before: Option<i64>,
+    e: &NewEventRow<'_>,
+    place: Placement<'_>,
+) -> Result<Persisted> {
+    let stream_pos = if place.timeline { Some(next_stream_pos(conn, "events")?) } else { None };
     let replaces = match (e.state_key, state_before) {
         (Some(k), Some(g)) => state::lookup(conn, g, e.event_type, k)?,
         _ => None,
     };
     conn.prepare_cached(
         "INSERT INTO events (event_id, room_nid, event_type, state_key, sender, depth,
-           origin_server_ts, stream_pos, json, state_before, replaces_nid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+           origin_server_ts, stream_pos, json, state_before, replaces_nid, rejected, soft_failed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         e.event_id,
@@ -158,7 +196,9 @@ pub fn append(
         stream_pos,
         e.json,
         state_before,
-        replaces
+        replaces,
+        place.rejected,
+        place.soft_failed
     ])?;
     let nid = conn.last_insert_rowid();
     let mut edge = conn.prepare_cached(
@@ -170,37 +210,41 @@ pub fn append(
     )?;
     for p in e.prev_events {
         edge.execute(params![nid, p])?;
-        drop_ext.execute(params![room_nid, p])?;
+        if place.extremity {
+            drop_ext.execute(params![room_nid, p])?;
+        }
     }
-    conn.prepare_cached("INSERT INTO forward_extremities (room_nid, event_nid) VALUES (?1, ?2)")?
+    if place.extremity {
+        conn.prepare_cached(
+            "INSERT INTO forward_extremities (room_nid, event_nid) VALUES (?1, ?2)",
+        )?
         .execute(params![room_nid, nid])?;
-    let state_after = match e.state_key {
-        Some(k) => {
+    }
+    // A rejected event changes no state; an outlier's state is not known.
+    let state_after = match (e.state_key, place.rejected, state_before) {
+        (_, _, None) if !place.timeline && !place.extremity => None,
+        (Some(k), None, _) => {
             let g = state::new_group(
                 conn,
                 room_nid,
                 state_before,
                 &[(e.event_type.into(), k.into(), Some(nid))],
             )?;
-            state::set_current(conn, room_nid, e.event_type, k, nid)?;
-            g
+            if place.current {
+                state::set_current(conn, room_nid, e.event_type, k, nid)?;
+            }
+            Some(g)
         }
-        None => match state_before {
-            Some(g) => g,
-            None => state::new_group(conn, room_nid, None, &[])?,
-        },
+        (_, _, Some(g)) => Some(g),
+        (_, _, None) => Some(state::new_group(conn, room_nid, None, &[])?),
     };
     conn.prepare_cached("UPDATE events SET state_after = ?2 WHERE nid = ?1")?
         .execute(params![nid, state_after])?;
-    if let (Some(m), Some(target)) = (e.membership, e.state_key) {
-        conn.prepare_cached(
-            "INSERT INTO memberships (room_nid, user_id, membership, event_nid, stream_pos)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (room_nid, user_id) DO UPDATE SET membership = excluded.membership,
-               event_nid = excluded.event_nid, stream_pos = excluded.stream_pos,
-               forgotten = CASE WHEN excluded.membership IN ('join', 'invite', 'knock') THEN 0 ELSE forgotten END",
-        )?
-        .execute(params![room_nid, target, m, nid, stream_pos])?;
+    if place.current
+        && place.rejected.is_none()
+        && let (Some(m), Some(target), Some(pos)) = (e.membership, e.state_key, stream_pos)
+    {
+        set_membership(conn, room_nid, target, m, nid, pos)?;
     }
     if let Some((user_nid, device_id, scope, txn_id)) = e.txn {
         conn.prepare_cached(
@@ -209,7 +253,31 @@ pub fn append(
         )?
         .execute(params![user_nid, device_id, scope, txn_id, e.event_id])?;
     }
-    Ok(Persisted { nid, stream_pos, state_after })
+    Ok(Persisted {
+        nid,
+        stream_pos: stream_pos.unwrap_or(0),
+        state_after: state_after.unwrap_or(0),
+    })
+}
+
+/// Record a user's current membership of a room.
+pub fn set_membership(
+    conn: &Connection,
+    room_nid: i64,
+    user_id: &str,
+    membership: &str,
+    event_nid: i64,
+    stream_pos: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO memberships (room_nid, user_id, membership, event_nid, stream_pos)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (room_nid, user_id) DO UPDATE SET membership = excluded.membership,
+           event_nid = excluded.event_nid, stream_pos = excluded.stream_pos,
+           forgotten = CASE WHEN excluded.membership IN ('join', 'invite', 'knock') THEN 0 ELSE forgotten END",
+    )?
+    .execute(params![room_nid, user_id, membership, event_nid, stream_pos])?;
+    Ok(())
 }
 
 pub fn txn_event(

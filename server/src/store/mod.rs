@@ -7,6 +7,7 @@ pub mod device_lists;
 pub mod devices;
 pub mod e2e_keys;
 pub mod events;
+pub mod federation;
 pub mod filters;
 pub mod key_backup;
 pub mod media;

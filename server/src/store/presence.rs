@@ -72,3 +72,8 @@ pub fn changed_for(
     let rows = st.query_map(params![user_id, from, to], row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+/// Queue an `m.presence` EDU for the servers sharing a room with a local user.
+pub fn federate(conn: &Connection, user_id: &str, content: &serde_json::Value) -> Result<()> {
+    super::federation::edu_to_hosts_of(conn, user_id, "m.presence", content)
+}

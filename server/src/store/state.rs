@@ -161,6 +161,72 @@ pub fn set_current(
     Ok(())
 }
 
+/// Make `state` the room's current state (after resolving a fork or joining over
+/// federation): only the keys that differ are written, and memberships follow the
+/// `m.room.member` keys that changed. `stream_pos` is the position the changes count at.
+pub fn replace_current(
+    conn: &Connection,
+    room_nid: i64,
+    state: &HashMap<StateKey, i64>,
+    stream_pos: i64,
+) -> Result<()> {
+    let old: HashMap<StateKey, i64> =
+        current(conn, room_nid)?.into_iter().map(|(t, k, n)| ((t, k), n)).collect();
+    for ((t, k), nid) in state {
+        if old.get(&(t.clone(), k.clone())) == Some(nid) {
+            continue;
+        }
+        set_current(conn, room_nid, t, k, *nid)?;
+        if t == "m.room.member" {
+            let json: String = conn
+                .prepare_cached("SELECT json FROM events WHERE nid = ?1")?
+                .query_row([nid], |r| r.get(0))?;
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+            if let Some(m) = v["content"]["membership"].as_str() {
+                super::events::set_membership(conn, room_nid, k, m, *nid, stream_pos)?;
+            }
+        }
+    }
+    let mut del = conn.prepare_cached(
+        "DELETE FROM current_state WHERE room_nid = ?1 AND event_type = ?2 AND state_key = ?3",
+    )?;
+    for (t, k) in old.keys() {
+        if !state.contains_key(&(t.clone(), k.clone())) {
+            del.execute(params![room_nid, t, k])?;
+        }
+    }
+    Ok(())
+}
+
+/// A new group holding exactly `state`, as a delta from `base` when there is one.
+pub fn group_for(
+    conn: &Connection,
+    room_nid: i64,
+    base: Option<i64>,
+    state: &HashMap<StateKey, i64>,
+) -> Result<i64> {
+    let base_state = match base {
+        Some(g) => state_at(conn, g)?,
+        None => HashMap::new(),
+    };
+    let mut delta: Vec<(String, String, Option<i64>)> = state
+        .iter()
+        .filter(|(k, v)| base_state.get(*k) != Some(*v))
+        .map(|((t, k), v)| (t.clone(), k.clone(), Some(*v)))
+        .collect();
+    for (t, k) in base_state.keys() {
+        if !state.contains_key(&(t.clone(), k.clone())) {
+            delta.push((t.clone(), k.clone(), None));
+        }
+    }
+    if delta.is_empty()
+        && let Some(g) = base
+    {
+        return Ok(g);
+    }
+    new_group(conn, room_nid, base, &delta)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

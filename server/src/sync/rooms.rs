@@ -22,7 +22,7 @@ use crate::store::state::{self, StateKey};
 /// Synapse's default number of timeline events per room.
 const DEFAULT_TIMELINE_LIMIT: u64 = 10;
 /// State types shown for invites (the spec's recommended stripped state).
-const INVITE_STATE: &[&str] = &[
+pub const INVITE_STATE: &[&str] = &[
     "m.room.create",
     "m.room.join_rules",
     "m.room.name",
@@ -395,6 +395,14 @@ fn invited_room(c: &Connection, m: &MembershipRow) -> Result<Value> {
             {
                 stripped.push(format::stripped(&row)?);
             }
+        }
+        stripped.push(format::stripped(&invite)?);
+    } else if let Some(invite) = events::by_nid(c, m.event_nid)? {
+        // An invite from another server to a room we are not in: the stripped state it
+        // came with.
+        let pdu: Value = serde_json::from_str(&invite.json).unwrap_or_default();
+        if let Some(list) = pdu["unsigned"]["invite_room_state"].as_array() {
+            stripped.extend(list.iter().filter(|e| e["type"] != "m.room.member").cloned());
         }
         stripped.push(format::stripped(&invite)?);
     }

@@ -47,9 +47,39 @@ fn user_id_field(body: &serde_json::Map<String, Value>) -> Result<String> {
 async fn do_join(app: &App, req: &Req, id_or_alias: &str) -> Result<Resp> {
     let user = app.auth(req).await?;
     let body = req.json_object(true)?;
-    let room_id = membership::resolve_room(app, id_or_alias).await?;
-    // Glia joins only rooms it already has (no federation client yet): `rc_joins.local`.
+    let (room_id, mut servers) = membership::resolve_room_anywhere(app, id_or_alias).await?;
+    for (k, v) in &req.query {
+        if k == "server_name" || k == "via" {
+            servers.push(v.clone());
+        }
+    }
     let rl = &app.ratelimits;
+    if !crate::federation::membership::is_resident(app, &room_id).await? {
+        let servers = crate::federation::membership::candidate_servers(
+            app,
+            &user.user_id,
+            &room_id,
+            &servers,
+        )
+        .await?;
+        if !servers.is_empty() {
+            app.ratelimit_user(
+                &user,
+                &[(&rl.joins_remote, rl.config.joins_remote, &user.user_id)],
+                false,
+            )
+            .await?;
+            membership::join_remote(
+                app,
+                &user.user_id,
+                &room_id,
+                &servers,
+                reason(&body)?.as_deref(),
+            )
+            .await?;
+            return Ok(ok(&json!({"room_id": room_id})));
+        }
+    }
     app.ratelimit_user(&user, &[(&rl.joins_local, rl.config.joins_local, &user.user_id)], false)
         .await?;
     membership::join(app, &user.user_id, &room_id, reason(&body)?.as_deref()).await?;

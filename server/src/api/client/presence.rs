@@ -21,7 +21,24 @@ pub const STATES: &[&str] = &["online", "unavailable", "offline"];
 /// Set presence (from the endpoint or a sync's `set_presence`) and wake syncs.
 pub async fn set(app: &App, user_id: &str, state: &str, status_msg: Option<String>) -> Result<()> {
     let (uid, st) = (user_id.to_string(), state.to_string());
-    app.db.write(move |c| presence::set(c, &uid, &st, status_msg.as_deref(), now_ms())).await?;
+    app.db
+        .write(move |c| {
+            let before = presence::get(c, &uid)?;
+            presence::set(c, &uid, &st, status_msg.as_deref(), now_ms())?;
+            let after = presence::get(c, &uid)?;
+            // Other servers hear of changes, not of every sync that repeats the state.
+            let changed = match (&before, &after) {
+                (Some(b), Some(a)) => b.state != a.state || b.status_msg != a.status_msg,
+                _ => true,
+            };
+            if changed && let Some(a) = &after {
+                let mut entry = content(a);
+                entry["user_id"] = json!(uid);
+                presence::federate(c, &uid, &json!({"push": [entry]}))?;
+            }
+            Ok(())
+        })
+        .await?;
     app.notifier.notify();
     Ok(())
 }

@@ -44,8 +44,20 @@ async fn store_receipt(
         ts: now_ms(),
     };
     let nid = room.nid;
+    let edu = serde_json::json!({
+        room.room_id.clone(): {kind: {row.user_id.clone(): {
+            "event_ids": [row.event_id],
+            "data": if thread.is_empty() { json!({"ts": row.ts}) } else { json!({"ts": row.ts, "thread_id": thread}) },
+        }}}
+    });
     app.db.write(move |c| receipts::put(c, nid, &row)).await?;
     app.notifier.notify();
+    // Private receipts stay on this server.
+    if kind == "m.read" {
+        let own = app.config.server_name.to_string();
+        let hosts = app.db.read(move |c| crate::store::federation::hosts(c, nid, &own)).await?;
+        crate::federation::sender::send_edu(app, hosts, "m.receipt", edu).await?;
+    }
     Ok(())
 }
 

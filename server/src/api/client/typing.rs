@@ -34,6 +34,15 @@ async fn typing(app: Arc<App>, req: Req) -> Result<Resp> {
     };
     let deadline =
         app.typing.set(&app.notifier, &room.room_id, &user.user_id, typing.then_some(timeout));
+    let (nid, own) = (room.nid, app.config.server_name.to_string());
+    let hosts = app.db.read(move |c| crate::store::federation::hosts(c, nid, &own)).await?;
+    let edu = serde_json::json!({
+        "room_id": room.room_id,
+        "user_id": user.user_id,
+        "typing": typing,
+        "timeout": timeout.as_millis() as u64,
+    });
+    crate::federation::sender::send_edu(&app, hosts, "m.typing", edu).await?;
     if let Some(deadline) = deadline {
         let (app2, room_id, user_id) = (app.clone(), room.room_id.clone(), user.user_id.clone());
         tokio::spawn(async move {

@@ -4,6 +4,14 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+mod events;
+mod key_query;
+mod media;
+mod membership;
+mod query;
+mod transactions;
+mod user_keys;
+
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::federation::keys;
@@ -12,12 +20,10 @@ use crate::http::response::{Resp, ok};
 use crate::http::router::Router;
 use crate::store::now_ms;
 
-mod key_query;
-mod media;
-mod query;
-mod user_keys;
-
 pub fn routes(r: &mut Router) {
+    membership::routes(r);
+    events::routes(r);
+    transactions::routes(r);
     query::routes(r);
     user_keys::routes(r);
     key_query::routes(r);

@@ -1,0 +1,512 @@
+//! Events from other servers, checked in the spec's order: format, signatures and content
+//! hash (a mismatch stores the event redacted), auth against its auth_events (fetched
+//! from the origin when unknown), auth against the state before it (from its
+//! prev_events, missing ones fetched with `get_missing_events`), then against the room's
+//! current state, where failing only soft-fails it. Accepted events become forward
+//! extremities and current state is re-resolved across the extremities.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use http::Method;
+use ruma::canonical_json::CanonicalJsonObject;
+use ruma::room_version_rules::{EventIdFormatVersion, RoomVersionRules};
+use ruma::{EventId, OwnedEventId};
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::error::{Error, Result, bad_json};
+use crate::federation::key_store;
+use crate::rooms::resolve::{self, EventCache, IdState};
+use crate::rooms::{Locked, Pdu, PduRef, Rooms};
+use crate::store::events::{self, NewEventRow, Placement};
+use crate::store::{now_ms, state};
+
+/// The event ID a PDU has in its room version (carried in v1/v2, a hash after).
+pub fn event_id_of(obj: &CanonicalJsonObject, rules: &RoomVersionRules) -> Result<OwnedEventId> {
+    let id = match rules.event_id_format {
+        EventIdFormatVersion::V1 => obj
+            .get("event_id")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| bad_json("event has no event_id"))?,
+        _ => format!(
+            "${}",
+            ruma::signatures::reference_hash(obj, rules)
+                .map_err(|e| bad_json(format!("cannot hash event: {e}")))?
+        ),
+    };
+    OwnedEventId::try_from(id).map_err(|_| bad_json("invalid event_id"))
+}
+
+fn server_of(id: &str) -> Option<&str> {
+    id.split_once(':').map(|(_, s)| s)
+}
+
+/// Check a PDU's format, signatures and content hash. A hash mismatch yields the event
+/// redacted, as the spec says; a bad or missing signature is an error.
+pub async fn verify_pdu(app: &App, rules: &RoomVersionRules, raw: &Value) -> Result<PduRef> {
+    let obj: CanonicalJsonObject = serde_json::from_value(raw.clone())
+        .map_err(|e| bad_json(format!("event is not canonical JSON: {e}")))?;
+    ruma::state_res::check_pdu_format(&obj, &rules.event_format).map_err(bad_json)?;
+    let event_id = event_id_of(&obj, rules)?;
+    let sender = obj.get("sender").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let mut servers: Vec<String> = vec![];
+    if let Some(s) = server_of(&sender) {
+        servers.push(s.to_string());
+    }
+    if matches!(rules.event_id_format, EventIdFormatVersion::V1)
+        && let Some(s) = server_of(event_id.as_str())
+        && !servers.iter().any(|x| x == s)
+    {
+        servers.push(s.to_string());
+    }
+    let sigs = raw.get("signatures").cloned().unwrap_or(Value::Null);
+    let mut keys: ruma::signatures::PublicKeyMap = BTreeMap::new();
+    for server in &servers {
+        let mut set = BTreeMap::new();
+        for key_id in sigs[server]
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            if let Ok(k) = key_store::verify_key(app, server, &key_id, now_ms()).await
+                && let Ok(b) = ruma::serde::Base64::parse(&k)
+            {
+                set.insert(key_id, b);
+            }
+        }
+        keys.insert(server.clone(), set);
+    }
+    let verified = ruma::signatures::verify_event(&keys, &obj, rules)
+        .map_err(|e| Error::Forbidden(format!("signature check failed for {event_id}: {e}")))?;
+    let obj = match verified {
+        ruma::signatures::Verified::All => obj,
+        ruma::signatures::Verified::Signatures => {
+            tracing::info!(%event_id, "content hash mismatch: storing the event redacted");
+            ruma::canonical_json::redact(obj, &rules.redaction, None)
+                .map_err(|e| bad_json(e.to_string()))?
+        }
+    };
+    Ok(Arc::new(Pdu::from_object(event_id, obj, rules)?))
+}
+
+/// A state as events, by (type, state_key).
+type StateByKey = HashMap<(String, String), PduRef>;
+
+/// What became of an incoming event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Known,
+    Accepted,
+    SoftFailed,
+    Rejected(String),
+}
+
+/// Handle one PDU of a transaction (or a send_join): verify it, lock its room, process.
+pub async fn receive(app: &App, origin: &str, raw: &Value) -> Result<(OwnedEventId, Outcome)> {
+    let room_id =
+        raw["room_id"].as_str().ok_or_else(|| bad_json("PDU has no room_id"))?.to_string();
+    let rid = room_id.clone();
+    let room_row = app
+        .db
+        .read(move |c| crate::store::rooms::get(c, &rid))
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("Unknown room {room_id}")))?;
+    let (_, rules) = crate::rooms::rules_for(&room_row.room_version)?;
+    let pdu = verify_pdu(app, &rules, raw).await?;
+    let origin_ok = server_of(pdu.sender.as_str()) == Some(origin)
+        || app
+            .db
+            .read({
+                let (n, o) = (room_row.nid, origin.to_string());
+                move |c| crate::store::federation::server_in_room(c, n, &o)
+            })
+            .await?;
+    if !origin_ok {
+        return Err(Error::Forbidden(format!("{origin} is not in room {}", pdu.room_id)));
+    }
+    let mut room = app.rooms.lock(app, pdu.room_id.as_str()).await?;
+    let id = pdu.event_id.clone();
+    let outcome = process(app, &mut room, origin, pdu, true).await?;
+    Ok((id, outcome))
+}
+
+/// Process a verified event in its locked room.
+pub async fn process(
+    app: &App,
+    room: &mut Locked,
+    origin: &str,
+    pdu: PduRef,
+    fetch: bool,
+) -> Result<Outcome> {
+    process_inner(app, room, origin, pdu, fetch, false).await
+}
+
+/// Process a join or leave sent to us directly, and relay it to the room's other servers.
+pub async fn process_relayed(
+    app: &App,
+    room: &mut Locked,
+    origin: &str,
+    pdu: PduRef,
+) -> Result<Outcome> {
+    process_inner(app, room, origin, pdu, true, true).await
+}
+
+async fn process_inner(
+    app: &App,
+    room: &mut Locked,
+    origin: &str,
+    pdu: PduRef,
+    fetch: bool,
+    relay: bool,
+) -> Result<Outcome> {
+    let id = pdu.event_id.to_string();
+    if app.db.read(move |c| events::by_id(c, &id)).await?.is_some() {
+        return Ok(Outcome::Known);
+    }
+    // Auth events: known, or fetched from the origin.
+    let mut auth = load(app, room, &pdu.auth_events).await?;
+    if auth.len() < pdu.auth_events.len() && fetch {
+        fetch_auth_chain(app, room, origin, &pdu).await?;
+        auth = load(app, room, &pdu.auth_events).await?;
+    }
+    if auth.len() < pdu.auth_events.len() {
+        return reject(app, room, &pdu, "auth events are unknown").await;
+    }
+    if let Some(bad) = auth.iter().find(|a| a.rejected) {
+        let why = format!("auth event {} was rejected", bad.event_id);
+        return reject(app, room, &pdu, &why).await;
+    }
+    if let Err(why) = check_auth(room, &pdu, &auth) {
+        return reject(app, room, &pdu, &format!("fails auth against its auth events: {why}"))
+            .await;
+    }
+    // Missing prev_events: ask the origin for the gap.
+    let missing = missing_events(app, &pdu.prev_events).await?;
+    if !missing.is_empty() && fetch {
+        fill_gap(app, room, origin, &pdu).await?;
+    }
+    // The state before the event, from its prev_events' states.
+    let rules = room.rules.clone();
+    let prevs: Vec<String> = pdu.prev_events.iter().map(|e| e.to_string()).collect();
+    let room_nid = room.nid;
+    let before: Option<(IdState, StateByKey, Option<i64>)> = app
+        .db
+        .read(move |c| {
+            let mut states = vec![];
+            let mut first_group = None;
+            for p in &prevs {
+                if let Some(r) = events::by_id(c, p)?
+                    && r.rejected.is_none()
+                    && let Some(g) = r.state_after
+                {
+                    first_group.get_or_insert(g);
+                    states.push(resolve::ids_of_group(c, g)?);
+                }
+            }
+            if states.is_empty() {
+                return Ok(None);
+            }
+            let cache = EventCache::new(c, &rules, &[]);
+            let resolved = resolve::resolve(&cache, &states)?;
+            let mut full = HashMap::new();
+            for (k, id) in &resolved {
+                if let Some(e) = cache.get(id) {
+                    full.insert(k.clone(), e);
+                }
+            }
+            let _ = room_nid;
+            Ok(Some((resolved, full, first_group)))
+        })
+        .await?;
+    let (before_ids, before_state, base_group) = match before {
+        Some(b) => b,
+        None => {
+            // The gap could not be filled: authorise against the room's current state,
+            // which is what a client of ours sees.
+            let ids = room.state.iter().map(|(k, e)| (k.clone(), e.event_id.to_string())).collect();
+            (ids, room.state.clone(), room.state_group)
+        }
+    };
+    if let Err(why) = ruma::state_res::check_state_dependent_auth_rules(
+        &room.rules.authorization,
+        &pdu,
+        |t, k| before_state.get(&(t.to_string(), k.to_string())).cloned(),
+    ) {
+        return reject(app, room, &pdu, &format!("fails auth against the state before it: {why}"))
+            .await;
+    }
+    let soft_failed = ruma::state_res::check_state_dependent_auth_rules(
+        &room.rules.authorization,
+        &pdu,
+        |t, k| room.state.get(&(t.to_string(), k.to_string())).cloned(),
+    )
+    .is_err();
+    let relay = relay.then(|| origin.to_string());
+    persist(app, room, &pdu, Some((before_ids, base_group)), soft_failed, None, relay).await?;
+    Ok(if soft_failed { Outcome::SoftFailed } else { Outcome::Accepted })
+}
+
+fn check_auth(room: &Locked, pdu: &PduRef, auth: &[PduRef]) -> Result<(), String> {
+    let by_id: HashMap<&EventId, &PduRef> = auth.iter().map(|e| (&*e.event_id, e)).collect();
+    ruma::state_res::check_state_independent_auth_rules(
+        &room.rules.authorization,
+        pdu,
+        |id: &EventId| by_id.get(id).map(|e| (*e).clone()),
+    )?;
+    let by_key: HashMap<(String, String), PduRef> = auth
+        .iter()
+        .filter_map(|e| Some(((e.type_str(), e.state_key.clone()?), e.clone())))
+        .collect();
+    ruma::state_res::check_state_dependent_auth_rules(&room.rules.authorization, pdu, |t, k| {
+        by_key.get(&(t.to_string(), k.to_string())).cloned()
+    })
+}
+
+async fn load(app: &App, room: &Locked, ids: &[OwnedEventId]) -> Result<Vec<PduRef>> {
+    let ids: Vec<String> = ids.iter().map(|e| e.to_string()).collect();
+    let rules = room.rules.clone();
+    app.db
+        .read(move |c| {
+            let cache = EventCache::new(c, &rules, &[]);
+            Ok(ids.iter().filter_map(|id| cache.get(id)).collect())
+        })
+        .await
+}
+
+async fn missing_events(app: &App, ids: &[OwnedEventId]) -> Result<Vec<OwnedEventId>> {
+    let ids = ids.to_vec();
+    app.db
+        .read(move |c| {
+            let mut out = vec![];
+            for id in ids {
+                if events::by_id(c, id.as_str())?.is_none() {
+                    out.push(id);
+                }
+            }
+            Ok(out)
+        })
+        .await
+}
+
+/// Fetch an event's auth chain from `origin` and store what we lacked as outliers.
+async fn fetch_auth_chain(app: &App, room: &mut Locked, origin: &str, pdu: &Pdu) -> Result<()> {
+    let path = format!(
+        "/_matrix/federation/v1/event_auth/{}/{}",
+        crate::federation::encode(pdu.room_id.as_str()),
+        crate::federation::encode(pdu.event_id.as_str())
+    );
+    let (status, body) = app.fed_request(origin, Method::GET, &path, None).await?;
+    if !status.is_success() {
+        return Err(Error::Unknown(format!("{origin} refused event_auth: {status}")));
+    }
+    let chain = body["auth_chain"].as_array().cloned().unwrap_or_default();
+    store_outliers(app, room, &chain).await
+}
+
+/// Verify events and store the ones we lack as outliers, oldest first, each checked
+/// against its own auth events (rejected when it fails).
+pub async fn store_outliers(app: &App, room: &mut Locked, raw: &[Value]) -> Result<()> {
+    let mut pdus = vec![];
+    for r in raw {
+        match verify_pdu(app, &room.rules, r).await {
+            Ok(p) if p.room_id == room.room_id => pdus.push(p),
+            Ok(_) => {}
+            Err(e) => tracing::info!("dropping an event that failed verification: {e}"),
+        }
+    }
+    pdus.sort_by_key(|p| p.depth);
+    for p in pdus {
+        let id = p.event_id.to_string();
+        if app.db.read(move |c| events::by_id(c, &id)).await?.is_some() {
+            continue;
+        }
+        let auth = load(app, room, &p.auth_events).await?;
+        let why = if auth.len() < p.auth_events.len() {
+            Some("auth events are unknown".to_string())
+        } else if auth.iter().any(|a| a.rejected) {
+            Some("an auth event was rejected".to_string())
+        } else {
+            check_auth(room, &p, &auth).err()
+        };
+        write_outlier(app, room.nid, &p, why).await?;
+    }
+    Ok(())
+}
+
+async fn write_outlier(
+    app: &App,
+    room_nid: i64,
+    p: &PduRef,
+    rejected: Option<String>,
+) -> Result<()> {
+    let p = p.clone();
+    app.db
+        .write(move |c| {
+            let json = serde_json::to_string(&p.json).map_err(Error::internal)?;
+            let prev: Vec<String> = p.prev_events.iter().map(|e| e.to_string()).collect();
+            let t = p.type_str();
+            let row = new_row(&p, &t, &json, &prev);
+            let place = Placement {
+                timeline: false,
+                extremity: false,
+                current: false,
+                rejected: rejected.as_deref(),
+                soft_failed: false,
+            };
+            events::insert(c, room_nid, None, &row, place)?;
+            Ok(())
+        })
+        .await
+}
+
+pub fn new_row<'a>(p: &'a Pdu, t: &'a str, json: &'a str, prev: &'a [String]) -> NewEventRow<'a> {
+    NewEventRow {
+        event_id: p.event_id.as_str(),
+        event_type: t,
+        state_key: p.state_key.as_deref(),
+        sender: p.sender.as_str(),
+        depth: p.depth as i64,
+        origin_server_ts: u64::from(p.origin_server_ts.0) as i64,
+        json,
+        prev_events: prev,
+        membership: None,
+        txn: None,
+    }
+}
+
+/// Ask `origin` for the events between our extremities and `pdu`, and process them.
+async fn fill_gap(app: &App, room: &mut Locked, origin: &str, pdu: &Pdu) -> Result<()> {
+    let earliest: Vec<String> = room.tips.iter().map(|t| t.event_id.to_string()).collect();
+    let body = json!({
+        "earliest_events": earliest,
+        "latest_events": [pdu.event_id.as_str()],
+        "limit": 10,
+        "min_depth": 0,
+    });
+    let path = format!(
+        "/_matrix/federation/v1/get_missing_events/{}",
+        crate::federation::encode(pdu.room_id.as_str())
+    );
+    let resp = app.fed_request(origin, Method::POST, &path, Some(&body)).await;
+    let events = match resp {
+        Ok((s, b)) if s.is_success() => b["events"].as_array().cloned().unwrap_or_default(),
+        Ok((s, _)) => {
+            tracing::info!(%origin, "get_missing_events answered {s}");
+            return Ok(());
+        }
+        Err(e) => {
+            tracing::info!(%origin, "get_missing_events failed: {e}");
+            return Ok(());
+        }
+    };
+    let mut pdus = vec![];
+    for r in &events {
+        match verify_pdu(app, &room.rules, r).await {
+            Ok(p) if p.room_id == room.room_id => pdus.push(p),
+            _ => {}
+        }
+    }
+    pdus.sort_by_key(|p| p.depth);
+    for p in pdus {
+        Box::pin(process(app, room, origin, p, false)).await?;
+    }
+    Ok(())
+}
+
+async fn reject(app: &App, room: &mut Locked, pdu: &PduRef, why: &str) -> Result<Outcome> {
+    tracing::info!(event_id = %pdu.event_id, "rejecting event: {why}");
+    persist(app, room, pdu, None, false, Some(why.to_string()), None).await?;
+    Ok(Outcome::Rejected(why.to_string()))
+}
+
+/// Store an event from another server and bring current state up to date. `before` is
+/// the state before it (IDs) and a stored group to build on; `broadcast_except` queues
+/// it for the room's other servers (a resident server relays joins and leaves it was
+/// sent directly).
+pub async fn persist(
+    app: &App,
+    room: &mut Locked,
+    pdu: &PduRef,
+    before: Option<(IdState, Option<i64>)>,
+    soft_failed: bool,
+    rejected: Option<String>,
+    broadcast_except: Option<String>,
+) -> Result<()> {
+    let accepted = rejected.is_none() && !soft_failed;
+    let actions =
+        if accepted { crate::rooms::push::evaluate(app, room, pdu).await? } else { vec![] };
+    // The extremities after this event: it replaces the tips it points at.
+    let mut tips: Vec<String> = room
+        .tips
+        .iter()
+        .map(|t| t.event_id.to_string())
+        .filter(|t| !pdu.prev_events.iter().any(|p| p.as_str() == t))
+        .collect();
+    tips.push(pdu.event_id.to_string());
+    let (p, rules, room_nid) = (pdu.clone(), room.rules.clone(), room.nid);
+    let own = app.config.server_name.to_string();
+    let outcome = app
+        .db
+        .write(move |c| {
+            let json = serde_json::to_string(&p.json).map_err(Error::internal)?;
+            let prev: Vec<String> = p.prev_events.iter().map(|e| e.to_string()).collect();
+            let t = p.type_str();
+            let row = new_row(&p, &t, &json, &prev);
+            let group_before = match &before {
+                None => None,
+                Some((ids, base)) => {
+                    let nids = resolve::to_nids(c, ids)?;
+                    Some(state::group_for(c, room_nid, *base, &nids)?)
+                }
+            };
+            let place = Placement {
+                timeline: accepted,
+                extremity: accepted,
+                current: false,
+                rejected: rejected.as_deref(),
+                soft_failed,
+            };
+            let done = events::insert(c, room_nid, group_before, &row, place)?;
+            let mut woken = vec![];
+            if accepted {
+                for a in &actions {
+                    events::add_push_action(c, room_nid, &a.user_id, done.stream_pos, a.highlight)?;
+                }
+                let current = if tips.len() == 1 {
+                    state::state_at(c, done.state_after)?
+                } else {
+                    let mut states = vec![];
+                    for tip in &tips {
+                        if let Some(s) = resolve::state_after(c, tip)? {
+                            states.push(s);
+                        }
+                    }
+                    let cache = EventCache::new(c, &rules, &[]);
+                    let resolved = resolve::resolve(&cache, &states)?;
+                    resolve::to_nids(c, &resolved)?
+                };
+                state::replace_current(c, room_nid, &current, done.stream_pos)?;
+                if let Some(except) = &broadcast_except {
+                    let dests: Vec<String> = crate::rooms::destinations(c, room_nid, &own, &p)?
+                        .into_iter()
+                        .filter(|d| d != except)
+                        .collect();
+                    crate::store::federation::enqueue(c, &dests, "pdu", &json)?;
+                    woken = dests;
+                }
+            }
+            Ok(woken)
+        })
+        .await;
+    // Current state and extremities changed in storage: reload the handle from there.
+    let reloaded = Rooms::reload(app, room).await;
+    let woken = outcome?;
+    reloaded?;
+    for d in woken {
+        app.fed_sender.wake(&d);
+    }
+    app.notifier.notify();
+    Ok(())
+}

@@ -1,0 +1,374 @@
+//! Joining, leaving and inviting across servers, from our users' side: joins through
+//! `make_join` / `send_join` (each candidate server in turn), invites of remote users
+//! (countersigned by their server), and invites our users receive for rooms we are not in.
+
+use std::collections::HashMap;
+
+use http::Method;
+use ruma::canonical_json::{CanonicalJsonObject, CanonicalJsonValue};
+use ruma::room_version_rules::RoomVersionRules;
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::federation::{encode, inbound};
+use crate::rooms::{Locked, Pdu, PduRef, builder};
+use crate::store::events::{self, Placement};
+use crate::store::{now_ms, rooms};
+
+/// Whether this server has a user joined to a room it knows.
+pub async fn is_resident(app: &App, room_id: &str) -> Result<bool> {
+    let (rid, own) = (room_id.to_string(), app.config.server_name.to_string());
+    app.db
+        .read(move |c| match rooms::get(c, &rid)? {
+            Some(r) => crate::store::federation::server_in_room(c, r.nid, &own),
+            None => Ok(false),
+        })
+        .await
+}
+
+/// Candidate servers for joining a room we are not in: those given, the server of the
+/// invite the user has (if any), and the room ID's own server.
+pub async fn candidate_servers(
+    app: &App,
+    user_id: &str,
+    room_id: &str,
+    given: &[String],
+) -> Result<Vec<String>> {
+    let mut out: Vec<String> = given.to_vec();
+    let (rid, uid) = (room_id.to_string(), user_id.to_string());
+    let inviter: Option<String> = app
+        .db
+        .read(move |c| {
+            let Some(r) = rooms::get(c, &rid)? else { return Ok(None) };
+            let ms = events::memberships_of(c, &uid)?;
+            let Some(m) = ms.iter().find(|m| m.room_nid == r.nid && m.membership == "invite")
+            else {
+                return Ok(None);
+            };
+            Ok(events::by_nid(c, m.event_nid)?.map(|e| e.sender))
+        })
+        .await?;
+    if let Some(s) = inviter.as_deref().and_then(|u| u.split_once(':')).map(|(_, s)| s.to_string())
+    {
+        out.push(s);
+    }
+    if let Some((_, s)) = room_id.split_once(':') {
+        out.push(s.to_string());
+    }
+    let own = app.config.server_name.as_str();
+    let mut seen = vec![];
+    out.retain(|s| {
+        s != own && !seen.contains(s) && {
+            seen.push(s.clone());
+            true
+        }
+    });
+    Ok(out)
+}
+
+fn versions_query() -> String {
+    (1..=11).map(|v| format!("ver={v}")).collect::<Vec<_>>().join("&")
+}
+
+/// Fill in a template from `make_join` / `make_leave` and sign it.
+fn sign_template(
+    app: &App,
+    rules: &RoomVersionRules,
+    template: &Value,
+    content: Value,
+) -> Result<PduRef> {
+    let mut t = template.clone();
+    let obj = t.as_object_mut().ok_or_else(|| Error::Unknown("make_* answered no event".into()))?;
+    for k in ["signatures", "hashes", "unsigned", "event_id"] {
+        obj.remove(k);
+    }
+    obj.insert("origin".into(), json!(app.config.server_name.as_str()));
+    obj.insert("origin_server_ts".into(), json!(now_ms()));
+    obj.insert("content".into(), content);
+    let obj: CanonicalJsonObject = match CanonicalJsonValue::try_from(t) {
+        Ok(CanonicalJsonValue::Object(o)) => o,
+        _ => return Err(Error::Unknown("make_* answered an invalid event".into())),
+    };
+    builder::finish(app, rules, obj)
+}
+
+/// Join a room on other servers, trying each candidate in turn.
+pub async fn join_remote(
+    app: &App,
+    user_id: &str,
+    room_id: &str,
+    servers: &[String],
+    content: Value,
+) -> Result<ruma::OwnedEventId> {
+    let mut last = Error::NotFound("No known servers to join the room through".into());
+    for server in servers {
+        match join_via(app, server, user_id, room_id, content.clone()).await {
+            Ok(id) => return Ok(id),
+            Err(e) => {
+                tracing::info!(%server, %room_id, "remote join failed: {e}");
+                last = e;
+            }
+        }
+    }
+    Err(last)
+}
+
+async fn join_via(
+    app: &App,
+    server: &str,
+    user_id: &str,
+    room_id: &str,
+    content: Value,
+) -> Result<ruma::OwnedEventId> {
+    let (version, rules, pdu, resp) =
+        make_and_send(app, server, "join", room_id, user_id, content).await?;
+    let mut room = lock_or_create(app, room_id, &version, user_id).await?;
+    let mut all: Vec<Value> = resp["auth_chain"].as_array().cloned().unwrap_or_default();
+    let state_raw: Vec<Value> = resp["state"].as_array().cloned().unwrap_or_default();
+    all.extend(state_raw.iter().cloned());
+    inbound::store_outliers(app, &mut room, &all).await?;
+    // The state before our join: the events of `state` that verified and passed auth.
+    let mut ids: HashMap<(String, String), String> = HashMap::new();
+    for r in &state_raw {
+        let (Some(t), Some(k)) = (r["type"].as_str(), r["state_key"].as_str()) else { continue };
+        let Ok(obj) = serde_json::from_value::<CanonicalJsonObject>(r.clone()) else { continue };
+        let Ok(id) = inbound::event_id_of(&obj, &rules) else { continue };
+        let sid = id.to_string();
+        let ok = app
+            .db
+            .read(move |c| Ok(events::by_id(c, &sid)?.is_some_and(|e| e.rejected.is_none())))
+            .await?;
+        if ok {
+            ids.insert((t.to_string(), k.to_string()), id.to_string());
+        }
+    }
+    if !ids.contains_key(&("m.room.create".to_string(), String::new())) {
+        return Err(Error::Unknown(format!("{server} sent no usable room state")));
+    }
+    // A join signed by the resident server too (restricted rooms) replaces ours.
+    let pdu = match resp.get("event").filter(|e| e.is_object()) {
+        Some(e) => inbound::verify_pdu(app, &rules, e).await.unwrap_or(pdu),
+        None => pdu,
+    };
+    inbound::persist(app, &mut room, &pdu, Some((ids, None)), false, None, None).await?;
+    Ok(pdu.event_id.clone())
+}
+
+/// `make_{kind}` then `send_{kind}` (v2) on one server: the room version, its rules, our
+/// signed event and the server's answer.
+async fn make_and_send(
+    app: &App,
+    server: &str,
+    kind: &str,
+    room_id: &str,
+    user_id: &str,
+    content: Value,
+) -> Result<(String, RoomVersionRules, PduRef, Value)> {
+    let ver = if kind == "join" { format!("?{}", versions_query()) } else { String::new() };
+    let path =
+        format!("/_matrix/federation/v1/make_{kind}/{}/{}{ver}", encode(room_id), encode(user_id));
+    let (status, body) = app.fed_request(server, Method::GET, &path, None).await?;
+    if !status.is_success() {
+        return Err(remote_error(server, status, &body));
+    }
+    let version = body["room_version"].as_str().unwrap_or("1").to_string();
+    let (_, rules) = crate::rooms::rules_for(&version)
+        .map_err(|_| Error::IncompatibleRoomVersion(format!("room version {version}")))?;
+    let pdu = sign_template(app, &rules, &body["event"], content)?;
+    let path = format!(
+        "/_matrix/federation/v2/send_{kind}/{}/{}",
+        encode(room_id),
+        encode(pdu.event_id.as_str())
+    );
+    let ev = serde_json::to_value(&pdu.json).map_err(Error::internal)?;
+    let (status, resp) = app.fed_request(server, Method::PUT, &path, Some(&ev)).await?;
+    if !status.is_success() {
+        return Err(remote_error(server, status, &resp));
+    }
+    Ok((version, rules, pdu, resp))
+}
+
+fn remote_error(server: &str, status: http::StatusCode, body: &Value) -> Error {
+    let msg = format!("{server}: {}", body["error"].as_str().unwrap_or(status.as_str()));
+    match status.as_u16() {
+        403 => Error::Forbidden(msg),
+        404 => Error::NotFound(msg),
+        400 if body["errcode"] == "M_INCOMPATIBLE_ROOM_VERSION" => {
+            Error::IncompatibleRoomVersion(msg)
+        }
+        _ => Error::Unknown(msg),
+    }
+}
+
+/// Lock a room, creating its row first if this server has never seen it.
+async fn lock_or_create(app: &App, room_id: &str, version: &str, creator: &str) -> Result<Locked> {
+    let (rid, v, cr) = (room_id.to_string(), version.to_string(), creator.to_string());
+    app.db
+        .write(move |c| {
+            if rooms::get(c, &rid)?.is_none() {
+                rooms::insert(c, &rid, &v, &cr, now_ms())?;
+            }
+            Ok(())
+        })
+        .await?;
+    app.rooms.lock(app, room_id).await
+}
+
+/// Send an invite of a remote user to their server, which countersigns it.
+pub async fn send_invite(app: &App, room: &Locked, pdu: &PduRef) -> Result<PduRef> {
+    let target = pdu.state_key.clone().unwrap_or_default();
+    let server = target.split_once(':').map(|(_, s)| s.to_string()).unwrap_or_default();
+    let mut stripped = vec![];
+    for t in crate::sync::rooms::INVITE_STATE {
+        if let Some(e) = room.get(t, "") {
+            stripped.push(strip(e));
+        }
+    }
+    if let Some(e) = room.get("m.room.member", pdu.sender.as_str()) {
+        stripped.push(strip(e));
+    }
+    let body = json!({
+        "event": pdu.json,
+        "room_version": room.version.as_str(),
+        "invite_room_state": stripped,
+    });
+    let path = format!(
+        "/_matrix/federation/v2/invite/{}/{}",
+        encode(room.room_id.as_str()),
+        encode(pdu.event_id.as_str())
+    );
+    let (status, resp) = app.fed_request(&server, Method::PUT, &path, Some(&body)).await?;
+    if !status.is_success() {
+        return Err(remote_error(&server, status, &resp));
+    }
+    let obj: CanonicalJsonObject = serde_json::from_value(resp["event"].clone())
+        .map_err(|_| Error::Unknown(format!("{server} answered the invite with no event")))?;
+    let id = inbound::event_id_of(&obj, &room.rules)?;
+    if id != pdu.event_id {
+        return Err(Error::Unknown(format!("{server} changed the invite event")));
+    }
+    Ok(std::sync::Arc::new(Pdu::from_object(id, obj, &room.rules)?))
+}
+
+fn strip(e: &Pdu) -> Value {
+    json!({"type": e.type_str(), "state_key": e.state_key, "content": e.content_value(), "sender": e.sender})
+}
+
+/// Remember an invite (or the leave that rejects one) for a room this server is not in:
+/// the event is kept with a stream position so /sync shows it, outside the room's DAG.
+pub async fn store_remote_invite(
+    app: &App,
+    room_id: &str,
+    version: &str,
+    rules: &RoomVersionRules,
+    mut obj: CanonicalJsonObject,
+    invite_room_state: Value,
+) -> Result<()> {
+    if is_resident(app, room_id).await? {
+        // We are in the room: the invite is an ordinary event of its DAG.
+        let id = inbound::event_id_of(&obj, rules)?;
+        let pdu = std::sync::Arc::new(Pdu::from_object(id, obj, rules)?);
+        let origin = pdu.sender.server_name().to_string();
+        let mut room = app.rooms.lock(app, room_id).await?;
+        inbound::process(app, &mut room, &origin, pdu, true).await?;
+        return Ok(());
+    }
+    if invite_room_state.is_array()
+        && let Ok(v) = CanonicalJsonValue::try_from(json!({"invite_room_state": invite_room_state}))
+    {
+        obj.insert("unsigned".into(), v);
+    }
+    store_outside_dag(app, room_id, version, rules, obj).await
+}
+
+async fn store_outside_dag(
+    app: &App,
+    room_id: &str,
+    version: &str,
+    rules: &RoomVersionRules,
+    obj: CanonicalJsonObject,
+) -> Result<()> {
+    let id = inbound::event_id_of(&obj, rules)?;
+    let pdu = Pdu::from_object(id, obj, rules)?;
+    let membership = pdu.content_value()["membership"].as_str().unwrap_or("leave").to_string();
+    let (rid, v) = (room_id.to_string(), version.to_string());
+    app.db
+        .write(move |c| {
+            let room_nid = match rooms::get(c, &rid)? {
+                Some(r) => r.nid,
+                None => rooms::insert(c, &rid, &v, pdu.sender.as_str(), now_ms())?,
+            };
+            if events::by_id(c, pdu.event_id.as_str())?.is_some() {
+                return Ok(());
+            }
+            let json = serde_json::to_string(&pdu.json).map_err(Error::internal)?;
+            let prev: Vec<String> = pdu.prev_events.iter().map(|e| e.to_string()).collect();
+            let t = pdu.type_str();
+            let row = inbound::new_row(&pdu, &t, &json, &prev);
+            let place = Placement {
+                timeline: true,
+                extremity: false,
+                current: false,
+                rejected: None,
+                soft_failed: false,
+            };
+            let done = events::insert(c, room_nid, None, &row, place)?;
+            if let Some(target) = pdu.state_key.as_deref() {
+                events::set_membership(
+                    c,
+                    room_nid,
+                    target,
+                    &membership,
+                    done.nid,
+                    done.stream_pos,
+                )?;
+            }
+            Ok(())
+        })
+        .await?;
+    app.notifier.notify();
+    Ok(())
+}
+
+/// Reject an invite to (or leave) a room this server is not in: through `make_leave` /
+/// `send_leave` on the candidate servers, else only locally.
+/// Returns the leave event's ID, or (rejected only here) the invite's.
+pub async fn leave_remote(app: &App, user_id: &str, room_id: &str) -> Result<ruma::OwnedEventId> {
+    let servers = candidate_servers(app, user_id, room_id, &[]).await?;
+    for server in &servers {
+        match leave_via(app, server, user_id, room_id).await {
+            Ok(id) => return Ok(id),
+            Err(e) => tracing::info!(%server, %room_id, "remote leave failed: {e}"),
+        }
+    }
+    // Nobody could be reached: forget the invite here, as Synapse does.
+    let (rid, uid) = (room_id.to_string(), user_id.to_string());
+    let invite = app
+        .db
+        .write(move |c| {
+            let Some(r) = rooms::get(c, &rid)? else { return Ok(None) };
+            let ms = events::memberships_of(c, &uid)?;
+            let Some(m) = ms.iter().find(|m| m.room_nid == r.nid) else { return Ok(None) };
+            let pos = crate::store::account_data::next_stream_pos(c, "events")?;
+            events::set_membership(c, r.nid, &uid, "leave", m.event_nid, pos)?;
+            Ok(events::by_nid(c, m.event_nid)?.map(|e| e.event_id))
+        })
+        .await?;
+    app.notifier.notify();
+    let id = invite.ok_or_else(|| Error::NotFound("No invite to reject".into()))?;
+    ruma::OwnedEventId::try_from(id).map_err(Error::internal)
+}
+
+async fn leave_via(
+    app: &App,
+    server: &str,
+    user_id: &str,
+    room_id: &str,
+) -> Result<ruma::OwnedEventId> {
+    let (version, rules, pdu, _) =
+        make_and_send(app, server, "leave", room_id, user_id, json!({"membership": "leave"}))
+            .await?;
+    store_outside_dag(app, room_id, &version, &rules, pdu.json.clone()).await?;
+    Ok(pdu.event_id.clone())
+}

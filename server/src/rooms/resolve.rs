@@ -1,0 +1,143 @@
+//! State resolution over stored events: the states of several forks (or of several
+//! prev_events) merged with ruma's implementation of the room version's algorithm.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use ruma::events::StateEventType;
+use ruma::room_version_rules::RoomVersionRules;
+use ruma::state_res::utils::event_id_set::EventIdSet;
+use ruma::{EventId, OwnedEventId};
+use rusqlite::Connection;
+
+use super::{Pdu, PduRef};
+use crate::error::{Error, Result};
+use crate::store::events;
+
+/// A state: (type, state_key) -> event ID.
+pub type IdState = HashMap<(String, String), String>;
+
+/// Loads events by ID from SQLite (and from `extra`, events not stored yet), caching them.
+pub struct EventCache<'c> {
+    conn: &'c Connection,
+    rules: RoomVersionRules,
+    cache: RefCell<HashMap<String, Option<PduRef>>>,
+}
+
+impl<'c> EventCache<'c> {
+    pub fn new(conn: &'c Connection, rules: &RoomVersionRules, extra: &[PduRef]) -> Self {
+        let cache = extra.iter().map(|p| (p.event_id.to_string(), Some(p.clone()))).collect();
+        EventCache { conn, rules: rules.clone(), cache: RefCell::new(cache) }
+    }
+
+    pub fn get(&self, id: &str) -> Option<PduRef> {
+        if let Some(hit) = self.cache.borrow().get(id) {
+            return hit.clone();
+        }
+        let loaded = events::by_id(self.conn, id).ok().flatten().and_then(|r| {
+            let mut p = Pdu::from_stored(&r.event_id, &r.json, &self.rules).ok()?;
+            p.rejected = r.rejected.is_some();
+            Some(Arc::new(p))
+        });
+        self.cache.borrow_mut().insert(id.to_string(), loaded.clone());
+        loaded
+    }
+
+    /// Every event reachable through auth_events from `start`.
+    pub fn auth_chain(&self, start: &[OwnedEventId]) -> HashSet<OwnedEventId> {
+        let mut seen = HashSet::new();
+        let mut todo: Vec<OwnedEventId> = start.to_vec();
+        while let Some(id) = todo.pop() {
+            if let Some(e) = self.get(id.as_str()) {
+                for a in &e.auth_events {
+                    if seen.insert(a.clone()) {
+                        todo.push(a.clone());
+                    }
+                }
+            }
+        }
+        seen
+    }
+}
+
+/// Resolve `states` into one. A single state (or identical ones) is returned as is.
+pub fn resolve(cache: &EventCache<'_>, states: &[IdState]) -> Result<IdState> {
+    let mut distinct: Vec<&IdState> = vec![];
+    for s in states {
+        if !distinct.contains(&s) {
+            distinct.push(s);
+        }
+    }
+    match distinct.len() {
+        0 => return Ok(IdState::new()),
+        1 => return Ok(distinct[0].clone()),
+        _ => {}
+    }
+    let v2 = cache
+        .rules
+        .state_res
+        .v2_rules()
+        .ok_or_else(|| Error::internal("state resolution v1 rooms are not supported"))?;
+    let maps: Vec<ruma::state_res::StateMap<OwnedEventId>> = distinct
+        .iter()
+        .map(|s| {
+            s.iter()
+                .filter_map(|((t, k), id)| {
+                    Some((
+                        (StateEventType::from(t.as_str()), k.clone()),
+                        OwnedEventId::try_from(id.as_str()).ok()?,
+                    ))
+                })
+                .collect()
+        })
+        .collect();
+    let chains: Vec<EventIdSet<OwnedEventId>> = maps
+        .iter()
+        .map(|m| {
+            let ids: Vec<OwnedEventId> = m.values().cloned().collect();
+            let mut chain = cache.auth_chain(&ids);
+            chain.extend(ids);
+            chain.into_iter().collect()
+        })
+        .collect();
+    let resolved = ruma::state_res::resolve(
+        &cache.rules.authorization,
+        v2,
+        maps.iter(),
+        chains,
+        |id: &EventId| cache.get(id.as_str()).map(|p| (*p).clone()),
+        |_| None,
+    )
+    .map_err(|e| Error::internal(format!("state resolution: {e}")))?;
+    Ok(resolved.into_iter().map(|((t, k), id)| ((t.to_string(), k), id.to_string())).collect())
+}
+
+/// The state after a stored event, as event IDs.
+pub fn state_after(conn: &Connection, event_id: &str) -> Result<Option<IdState>> {
+    let Some(row) = events::by_id(conn, event_id)? else { return Ok(None) };
+    let Some(group) = row.state_after else { return Ok(None) };
+    ids_of_group(conn, group).map(Some)
+}
+
+pub fn ids_of_group(conn: &Connection, group: i64) -> Result<IdState> {
+    let nids = crate::store::state::state_at(conn, group)?;
+    let mut out = IdState::new();
+    for (k, nid) in nids {
+        if let Some(r) = events::by_nid(conn, nid)? {
+            out.insert(k, r.event_id);
+        }
+    }
+    Ok(out)
+}
+
+/// Event IDs to nids, for storing a resolved state.
+pub fn to_nids(conn: &Connection, state: &IdState) -> Result<HashMap<(String, String), i64>> {
+    let mut out = HashMap::new();
+    for (k, id) in state {
+        if let Some(r) = events::by_id(conn, id)? {
+            out.insert(k.clone(), r.nid);
+        }
+    }
+    Ok(out)
+}
