@@ -8,5 +8,6 @@ mod media;
 mod notary;
 mod profile;
 mod public_rooms;
+mod query_auth;
 mod rooms;
 mod support;
