@@ -35,6 +35,9 @@ pub struct Config {
     pub registration_requires_token: bool,
     pub allow_guest_access: bool,
     pub serve_server_wellknown: bool,
+    /// `allow_public_rooms_over_federation`: other servers may list this server's room
+    /// directory (Synapse's default: no).
+    pub allow_public_rooms_over_federation: bool,
     pub media_store_path: PathBuf,
     pub max_upload_size: u64,
     pub max_json_body: usize,
@@ -299,6 +302,7 @@ impl Config {
             registration_requires_token: false,
             allow_guest_access: false,
             serve_server_wellknown: false,
+            allow_public_rooms_over_federation: false,
             media_store_path: data_dir.join("media_store"),
             max_upload_size: 50 * 1024 * 1024,
             max_json_body: DEFAULT_MAX_JSON_BODY,
@@ -395,6 +399,11 @@ impl Config {
         bool_key(&mut r, "registration_requires_token", &mut c.registration_requires_token);
         bool_key(&mut r, "allow_guest_access", &mut c.allow_guest_access);
         bool_key(&mut r, "serve_server_wellknown", &mut c.serve_server_wellknown);
+        bool_key(
+            &mut r,
+            "allow_public_rooms_over_federation",
+            &mut c.allow_public_rooms_over_federation,
+        );
         if let Some(v) = r.path("media_store_path") {
             c.media_store_path = v;
         }

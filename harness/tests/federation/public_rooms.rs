@@ -1,8 +1,8 @@
 //! The public room directory over federation: `GET`/`POST /_matrix/federation/v1/
 //! publicRooms` served to other servers, and a client's `/publicRooms?server=` asking them.
 
-use glia_harness::Deployment;
 use glia_harness::federation::FakeServer;
+use glia_harness::{Deployment, HsConfig};
 use serde_json::{Value, json};
 
 use crate::support::{one_trusting, server_of, unreachable_server};
@@ -23,10 +23,13 @@ async fn public_room(c: &glia_harness::Client, name: &str) -> String {
         .to_string()
 }
 
+const OPEN: &str = "allow_public_rooms_over_federation: true\n";
+
 /// hs2's user lists hs1's public rooms, plainly and with a search term (sent as POST).
 #[tokio::test]
 async fn test_remote_public_rooms() {
-    let Some(d) = Deployment::federated(2).await else { return };
+    let cfg = HsConfig { extra_yaml: OPEN.into(), ..Default::default() };
+    let Some(d) = Deployment::federated_with(2, cfg).await else { return };
     let alice = d.register_user(0, "alice").await;
     let bob = d.register_user(1, "bob").await;
     let room = public_room(&alice, "Llama Gardening").await;
@@ -49,7 +52,7 @@ async fn test_remote_public_rooms() {
 /// A fake server's signed GET and POST are answered; unsigned ones are 401.
 #[tokio::test]
 async fn test_inbound_federation_public_rooms() {
-    let Some(d) = one_trusting("").await else { return };
+    let Some(d) = one_trusting(OPEN).await else { return };
     let alice = d.register_user(0, "alice").await;
     let room = public_room(&alice, "Otter Club").await;
     let dest = server_of(&alice.user_id);
@@ -100,5 +103,22 @@ async fn test_remote_public_rooms_failures() {
     bob.get(&["_matrix", "client", "v3", "publicRooms", &q("bad server name!")])
         .await
         .must_error(400, "M_INVALID_PARAM");
+    d.destroy().await;
+}
+
+/// By default (as in Synapse) other servers may not list the directory: 403 M_FORBIDDEN,
+/// which a client asking through another Glia sees too.
+#[tokio::test]
+async fn test_public_rooms_over_federation_off_by_default() {
+    let Some(d) = Deployment::federated(2).await else { return };
+    let alice = d.register_user(0, "alice").await;
+    let bob = d.register_user(1, "bob").await;
+    public_room(&alice, "Hidden from other servers").await;
+    let q = format!("?server={}", glia_harness::client::encode_segment(&server_of(&alice.user_id)));
+    bob.get(&["_matrix", "client", "v3", "publicRooms", &q]).await.must_error(403, "M_FORBIDDEN");
+    let fake = FakeServer::start().await;
+    let dest = server_of(&alice.user_id);
+    let path = "/_matrix/federation/v1/publicRooms";
+    fake.request(&d.hs(0).base_url, &dest, "GET", path, None).await.must_error(403, "M_FORBIDDEN");
     d.destroy().await;
 }

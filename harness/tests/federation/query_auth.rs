@@ -10,7 +10,9 @@ use crate::support::{one_trusting, server_of};
 /// to the user-key, public-room and media endpoints: all 401 M_UNAUTHORIZED.
 #[tokio::test]
 async fn test_inbound_queries_refuse_bad_signatures() {
-    let Some(d) = one_trusting("").await else { return };
+    let Some(d) = one_trusting("allow_public_rooms_over_federation: true\n").await else {
+        return;
+    };
     let alice = d.register_user(0, "alice").await;
     let dest = server_of(&alice.user_id);
     let base = d.hs(0).base_url.clone();

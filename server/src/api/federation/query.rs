@@ -1,11 +1,12 @@
 //! Inbound queries other servers make that involve no room DAG: the public room directory
-//! (`/publicRooms`, GET and POST), served from the same code as the client directory.
+//! (`/publicRooms`, GET and POST), served from the same code as the client directory when
+//! `allow_public_rooms_over_federation` is on (off by default, as in Synapse: 403).
 
 use std::sync::Arc;
 
 use crate::api::client::directory::{post_params, public_rooms};
 use crate::app::App;
-use crate::error::{Result, invalid_param};
+use crate::error::{Error, Result, invalid_param};
 use crate::http::request::Req;
 use crate::http::response::Resp;
 use crate::http::router::Router;
@@ -15,8 +16,17 @@ pub fn routes(r: &mut Router) {
     r.post("/_matrix/federation/v1/publicRooms", public_rooms_post);
 }
 
+/// Authenticate, then refuse unless the directory is open to other servers.
+async fn check_allowed(app: &App, req: &Req) -> Result<()> {
+    let origin = app.auth_server(req).await?;
+    if !app.config.allow_public_rooms_over_federation {
+        return Err(Error::Forbidden(format!("Federation denied with {origin}.")));
+    }
+    Ok(())
+}
+
 async fn public_rooms_get(app: Arc<App>, req: Req) -> Result<Resp> {
-    app.auth_server(&req).await?;
+    check_allowed(&app, &req).await?;
     let limit = req
         .query("limit")
         .map(|l| l.parse::<u64>())
@@ -26,7 +36,7 @@ async fn public_rooms_get(app: Arc<App>, req: Req) -> Result<Resp> {
 }
 
 async fn public_rooms_post(app: Arc<App>, req: Req) -> Result<Resp> {
-    app.auth_server(&req).await?;
+    check_allowed(&app, &req).await?;
     let (limit, since, term) = post_params(&req.json_object(true)?)?;
     public_rooms(&app, limit, since.as_deref(), term).await
 }
