@@ -231,3 +231,26 @@ async fn test_key_query_failures_are_per_server() {
     assert!(r["failures"][&hung].is_object(), "{r}");
     d.destroy().await;
 }
+
+/// A query naming many servers that all hang still answers within the client's
+/// `timeout` (servers are asked a few at a time, against one deadline), each in `failures`.
+#[tokio::test]
+async fn test_key_query_many_hanging_servers_bounded_by_timeout() {
+    let Some(d) = one_trusting("").await else { return };
+    let bob = d.register_user(0, "bob").await;
+    let mut users = serde_json::Map::new();
+    let mut servers = vec![];
+    for _ in 0..45 {
+        let s = hanging_server().await;
+        users.insert(format!("@u:{s}"), json!([]));
+        servers.push(s);
+    }
+    let started = Instant::now();
+    let body = json!({"timeout": 1500, "device_keys": users});
+    let r = bob.request("POST", &keys_path("query"), body).await.must_status(200);
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    for s in &servers {
+        assert!(r["failures"][s].is_object(), "{s} in failures: {r}");
+    }
+    d.destroy().await;
+}

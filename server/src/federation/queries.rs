@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::StreamExt;
 use http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
@@ -158,16 +158,22 @@ pub fn failure(e: &Error) -> Value {
     }
 }
 
-/// POST `body` to `path` on each server at once, each within `timeout`. A server that
-/// fails, answers an error or answers something that is not a JSON object gets an `Err`.
+/// Servers a key query asks at the same time (a client may name thousands).
+const FAN_OUT: usize = 20;
+
+/// POST `body` to `path` on each server, `FAN_OUT` at a time, all within `timeout`. A
+/// server that fails, answers an error or answers something that is not a JSON object, or
+/// is not reached in time, gets an `Err`.
 pub async fn fan_out(
     app: &App,
     path: &str,
     requests: Vec<(String, Value)>,
     timeout: Duration,
 ) -> Vec<(String, Result<Map<String, Value>>)> {
+    let deadline = tokio::time::Instant::now() + timeout;
     let calls = requests.into_iter().map(|(server, body)| async move {
-        let r = match ask(app, &server, Method::POST, path, Some(&body), timeout).await {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let r = match ask(app, &server, Method::POST, path, Some(&body), left).await {
             Ok((status, Value::Object(m))) if status.is_success() => Ok(m),
             Ok((status, v)) if !status.is_success() => Err(Error::Unknown(format!(
                 "{server} answered {status}: {}",
@@ -181,7 +187,7 @@ pub async fn fan_out(
         }
         (server, r)
     });
-    join_all(calls).await
+    futures_util::stream::iter(calls).buffer_unordered(FAN_OUT).collect().await
 }
 
 /// Whether `user_id` belongs to `server` (remote answers are trusted only for their own
