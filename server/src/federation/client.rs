@@ -28,6 +28,19 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest response accepted (a send_join of a big room is tens of MB).
 const MAX_RESPONSE: usize = 200 * 1024 * 1024;
 
+/// Largest key response accepted (a real one is well under a kilobyte).
+const MAX_KEY_RESPONSE: usize = 1024 * 1024;
+
+/// What a signed request is: who sends it where, and what.
+pub struct RequestParts<'a> {
+    pub origin: &'a str,
+    pub key: &'a SigningKey,
+    pub destination: &'a str,
+    pub method: Method,
+    pub path_and_query: &'a str,
+    pub body: Option<&'a Value>,
+}
+
 pub struct FederationClient {
     /// None when the system has no usable DNS configuration: only IP literals and explicit
     /// ports then resolve (enough for test federations on loopback).
@@ -330,6 +343,18 @@ impl FederationClient {
         path_and_query: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value)> {
+        let r = RequestParts { origin, key, destination, method, path_and_query, body };
+        self.request_limited(r, MAX_RESPONSE).await
+    }
+
+    /// [`FederationClient::request`] reading at most `limit` bytes of response (queries
+    /// whose answers are small: a peer cannot make us hold 200 MB for a profile).
+    pub async fn request_limited(
+        &self,
+        r: RequestParts<'_>,
+        limit: usize,
+    ) -> Result<(StatusCode, Value)> {
+        let RequestParts { origin, key, destination, method, path_and_query, body } = r;
         self.check_destination(destination)?;
         let auth = xmatrix::sign(method.as_str(), path_and_query, origin, destination, body, key)?;
         let bytes = match body {
@@ -337,7 +362,8 @@ impl FederationClient {
             None => Bytes::new(),
         };
         let target = self.resolve(destination).await;
-        let (status, resp) = self.raw(&target, method, path_and_query, Some(auth), bytes).await?;
+        let (status, _, resp) =
+            self.raw_full(&target, method, path_and_query, Some(auth), bytes, limit).await?;
         let json = serde_json::from_slice(&resp).unwrap_or(Value::Null);
         Ok((status, json))
     }
@@ -386,7 +412,8 @@ impl FederationClient {
     pub async fn get_unsigned(&self, destination: &str, path: &str) -> Result<(StatusCode, Value)> {
         self.check_destination(destination)?;
         let target = self.resolve(destination).await;
-        let (status, resp) = self.raw(&target, Method::GET, path, None, Bytes::new()).await?;
+        let (status, _, resp) =
+            self.raw_full(&target, Method::GET, path, None, Bytes::new(), MAX_KEY_RESPONSE).await?;
         Ok((status, serde_json::from_slice(&resp).unwrap_or(Value::Null)))
     }
 }

@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 use http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
+use super::client::RequestParts;
 use super::encode;
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -15,6 +16,9 @@ use crate::error::{Error, Result};
 /// How long a client waits for a remote profile, alias or room list (Synapse's default
 /// federation query timeout is of this order; a hung peer must not hold the client).
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most read of an answer to a query (a large server's room list page, or keys of
+/// many devices, fit easily).
+const MAX_QUERY_RESPONSE: usize = 16 * 1024 * 1024;
 
 /// A signed request to `destination`, answered within `timeout`. Transport failures are
 /// `Error::Unknown`; a refused destination (`federation_domain_whitelist`) `Forbidden`.
@@ -26,14 +30,15 @@ pub async fn ask(
     body: Option<&Value>,
     timeout: Duration,
 ) -> Result<(StatusCode, Value)> {
-    let req = app.federation.request(
-        app.config.server_name.as_str(),
-        &app.signing_key,
+    let parts = RequestParts {
+        origin: app.config.server_name.as_str(),
+        key: &app.signing_key,
         destination,
         method,
-        path,
+        path_and_query: path,
         body,
-    );
+    };
+    let req = app.federation.request_limited(parts, MAX_QUERY_RESPONSE);
     tokio::time::timeout(timeout, req)
         .await
         .map_err(|_| Error::Unknown(format!("{destination} did not answer in time")))?
