@@ -123,15 +123,21 @@ impl Deployment {
     }
 
     pub async fn federated_with(n: usize, cfg: HsConfig) -> Option<Deployment> {
+        Deployment::federated_hosts(&vec!["localhost"; n], cfg).await
+    }
+
+    /// Federating servers named `<host>:<port>`, one per host given. The test CA's
+    /// certificate covers `localhost` and `127.0.0.1`: two hosts a server ACL can tell apart.
+    pub async fn federated_hosts(hosts: &[&str], cfg: HsConfig) -> Option<Deployment> {
         if let Target::External(_) = Target::from_env() {
             eprintln!("SKIP: scenario needs federating in-process servers");
             return None;
         }
         let mut servers = vec![];
-        for _ in 0..n {
+        for host in hosts {
             let port = free_port();
             let cfg = HsConfig { federation_port: Some(port), ..cfg.clone() };
-            servers.push(start_in_process(&format!("localhost:{port}"), &cfg).await);
+            servers.push(start_in_process(&format!("{host}:{port}"), &cfg).await);
         }
         Some(Deployment { servers, target: Target::InProcess })
     }

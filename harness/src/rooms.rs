@@ -78,3 +78,10 @@ pub async fn join_through(c: &Client, room_id: &str, servers: &[&str]) -> crate:
 pub async fn join_via(c: &Client, room_id: &str, server: &str) -> Value {
     join_through(c, room_id, &[server]).await.json()
 }
+
+/// Sync as `c` until the event is in the room's timeline (or state).
+pub async fn wait_event(c: &Client, room: &str, event_id: &str) {
+    let what = format!("event {event_id} in {room}");
+    let id = event_id.to_string();
+    c.sync_until(None, &what, WAIT, has_event(room, move |e| e["event_id"] == id.as_str())).await;
+}

@@ -43,21 +43,9 @@ async fn setup() -> Option<(Deployment, Client, Client, Peer)> {
 
 async fn talk(a: &Client, b: &Client, room: &str) {
     let from_a = send_text(a, room, "from one side").await;
-    b.sync_until(
-        None,
-        "the message on the other server",
-        WAIT,
-        has_event(room, |e| e["event_id"] == from_a.as_str()),
-    )
-    .await;
+    wait_event(b, room, &from_a).await;
     let from_b = send_text(b, room, "and back").await;
-    a.sync_until(
-        None,
-        "the reply on the first server",
-        WAIT,
-        has_event(room, |e| e["event_id"] == from_b.as_str()),
-    )
-    .await;
+    wait_event(a, room, &from_b).await;
 }
 
 #[tokio::test]
@@ -90,13 +78,7 @@ async fn synapse_user_joins_glia_room_and_they_talk() {
     })
     .await;
     let ev = send_text(&glia, &room, "read this").await;
-    syn.sync_until(
-        None,
-        "the message on Synapse",
-        WAIT,
-        has_event(&room, |e| e["event_id"] == ev.as_str()),
-    )
-    .await;
+    wait_event(&syn, &room, &ev).await;
     syn.request("POST", &cs(&["rooms", &room, "receipt", "m.read", &ev]), json!({}))
         .await
         .must_status(200);

@@ -1,5 +1,6 @@
 //! Server-server API scenarios. So far: the key server and the federation version.
 
+mod acl;
 mod auth;
 mod directory;
 mod e2e_keys;

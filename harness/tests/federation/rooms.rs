@@ -46,22 +46,9 @@ async fn test_join_via_room_id_and_server_name_then_talk() {
 
     // Messages both ways (TestMessagesOverFederation).
     let from_bob = send_text(&bob, &room, "hello from hs2").await;
-    alice
-        .sync_until(
-            None,
-            "bob's message on hs1",
-            WAIT,
-            has_event(&room, |e| e["event_id"] == from_bob.as_str()),
-        )
-        .await;
+    wait_event(&alice, &room, &from_bob).await;
     let from_alice = send_text(&alice, &room, "hello from hs1").await;
-    bob.sync_until(
-        None,
-        "alice's message on hs2",
-        WAIT,
-        has_event(&room, |e| e["event_id"] == from_alice.as_str()),
-    )
-    .await;
+    wait_event(&bob, &room, &from_alice).await;
 
     // Both servers list both members as joined.
     for c in [&alice, &bob] {
@@ -161,14 +148,7 @@ async fn test_remote_typing_and_receipts() {
     })
     .await;
     let ev = send_text(&bob, &room, "read me").await;
-    alice
-        .sync_until(
-            None,
-            "bob's message on hs1",
-            WAIT,
-            has_event(&room, |e| e["event_id"] == ev.as_str()),
-        )
-        .await;
+    wait_event(&alice, &room, &ev).await;
     alice
         .request("POST", &cs(&["rooms", &room, "receipt", "m.read", &ev]), json!({}))
         .await
@@ -253,5 +233,23 @@ async fn test_device_lists_update_over_federation() {
             .is_some_and(|u| u.iter().any(|u| u == alice_id.as_str()))
     })
     .await;
+    dep.destroy().await;
+}
+
+#[tokio::test]
+async fn test_redaction_over_federation() {
+    let Some(dep) = Deployment::federated(2).await else { return };
+    let (alice, bob, room) = shared_room(&dep).await;
+    let ev = send_text(&alice, &room, "regrettable").await;
+    wait_event(&bob, &room, &ev).await;
+    let r = alice
+        .request("PUT", &cs(&["rooms", &room, "redact", &ev, "r1"]), json!({"reason": "oops"}))
+        .await
+        .must_status(200);
+    let redaction = r["event_id"].as_str().expect("event_id").to_string();
+    wait_event(&bob, &room, &redaction).await;
+    // Bob's server applied it: the message's content is gone there too.
+    let seen = bob.get(&cs(&["rooms", &room, "event", &ev])).await.must_status(200);
+    assert_eq!(seen["content"], json!({}), "not redacted on hs2: {seen}");
     dep.destroy().await;
 }

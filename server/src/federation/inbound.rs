@@ -113,6 +113,10 @@ pub async fn receive(app: &App, origin: &str, raw: &Value) -> Result<(OwnedEvent
         .read(move |c| crate::store::rooms::get(c, &rid))
         .await?
         .ok_or_else(|| Error::NotFound(format!("Unknown room {room_id}")))?;
+    let (nid, o) = (room_row.nid, origin.to_string());
+    if !app.db.read(move |c| crate::rooms::acl::room_allows(c, nid, &o)).await? {
+        return Err(Error::Forbidden(format!("Server {origin} is banned from this room")));
+    }
     let (_, rules) = crate::rooms::rules_for(&room_row.room_version)?;
     let pdu = verify_pdu(app, &rules, raw).await?;
     let origin_ok = server_of(pdu.sender.as_str()) == Some(origin)
@@ -504,6 +508,26 @@ pub async fn persist(
     let reloaded = Rooms::reload(app, room).await;
     let woken = outcome?;
     reloaded?;
+    if accepted
+        && pdu.type_str() == "m.room.redaction"
+        && let Some(target) = &pdu.redacts
+    {
+        let t = target.to_string();
+        let target_row = app.db.read(move |c| events::by_id(c, &t)).await?;
+        let power = room.get("m.room.power_levels", "").map(|e| e.content_value());
+        if let Some(row) = target_row
+            && row.room_nid == room.nid
+            && crate::rooms::redaction::allowed(power.as_ref(), pdu.sender.as_str(), &row.sender)
+        {
+            crate::rooms::redaction::apply(
+                app,
+                &room.rules,
+                target.as_str(),
+                pdu.event_id.as_str(),
+            )
+            .await?;
+        }
+    }
     for d in woken {
         app.fed_sender.wake(&d);
     }

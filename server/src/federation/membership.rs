@@ -219,20 +219,7 @@ async fn lock_or_create(app: &App, room_id: &str, version: &str, creator: &str) 
 pub async fn send_invite(app: &App, room: &Locked, pdu: &PduRef) -> Result<PduRef> {
     let target = pdu.state_key.clone().unwrap_or_default();
     let server = target.split_once(':').map(|(_, s)| s.to_string()).unwrap_or_default();
-    let mut stripped = vec![];
-    for t in crate::sync::rooms::INVITE_STATE {
-        if let Some(e) = room.get(t, "") {
-            stripped.push(strip(e));
-        }
-    }
-    if let Some(e) = room.get("m.room.member", pdu.sender.as_str()) {
-        stripped.push(strip(e));
-    }
-    let body = json!({
-        "event": pdu.json,
-        "room_version": room.version.as_str(),
-        "invite_room_state": stripped,
-    });
+    let body = invite_request(room, pdu);
     let path = format!(
         "/_matrix/federation/v2/invite/{}/{}",
         encode(room.room_id.as_str()),
@@ -249,6 +236,25 @@ pub async fn send_invite(app: &App, room: &Locked, pdu: &PduRef) -> Result<PduRe
         return Err(Error::Unknown(format!("{server} changed the invite event")));
     }
     Ok(std::sync::Arc::new(Pdu::from_object(id, obj, &room.rules)?))
+}
+
+/// The body of `PUT /v2/invite`: the event, the room version and the stripped state the
+/// invited user sees before joining.
+pub fn invite_request(room: &crate::rooms::RoomHandle, pdu: &Pdu) -> Value {
+    let mut stripped = vec![];
+    for t in crate::sync::rooms::INVITE_STATE {
+        if let Some(e) = room.get(t, "") {
+            stripped.push(strip(e));
+        }
+    }
+    if let Some(e) = room.get("m.room.member", pdu.sender.as_str()) {
+        stripped.push(strip(e));
+    }
+    json!({
+        "event": pdu.json,
+        "room_version": room.version.as_str(),
+        "invite_room_state": stripped,
+    })
 }
 
 fn strip(e: &Pdu) -> Value {

@@ -163,6 +163,11 @@ async fn run(app: Arc<App>, destination: String, w: Arc<Worker>) {
     }
 }
 
+/// The body of `PUT /send/{txnId}`.
+pub fn transaction(origin: &str, ts: i64, pdus: Vec<Value>, edus: Vec<Value>) -> Value {
+    json!({"origin": origin, "origin_server_ts": ts, "pdus": pdus, "edus": edus})
+}
+
 async fn send_batch(app: &App, destination: &str, batch: &[outbox::Queued]) -> Result<()> {
     let mut pdus = vec![];
     let mut edus = vec![];
@@ -171,12 +176,7 @@ async fn send_batch(app: &App, destination: &str, batch: &[outbox::Queued]) -> R
         if q.kind == "pdu" { pdus.push(v) } else { edus.push(v) }
     }
     let txn_id = app.fed_sender.next_txn_id();
-    let body = json!({
-        "origin": app.config.server_name.as_str(),
-        "origin_server_ts": now_ms(),
-        "pdus": pdus,
-        "edus": edus,
-    });
+    let body = transaction(app.config.server_name.as_str(), now_ms(), pdus, edus);
     let path = format!("/_matrix/federation/v1/send/{txn_id}");
     let (status, resp) = app.fed_request(destination, Method::PUT, &path, Some(&body)).await?;
     if !status.is_success() {

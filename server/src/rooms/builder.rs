@@ -134,11 +134,21 @@ pub fn template(
 pub fn finish(
     app: &App,
     rules: &ruma::room_version_rules::RoomVersionRules,
+    obj: CanonicalJsonObject,
+) -> Result<PduRef> {
+    sign_event(app.config.server_name.as_str(), &app.signing_key, rules, obj)
+}
+
+/// `finish` with an explicit server name and key (deterministic for the payload snapshots).
+pub fn sign_event(
+    server_name: &str,
+    key: &crate::keys::SigningKey,
+    rules: &ruma::room_version_rules::RoomVersionRules,
     mut obj: CanonicalJsonObject,
 ) -> Result<PduRef> {
     let v1_ids = matches!(rules.event_id_format, EventIdFormatVersion::V1);
     if v1_ids && !obj.contains_key("event_id") {
-        let id = format!("${}:{}", crate::users::random_string(18), app.config.server_name);
+        let id = format!("${}:{}", crate::users::random_string(18), server_name);
         obj.insert("event_id".into(), canonical(json!(id))?);
     }
     let too_large = |size: usize| {
@@ -150,16 +160,11 @@ pub fn finish(
     if unsigned_size > MAX_PDU_BYTES {
         return Err(too_large(unsigned_size));
     }
-    ruma::signatures::hash_and_sign_event(
-        app.config.server_name.as_str(),
-        &app.signing_key.pair,
-        &mut obj,
-        &rules.redaction,
-    )
-    .map_err(|e| match e {
-        ruma::signatures::JsonError::PduTooLarge => too_large(unsigned_size),
-        e => Error::internal(format!("signing: {e}")),
-    })?;
+    ruma::signatures::hash_and_sign_event(server_name, &key.pair, &mut obj, &rules.redaction)
+        .map_err(|e| match e {
+            ruma::signatures::JsonError::PduTooLarge => too_large(unsigned_size),
+            e => Error::internal(format!("signing: {e}")),
+        })?;
     let size = serde_json::to_vec(&obj).map_err(Error::internal)?.len();
     if size > MAX_PDU_BYTES {
         return Err(too_large(size));

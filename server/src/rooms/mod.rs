@@ -5,12 +5,14 @@
 //! `RoomHandle` (current state, DAG tips, state group), loaded from SQLite on first use,
 //! so sending an event reads nothing from disk. Different rooms run in parallel.
 
+pub mod acl;
 pub mod builder;
 pub mod create;
 pub mod format;
 pub mod membership;
 pub mod pdu;
 pub mod push;
+pub mod redaction;
 pub mod resolve;
 pub mod server_notices;
 pub mod shutdown;
@@ -319,6 +321,8 @@ pub fn destinations(
     pdu: &Pdu,
 ) -> Result<Vec<String>> {
     let mut dests = crate::store::federation::hosts(c, room_nid, own)?;
+    let acl = acl::current(c, room_nid)?;
+    dests.retain(|d| acl::allows(acl.as_ref(), d));
     if pdu.type_str() == "m.room.member"
         && let Some(target) = pdu.state_key.as_deref().and_then(|k| ruma::UserId::parse(k).ok())
         && target.server_name() != own

@@ -122,6 +122,14 @@ pub fn hosts(conn: &Connection, room_nid: i64, own: &str) -> Result<Vec<String>>
     servers_of(conn, sql, &room_nid, own)
 }
 
+/// The room's hosts its server ACL lets in: where its EDUs go.
+pub fn allowed_hosts(conn: &Connection, room_nid: i64, own: &str) -> Result<Vec<String>> {
+    let mut out = hosts(conn, room_nid, own)?;
+    let acl = crate::rooms::acl::current(conn, room_nid)?;
+    out.retain(|d| crate::rooms::acl::allows(acl.as_ref(), d));
+    Ok(out)
+}
+
 /// The other servers sharing a joined room with `user_id` (where their presence and
 /// device list updates go).
 pub fn hosts_of_user(conn: &Connection, user_id: &str, own: &str) -> Result<Vec<String>> {

@@ -55,7 +55,8 @@ async fn store_receipt(
     // Private receipts stay on this server.
     if kind == "m.read" {
         let own = app.config.server_name.to_string();
-        let hosts = app.db.read(move |c| crate::store::federation::hosts(c, nid, &own)).await?;
+        let hosts =
+            app.db.read(move |c| crate::store::federation::allowed_hosts(c, nid, &own)).await?;
         crate::federation::sender::send_edu(app, hosts, "m.receipt", edu).await?;
     }
     Ok(())

@@ -35,7 +35,7 @@ async fn typing(app: Arc<App>, req: Req) -> Result<Resp> {
     let deadline =
         app.typing.set(&app.notifier, &room.room_id, &user.user_id, typing.then_some(timeout));
     let (nid, own) = (room.nid, app.config.server_name.to_string());
-    let hosts = app.db.read(move |c| crate::store::federation::hosts(c, nid, &own)).await?;
+    let hosts = app.db.read(move |c| crate::store::federation::allowed_hosts(c, nid, &own)).await?;
     let edu = serde_json::json!({
         "room_id": room.room_id,
         "user_id": user.user_id,

@@ -35,6 +35,9 @@ async fn room_for(
         .db
         .read(move |c| {
             let Some(r) = rooms::get(c, &rid)? else { return Ok(None) };
+            if !crate::rooms::acl::room_allows(c, r.nid, &o)? {
+                return Ok(Some((r, false)));
+            }
             let member = crate::store::federation::server_in_room(c, r.nid, &o)?;
             let readable =
                 crate::store::state::current_lookup(c, r.nid, "m.room.history_visibility", "")?

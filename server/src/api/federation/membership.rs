@@ -47,6 +47,7 @@ async fn make_membership(app: &App, req: &Req, membership: &str) -> Result<Resp>
         return Err(Error::Forbidden("The user is not from the requesting server".into()));
     }
     let room = app.rooms.lock(app, &room_id).await?;
+    check_acl(&room, &origin)?;
     let resident = {
         let (nid, own) = (room.nid, app.config.server_name.to_string());
         app.db.read(move |c| crate::store::federation::server_in_room(c, nid, &own)).await?
@@ -72,6 +73,16 @@ async fn make_membership(app: &App, req: &Req, membership: &str) -> Result<Resp>
     builder::authorise(&room, &probe)
         .map_err(|why| Error::Forbidden(format!("You are not allowed to {membership}: {why}")))?;
     Ok(ok(&json!({"event": template, "room_version": room.version.as_str()})))
+}
+
+/// 403 when the room's server ACL bans the requesting server.
+fn check_acl(room: &crate::rooms::RoomHandle, origin: &str) -> Result<()> {
+    let acl = room.get("m.room.server_acl", "").map(|e| e.content_value());
+    if crate::rooms::acl::allows(acl.as_ref(), origin) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!("Server {origin} is banned from this room")))
+    }
 }
 
 /// The template as a PDU, to run the auth rules on it before anyone signs it.
@@ -119,6 +130,7 @@ async fn send_membership(app: &App, req: &Req, membership: &str) -> Result<Value
         return Err(bad_json("The event is for another room"));
     }
     let mut room = app.rooms.lock(app, &room_id).await?;
+    check_acl(&room, &origin)?;
     let pdu = inbound::verify_pdu(app, &room.rules, &raw).await?;
     if pdu.event_id.as_str() != event_id {
         return Err(bad_json("The event ID does not match the event"));
@@ -152,26 +164,39 @@ async fn send_membership(app: &App, req: &Req, membership: &str) -> Result<Value
                 .collect();
             let mut chain_ids = cache.auth_chain(&ids);
             chain_ids.extend(cache.get(&eid).map(|p| p.auth_events.clone()).unwrap_or_default());
-            let state_events: Vec<Value> =
-                state.values().filter_map(|i| cache.get(i)).map(|p| json!(p.json)).collect();
-            let auth_chain: Vec<Value> = chain_ids
-                .iter()
-                .filter_map(|i| cache.get(i.as_str()))
-                .map(|p| json!(p.json))
-                .collect();
+            let state_events: Vec<_> = state.values().filter_map(|i| cache.get(i)).collect();
+            let auth_chain: Vec<_> =
+                chain_ids.iter().filter_map(|i| cache.get(i.as_str())).collect();
             let mut servers = crate::store::federation::hosts(c, row.room_nid, "")?;
             if !servers.contains(&own) {
                 servers.push(own.clone());
             }
-            Ok(json!({
-                "origin": own,
-                "state": state_events,
-                "auth_chain": auth_chain,
-                "members_omitted": false,
-                "servers_in_room": servers,
-            }))
+            Ok(send_join_response(&own, state_events, auth_chain, servers))
         })
         .await
+}
+
+/// The `send_join` (v2) answer: the state before the join and its auth chain, oldest
+/// first (by depth, then ID) so the payload does not depend on hash-map order.
+pub fn send_join_response(
+    own: &str,
+    mut state: Vec<crate::rooms::PduRef>,
+    mut auth_chain: Vec<crate::rooms::PduRef>,
+    mut servers: Vec<String>,
+) -> Value {
+    let order = |a: &crate::rooms::PduRef, b: &crate::rooms::PduRef| {
+        (a.depth, a.event_id.as_str()).cmp(&(b.depth, b.event_id.as_str()))
+    };
+    state.sort_by(order);
+    auth_chain.sort_by(order);
+    servers.sort();
+    json!({
+        "origin": own,
+        "state": state.iter().map(|p| json!(p.json)).collect::<Vec<_>>(),
+        "auth_chain": auth_chain.iter().map(|p| json!(p.json)).collect::<Vec<_>>(),
+        "members_omitted": false,
+        "servers_in_room": servers,
+    })
 }
 
 async fn invite_v1(app: Arc<App>, req: Req) -> Result<Resp> {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 mod events;
 mod key_query;
 mod media;
-mod membership;
+pub mod membership;
 mod query;
 mod transactions;
 mod user_keys;

@@ -96,12 +96,17 @@ async fn apply_edu(app: &Arc<App>, origin: &str, edu: &Value) -> Result<()> {
     }
 }
 
-/// The room's nid if `origin` has the user joined to it.
+/// The room's nid if the user (of the origin) is joined to it and the room's ACL lets
+/// their server in.
 async fn joined_room(app: &App, room_id: &str, user_id: &str) -> Result<Option<i64>> {
     let (rid, uid) = (room_id.to_string(), user_id.to_string());
     app.db
         .read(move |c| {
             let Some(r) = rooms::get(c, &rid)? else { return Ok(None) };
+            // The room's server ACL applies to EDUs too.
+            if !crate::rooms::acl::room_allows(c, r.nid, server_of(&uid))? {
+                return Ok(None);
+            }
             let m = crate::store::events::membership(c, r.nid, &uid)?;
             Ok((m.as_deref() == Some("join")).then_some(r.nid))
         })
