@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use crate::support::{hanging_server, one_trusting, server_of, unreachable_server};
 
 fn keys_path(what: &str) -> Vec<&str> {
-    vec!["_matrix", "client", "v3", "keys", what]
+    let mut p = vec!["_matrix", "client", "v3", "keys"];
+    p.extend(what.split('/'));
+    p
 }
 
 /// Sign `v` as `user_id` with `pair` (ruma), as a client does.
@@ -52,6 +54,27 @@ async fn upload_keys(c: &Client) -> Value {
     device_keys
 }
 
+/// An ed25519 key named after its own public key (cross-signing keys are).
+fn cross_signing_pair() -> (Ed25519KeyPair, String) {
+    let der = Ed25519KeyPair::generate();
+    let probe = Ed25519KeyPair::from_der(&der, "probe".into()).expect("key");
+    let public = STANDARD_NO_PAD.encode(probe.public_key());
+    (Ed25519KeyPair::from_der(&der, public.clone()).expect("key"), public)
+}
+
+/// Upload a master key and a self-signing key (signed by the master key) for `c`;
+/// returns both as uploaded.
+async fn upload_cross_signing(c: &Client) -> (Value, Value) {
+    let (master, master_pub) = cross_signing_pair();
+    let (_, ssk_pub) = cross_signing_pair();
+    let key = |usage: &str, public: &str| json!({"user_id": c.user_id, "usage": [usage], "keys": {format!("ed25519:{public}"): public}});
+    let master_key = signed(&c.user_id, &master, key("master", &master_pub));
+    let self_signing = signed(&c.user_id, &master, key("self_signing", &ssk_pub));
+    let body = json!({"master_key": master_key, "self_signing_key": self_signing});
+    c.request("POST", &keys_path("device_signing/upload"), body).await.must_status(200);
+    (master_key, self_signing)
+}
+
 fn claim_body(user_id: &str, device_id: &str) -> Value {
     json!({"one_time_keys": {user_id: {device_id: "signed_curve25519"}}})
 }
@@ -64,11 +87,15 @@ async fn test_federation_key_upload_query() {
     let alice = d.register_user(0, "alice").await;
     let bob = d.register_user(1, "bob").await;
     let uploaded = upload_keys(&alice).await;
+    let (master, self_signing) = upload_cross_signing(&alice).await;
     let r = bob
         .request("POST", &keys_path("query"), json!({"device_keys": {&alice.user_id: []}}))
         .await
         .must_status(200);
     assert_eq!(r["failures"], json!({}), "{r}");
+    assert_eq!(r["master_keys"][&alice.user_id], master, "{r}");
+    assert_eq!(r["self_signing_keys"][&alice.user_id], self_signing, "{r}");
+    assert!(r["user_signing_keys"].get(&alice.user_id).is_none(), "{r}");
     let got = &r["device_keys"][&alice.user_id][&alice.device_id];
     for field in ["user_id", "device_id", "algorithms", "keys", "signatures"] {
         assert_eq!(got[field], uploaded[field], "{field} in {r}");
@@ -119,6 +146,7 @@ async fn test_inbound_user_keys_endpoints() {
         )
         .await;
     let uploaded = upload_keys(&alice).await;
+    let (master, self_signing) = upload_cross_signing(&alice).await;
     let dest = server_of(&alice.user_id);
     let base = d.hs(0).base_url.clone();
     let fake = FakeServer::start().await;
@@ -134,6 +162,7 @@ async fn test_inbound_user_keys_endpoints() {
     assert_eq!(list[0]["device_id"], alice.device_id.as_str());
     assert_eq!(list[0]["keys"]["keys"], uploaded["keys"]);
     assert!(!r.to_string().contains("secret phone"), "no display names over federation: {r}");
+    assert_eq!((&r["master_key"], &r["self_signing_key"]), (&master, &self_signing), "{r}");
 
     let nobody = format!("@nobody:{dest}");
     let r = fake.request(&base, &dest, "GET", &devices(&nobody), None).await.must_status(200);

@@ -70,6 +70,14 @@ async fn test_notary_serves_remote_keys_countersigned() {
     let r = c.request("POST", &["_matrix", "key", "v2", "query"], body).await.must_status(200);
     assert_eq!(r["server_keys"][0]["server_name"], fake.server_name.as_str(), "{r}");
     assert_eq!(key_requests(&fake), fetched + 1, "refetched for a later minimum");
+    // The deprecated `/query/{serverName}/{keyId}`: a known key from the cache, an
+    // unknown one makes Glia ask the server again.
+    let r = c.get(&["_matrix", "key", "v2", "query", &fake.server_name, &fake.key_id]).await;
+    assert_eq!(r.must_status(200)["server_keys"][0]["server_name"], fake.server_name.as_str());
+    assert_eq!(key_requests(&fake), fetched + 1, "served from cache");
+    let r = c.get(&["_matrix", "key", "v2", "query", &fake.server_name, "ed25519:nope"]).await;
+    assert_eq!(r.must_status(200)["server_keys"].as_array().map(Vec::len), Some(1));
+    assert_eq!(key_requests(&fake), fetched + 2, "an unknown key ID is asked for");
     // Servers that cannot be reached, or are no server names at all: nothing.
     let down = unreachable_server();
     let r = c.get(&["_matrix", "key", "v2", "query", &down]).await.must_status(200);
