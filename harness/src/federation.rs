@@ -171,8 +171,14 @@ impl FakeServer {
 
     /// `v` (an object) with this server's signature added, as a notary countersigns.
     pub fn sign_json(&self, v: &Value) -> Value {
+        self.sign_json_as(&self.server_name, v)
+    }
+
+    /// `v` signed with this server's key under another server's name (a key that server
+    /// rotated to, or a forgery).
+    pub fn sign_json_as(&self, name: &str, v: &Value) -> Value {
         let mut obj: CanonicalJsonObject = serde_json::from_value(v.clone()).expect("canonical");
-        ruma::signatures::sign_json(&self.server_name, &*self.key, &mut obj).expect("sign");
+        ruma::signatures::sign_json(name, &*self.key, &mut obj).expect("sign");
         serde_json::to_value(&obj).expect("json")
     }
 
@@ -200,21 +206,28 @@ impl FakeServer {
         destination: &str,
         body: Option<&Value>,
     ) -> String {
-        let mut v = json!({"method": method, "uri": uri, "origin": self.server_name, "destination": destination});
+        self.x_matrix_as(&self.server_name, method, uri, destination, body)
+    }
+
+    /// An `X-Matrix` header claiming to come from `origin`, signed with this server's key.
+    pub fn x_matrix_as(
+        &self,
+        origin: &str,
+        method: &str,
+        uri: &str,
+        destination: &str,
+        body: Option<&Value>,
+    ) -> String {
+        let mut v =
+            json!({"method": method, "uri": uri, "origin": origin, "destination": destination});
         if let Some(b) = body {
             v["content"] = b.clone();
         }
-        let mut obj: CanonicalJsonObject = serde_json::from_value(v).expect("canonical");
-        ruma::signatures::sign_json(&self.server_name, &*self.key, &mut obj).expect("sign");
-        let sig = obj["signatures"].as_object().expect("sigs")[&self.server_name]
-            .as_object()
-            .expect("ours")[&self.key_id]
-            .as_str()
-            .expect("sig")
-            .to_string();
+        let signed = self.sign_json_as(origin, &v);
+        let sig = signed["signatures"][origin][&self.key_id].as_str().expect("sig").to_string();
         format!(
-            "X-Matrix origin=\"{}\",destination=\"{destination}\",key=\"{}\",sig=\"{sig}\"",
-            self.server_name, self.key_id
+            "X-Matrix origin=\"{origin}\",destination=\"{destination}\",key=\"{}\",sig=\"{sig}\"",
+            self.key_id
         )
     }
 

@@ -181,3 +181,37 @@ async fn test_key_fetch_rejects_unsigned_notary_answers() {
     origin_asks(&d, &origin).await.must_error(401, "M_UNAUTHORIZED");
     d.destroy().await;
 }
+
+/// A key the server rotated to and no longer serves itself (its endpoint shows only the
+/// current key): Glia finds it through the notary, signed by the server with that key
+/// and countersigned by the notary. Without notaries the request stays 401.
+#[tokio::test]
+async fn test_rotated_key_found_through_notary() {
+    let origin = FakeServer::start().await;
+    // The other key pair stands for the origin's other key.
+    let other_key = FakeServer::start().await;
+    let mut rotated = other_key.key_response();
+    rotated["server_name"] = json!(origin.server_name);
+    if let Some(o) = rotated.as_object_mut() {
+        o.remove("signatures");
+    }
+    let rotated = other_key.sign_json_as(&origin.server_name, &rotated);
+    let notary = FakeServer::start().await;
+    notary_answering(&notary, notary.sign_json(&rotated));
+    for (notaries, expected) in
+        [(trusted(&notary, true), 200), ("trusted_key_servers: []\n".into(), 401)]
+    {
+        let Some(d) = one_trusting(&notaries).await else { return };
+        let alice = d.register_user(0, "alice").await;
+        let dest = server_of(&alice.user_id);
+        let path = format!(
+            "/_matrix/federation/v1/query/profile?user_id={}",
+            glia_harness::client::encode_segment(&alice.user_id)
+        );
+        let auth = other_key.x_matrix_as(&origin.server_name, "GET", &path, &dest, None);
+        let r = origin.raw_request(&d.hs(0).base_url, "GET", &path, None, Some(auth)).await;
+        assert_eq!(r.status, expected, "{}: {}", r.what, r.text());
+        assert!(key_requests(&origin) > 0, "the origin itself was asked first");
+        d.destroy().await;
+    }
+}

@@ -17,41 +17,60 @@ use crate::store::now_ms;
 /// How long one key fetch (from the server or one notary) may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A verify key of `server` valid at `at_ms` (unpadded base64), fetching if needed.
+/// A verify key of `server` valid at `at_ms` (unpadded base64), fetching if needed: from
+/// the server itself, and from the notaries if that fails or the key is not among what it
+/// served (a rotated key).
 pub async fn verify_key(app: &App, server: &str, key_id: &str, at_ms: i64) -> Result<String> {
     if server == app.config.server_name.as_str()
         && key_id == format!("ed25519:{}", app.signing_key.version)
     {
         return Ok(app.signing_key.public_key_base64());
     }
+    if let Some(key) = stored_key(app, server, key_id, at_ms).await? {
+        return Ok(key);
+    }
+    let direct = fetch_direct(app, server).await;
+    if let Some(key) = stored_key(app, server, key_id, at_ms).await? {
+        return Ok(key);
+    }
+    if let Err(e) = &direct {
+        tracing::info!(%server, error = %e, "cannot get keys from the server; asking notaries");
+    }
+    for notary in &app.config.trusted_key_servers {
+        if notary.server_name == server || notary.server_name == app.config.server_name.as_str() {
+            continue;
+        }
+        match fetch_from_notary(app, notary, server).await {
+            Ok(()) => {
+                if let Some(key) = stored_key(app, server, key_id, at_ms).await? {
+                    return Ok(key);
+                }
+            }
+            Err(e) => {
+                tracing::info!(%server, notary = %notary.server_name, error = %e, "notary failed")
+            }
+        }
+    }
+    Err(match direct {
+        Err(e) => e,
+        Ok(()) => Error::Unauthorized(format!("no valid key {key_id} for {server}")),
+    })
+}
+
+/// A cached key of `server` valid at `at_ms`.
+async fn stored_key(app: &App, server: &str, key_id: &str, at_ms: i64) -> Result<Option<String>> {
     let (s, k) = (server.to_string(), key_id.to_string());
-    let cached: Option<(String, i64)> = app
+    let row: Option<(String, i64)> = app
         .db
         .read(move |c| {
-            Ok(c.prepare_cached("SELECT key, valid_until_ts FROM server_keys WHERE server_name = ?1 AND key_id = ?2")?
-                .query_row(params![s, k], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?)
+            Ok(c.prepare_cached(
+                "SELECT key, valid_until_ts FROM server_keys WHERE server_name = ?1 AND key_id = ?2",
+            )?
+            .query_row(params![s, k], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
         })
         .await?;
-    if let Some((key, valid)) = &cached
-        && *valid >= at_ms
-    {
-        return Ok(key.clone());
-    }
-    fetch(app, server).await?;
-    let (s, k) = (server.to_string(), key_id.to_string());
-    let fresh: Option<(String, i64)> = app
-        .db
-        .read(move |c| {
-            Ok(c.prepare_cached("SELECT key, valid_until_ts FROM server_keys WHERE server_name = ?1 AND key_id = ?2")?
-                .query_row(params![s, k], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?)
-        })
-        .await?;
-    match fresh {
-        Some((key, valid)) if valid >= at_ms => Ok(key),
-        _ => Err(Error::Unauthorized(format!("no valid key {key_id} for {server}"))),
-    }
+    Ok(row.filter(|(_, valid)| *valid >= at_ms).map(|(key, _)| key))
 }
 
 /// Check a key response is for `server` and signed by one of its own verify keys.
@@ -82,27 +101,6 @@ pub fn check_key_response(server: &str, body: &Value) -> Result<Vec<(String, Str
         }
     }
     Ok(keys)
-}
-
-/// Fetch `server`'s keys from itself; if that fails, from the notaries.
-async fn fetch(app: &App, server: &str) -> Result<()> {
-    let direct = match fetch_direct(app, server).await {
-        Ok(()) => return Ok(()),
-        Err(e) => e,
-    };
-    tracing::info!(%server, error = %direct, "cannot get keys from the server; asking notaries");
-    for notary in &app.config.trusted_key_servers {
-        if notary.server_name == server || notary.server_name == app.config.server_name.as_str() {
-            continue;
-        }
-        match fetch_from_notary(app, notary, server).await {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                tracing::info!(%server, notary = %notary.server_name, error = %e, "notary failed")
-            }
-        }
-    }
-    Err(direct)
 }
 
 /// Fetch `server`'s keys from `server` itself (what a notary does for others, too).
