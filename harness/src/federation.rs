@@ -137,7 +137,9 @@ impl FakeServer {
         server
     }
 
-    /// Answer `method` requests whose path starts with `path_prefix`.
+    /// Answer `method` requests whose path starts with `path_prefix`. The latest matching
+    /// handler wins, and handlers come before the built-in key server (`GET "/"` shadows
+    /// `/_matrix/key/v2/server` too).
     pub fn on(
         &self,
         method: &str,
