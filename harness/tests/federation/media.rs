@@ -244,3 +244,26 @@ async fn test_remote_media_limits() {
     assert!(other.received.lock().expect("received").is_empty(), "not contacted");
     d.destroy().await;
 }
+
+/// A few megabytes, with near-boundaries inside, arrive byte for byte (the media part is
+/// streamed into the store up to the closing boundary, not buffered whole).
+#[tokio::test]
+async fn test_remote_media_streamed_byte_for_byte() {
+    let Some(d) = one_trusting("").await else { return };
+    let bob = d.register_user(0, "bob").await;
+    let fake = FakeServer::start().await;
+    let mut bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    for at in [0, 65_535, 1_000_000, 2_999_000] {
+        // Near misses only: the delimiter itself (CRLF, "--", boundary) may not occur in a
+        // part (RFC 2046).
+        bytes.splice(at..at, b"\r\n--BOUNDAR\r\n-BOUNDARY--BOUNDARY\r\n".iter().copied());
+    }
+    let sent = bytes.clone();
+    fake.on_raw("GET", "/_matrix/federation/v1/media/download/big", move |_| {
+        multipart_reply("Content-Type: application/octet-stream", &sent)
+    });
+    let r = bob.get(&media("download", &fake.server_name, "big", "")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body == bytes, "{} bytes back for {}", r.body.len(), bytes.len());
+    d.destroy().await;
+}

@@ -28,7 +28,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest response accepted (a send_join of a big room is tens of MB).
 const MAX_RESPONSE: usize = 200 * 1024 * 1024;
 
-/// Largest key response accepted (a real one is well under a kilobyte).
+/// Largest key or well-known response accepted (real ones are well under a kilobyte).
 const MAX_KEY_RESPONSE: usize = 1024 * 1024;
 
 /// What a signed request is: who sends it where, and what.
@@ -214,8 +214,9 @@ impl FederationClient {
             tls_name: host.into(),
             host_header: host.into(),
         };
-        let (status, body) = self
-            .raw(&target, Method::GET, "/.well-known/matrix/server", None, Bytes::new())
+        let path = "/.well-known/matrix/server";
+        let (status, _, body) = self
+            .raw_full(&target, Method::GET, path, None, Bytes::new(), MAX_KEY_RESPONSE)
             .await
             .ok()?;
         if !status.is_success() {
@@ -255,20 +256,7 @@ impl FederationClient {
         Ok(allowed)
     }
 
-    async fn raw(
-        &self,
-        target: &Target,
-        method: Method,
-        path: &str,
-        authorization: Option<String>,
-        body: Bytes,
-    ) -> Result<(StatusCode, Bytes)> {
-        let (status, _, bytes) =
-            self.raw_full(target, method, path, authorization, body, MAX_RESPONSE).await?;
-        Ok((status, bytes))
-    }
-
-    /// `raw` with the response headers, reading at most `limit` bytes of body.
+    /// A request's status, headers and at most `limit` bytes of body.
     async fn raw_full(
         &self,
         target: &Target,
@@ -278,6 +266,32 @@ impl FederationClient {
         body: Bytes,
         limit: usize,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes)> {
+        let fut = async {
+            let resp = self.send(target, method, path, authorization, body).await?;
+            let status = resp.status();
+            let (parts, body) = resp.into_parts();
+            let bytes = Limited::new(body, limit)
+                .collect()
+                .await
+                .map_err(|e| Error::Unknown(format!("reading response: {e}")))?
+                .to_bytes();
+            Ok((status, parts.headers, bytes))
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, fut)
+            .await
+            .map_err(|_| Error::Unknown(format!("request to {} timed out", target.host)))?
+    }
+
+    /// Connect, send, and return the response with its body still to be read (within
+    /// `REQUEST_TIMEOUT` up to the response head; the caller bounds reading the body).
+    async fn send(
+        &self,
+        target: &Target,
+        method: Method,
+        path: &str,
+        authorization: Option<String>,
+        body: Bytes,
+    ) -> Result<http::Response<hyper::body::Incoming>> {
         let fut = async {
             let mut last = None;
             let mut stream = None;
@@ -318,15 +332,7 @@ impl FederationClient {
                 req = req.header("content-type", "application/json");
             }
             let req = req.body(Full::new(body)).map_err(Error::internal)?;
-            let resp = sender.send_request(req).await.map_err(|e| Error::Unknown(e.to_string()))?;
-            let status = resp.status();
-            let (parts, body) = resp.into_parts();
-            let bytes = Limited::new(body, limit)
-                .collect()
-                .await
-                .map_err(|e| Error::Unknown(format!("reading response: {e}")))?
-                .to_bytes();
-            Ok((status, parts.headers, bytes))
+            sender.send_request(req).await.map_err(|e| Error::Unknown(e.to_string()))
         };
         tokio::time::timeout(REQUEST_TIMEOUT, fut)
             .await
@@ -368,29 +374,23 @@ impl FederationClient {
         Ok((status, json))
     }
 
-    /// A signed GET answered with anything (media): status, headers and at most `limit`
-    /// bytes of body.
-    pub async fn get_bytes(
+    /// A signed GET answered with anything (media), its body left to the caller to read.
+    pub async fn get_stream(
         &self,
         origin: &str,
         key: &SigningKey,
         destination: &str,
         path_and_query: &str,
-        limit: usize,
-    ) -> Result<(StatusCode, http::HeaderMap, Bytes)> {
+    ) -> Result<http::Response<hyper::body::Incoming>> {
         self.check_destination(destination)?;
         let auth = xmatrix::sign("GET", path_and_query, origin, destination, None, key)?;
         let target = self.resolve(destination).await;
-        self.raw_full(&target, Method::GET, path_and_query, Some(auth), Bytes::new(), limit).await
+        self.send(&target, Method::GET, path_and_query, Some(auth), Bytes::new()).await
     }
 
     /// An unsigned GET of an `https://` URL (where a media download redirected to), with
-    /// the same address checks as federation requests.
-    pub async fn get_url(
-        &self,
-        url: &str,
-        limit: usize,
-    ) -> Result<(StatusCode, http::HeaderMap, Bytes)> {
+    /// the same address checks as federation requests; its body left to the caller.
+    pub async fn get_url_stream(&self, url: &str) -> Result<http::Response<hyper::body::Incoming>> {
         let uri: http::Uri =
             url.parse().map_err(|_| Error::Unknown(format!("not a URL: {url:?}")))?;
         if uri.scheme_str() != Some("https") {
@@ -405,7 +405,7 @@ impl FederationClient {
             host_header: uri.authority().map(|a| a.to_string()).unwrap_or_default(),
         };
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        self.raw_full(&target, Method::GET, path, None, Bytes::new(), limit).await
+        self.send(&target, Method::GET, path, None, Bytes::new()).await
     }
 
     /// An unsigned GET (the key API).

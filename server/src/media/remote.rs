@@ -6,10 +6,14 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
 use serde_json::Value;
 
+use super::Stored;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::store::media::{self as db, RemoteRow};
@@ -17,12 +21,16 @@ use crate::store::now_ms;
 
 /// The longest a fetch may take, redirect included.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
-/// Room for the multipart framing and JSON part around the bytes.
-const MULTIPART_SLACK: usize = 64 * 1024;
+/// The most read of a multipart answer before its media part starts (the JSON part), and
+/// of an error answer.
+const MULTIPART_HEAD_MAX: usize = 64 * 1024;
+/// Bytes gathered before passing them on while looking for the closing boundary.
+const READ_AHEAD: usize = 64 * 1024;
 
 /// The media `origin` serves as `media_id`: from the cache, else fetched now (once, however
-/// many requests want it at the same time). Remote 404s are 404; unreachable servers,
-/// errors and garbage are 502.
+/// many requests want it at the same time), streamed into the store. Remote 404s are 404;
+/// unreachable servers, errors and garbage are 502; more than `max_upload_size` is 502
+/// `M_TOO_LARGE`.
 pub async fn get(app: &App, origin: &str, media_id: &str) -> Result<RemoteRow> {
     if let Some(row) = cached(app, origin, media_id).await? {
         return Ok(row);
@@ -31,14 +39,18 @@ pub async fn get(app: &App, origin: &str, media_id: &str) -> Result<RemoteRow> {
     if let Some(row) = cached(app, origin, media_id).await? {
         return Ok(row);
     }
-    let fetched =
-        tokio::time::timeout(FETCH_TIMEOUT, download(app, origin, media_id)).await.map_err(
-            |_| Error::BadGateway(format!("Timed out fetching remote media from {origin}")),
-        )??;
-    let stored = app.media.store_bytes(&fetched.bytes).await?;
+    let (meta, stored) = tokio::time::timeout(FETCH_TIMEOUT, download(app, origin, media_id))
+        .await
+        .map_err(|_| Error::BadGateway(format!("Timed out fetching remote media from {origin}")))?
+        .map_err(|e| match e {
+            Error::TooLarge(_) => {
+                Error::UpstreamTooLarge("Remote media is larger than max_upload_size".into())
+            }
+            e => e,
+        })?;
     let row = RemoteRow {
-        content_type: super::normalise_upload_type(fetched.content_type.as_deref()),
-        upload_name: fetched.upload_name,
+        content_type: super::normalise_upload_type(meta.content_type.as_deref()),
+        upload_name: meta.upload_name,
         length: stored.length,
         sha256: stored.sha256,
     };
@@ -53,53 +65,80 @@ async fn cached(app: &App, origin: &str, media_id: &str) -> Result<Option<Remote
     app.db.read(move |c| db::remote(c, &o, &id)).await
 }
 
-struct Fetched {
+/// What the remote said about the bytes.
+struct Meta {
     content_type: Option<String>,
     upload_name: Option<String>,
-    bytes: Bytes,
 }
 
-async fn download(app: &App, origin: &str, media_id: &str) -> Result<Fetched> {
-    let limit = app.media.config.max_upload_size as usize;
-    let path = format!("/_matrix/federation/v1/media/download/{media_id}?timeout_ms=20000");
-    let (status, headers, body) = get_signed(app, origin, &path, limit + MULTIPART_SLACK).await?;
-    if status.is_success() {
-        return from_multipart(app, origin, &headers, &body, limit).await;
+fn meta(headers: &HeaderMap) -> Meta {
+    Meta {
+        content_type: header_str(headers, header::CONTENT_TYPE).map(str::to_string),
+        upload_name: header_str(headers, header::CONTENT_DISPOSITION).and_then(filename),
     }
+}
+
+async fn download(app: &App, origin: &str, media_id: &str) -> Result<(Meta, Stored)> {
+    let path = format!("/_matrix/federation/v1/media/download/{media_id}?timeout_ms=20000");
+    let resp = get_signed(app, origin, &path).await?;
+    if resp.status().is_success() {
+        return from_multipart(app, origin, resp).await;
+    }
+    let (status, body) = error_body(resp).await;
     if !endpoint_unknown(status, &body) {
         return Err(remote_error(origin, status));
     }
     let legacy = format!(
         "/_matrix/media/v3/download/{origin}/{media_id}?allow_remote=false&allow_redirect=true&timeout_ms=20000"
     );
-    let (status, headers, body) = get_signed(app, origin, &legacy, limit).await?;
-    if !status.is_success() {
-        return Err(remote_error(origin, status));
-    }
-    Ok(fetched(&headers, body))
+    let resp = get_signed(app, origin, &legacy).await?;
+    store_response(app, origin, resp).await
 }
 
-async fn get_signed(
+/// Store a plain (non-multipart) answer's body, with its headers' type and name.
+async fn store_response(
     app: &App,
     origin: &str,
-    path: &str,
-    limit: usize,
-) -> Result<(StatusCode, HeaderMap, Bytes)> {
+    resp: http::Response<Incoming>,
+) -> Result<(Meta, Stored)> {
+    if !resp.status().is_success() {
+        return Err(remote_error(origin, resp.status()));
+    }
+    let (parts, body) = resp.into_parts();
+    let stored = app.media.store_chunks(chunks(origin, body)).await?;
+    Ok((meta(&parts.headers), stored))
+}
+
+/// The status and (at most 64 KiB of) the body of an error answer.
+async fn error_body(resp: http::Response<Incoming>) -> (StatusCode, Bytes) {
+    let status = resp.status();
+    let body = Limited::new(resp.into_body(), MULTIPART_HEAD_MAX)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn get_signed(app: &App, origin: &str, path: &str) -> Result<http::Response<Incoming>> {
     let name = app.config.server_name.as_str();
     app.federation
-        .get_bytes(name, &app.signing_key, origin, path, limit)
+        .get_stream(name, &app.signing_key, origin, path)
         .await
         .map_err(|e| transport_error(origin, e))
 }
 
-/// A refused destination stays 403; a body over the limit is 502 `M_TOO_LARGE` (as
-/// Synapse); anything else the transport met is 502.
+/// A body's chunks; a failed read is a transport error.
+fn chunks(origin: &str, body: Incoming) -> impl Stream<Item = Result<Bytes>> {
+    let origin = origin.to_string();
+    super::body_chunks(body, "remote media")
+        .map(move |c| c.map_err(|e| transport_error(&origin, e)))
+}
+
+/// A refused destination stays 403; anything else the transport met is 502.
 fn transport_error(origin: &str, e: Error) -> Error {
     match e {
         Error::Forbidden(m) => Error::Forbidden(m),
-        e if e.to_string().contains("length limit exceeded") => {
-            Error::UpstreamTooLarge("Remote media is larger than max_upload_size".into())
-        }
         e => {
             tracing::info!(%origin, error = %e, "fetching remote media failed");
             Error::BadGateway(format!("Failed to fetch remote media from {origin}"))
@@ -131,112 +170,156 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn fetched(headers: &HeaderMap, bytes: Bytes) -> Fetched {
-    Fetched {
-        content_type: header_str(headers, header::CONTENT_TYPE).map(str::to_string),
-        upload_name: header_str(headers, header::CONTENT_DISPOSITION).and_then(filename),
-        bytes,
+/// The `boundary` of a `multipart/mixed` Content-Type.
+fn boundary(content_type: &str) -> Option<String> {
+    let mut params = content_type.split(';');
+    if !params.next()?.trim().eq_ignore_ascii_case("multipart/mixed") {
+        return None;
     }
+    let b = params.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("boundary").then(|| v.trim().trim_matches('"').to_string())
+    })?;
+    (!b.is_empty() && b.len() <= 70).then_some(b)
 }
 
+/// Read a multipart answer up to the media part's headers, then either follow its
+/// `Location` or stream its bytes (up to the closing boundary) into the store.
 async fn from_multipart(
     app: &App,
     origin: &str,
-    headers: &HeaderMap,
-    body: &Bytes,
-    limit: usize,
-) -> Result<Fetched> {
+    resp: http::Response<Incoming>,
+) -> Result<(Meta, Stored)> {
     let garbage = || Error::BadGateway(format!("{origin} answered garbage for its media"));
-    let ct = header_str(headers, header::CONTENT_TYPE).ok_or_else(garbage)?;
-    let parts = parse_multipart(ct, body).ok_or_else(garbage)?;
-    let media = parts.get(1).ok_or_else(garbage)?;
-    if let Some(location) = media.header("location") {
-        let (status, headers, bytes) = app
+    let ct = header_str(resp.headers(), header::CONTENT_TYPE).unwrap_or("");
+    let boundary = boundary(ct).ok_or_else(garbage)?;
+    let mut body = std::pin::pin!(chunks(origin, resp.into_body()));
+    let mut buf = BytesMut::new();
+    let (headers, start) = loop {
+        match media_part_head(&buf, &boundary).ok_or_else(garbage)? {
+            Some(found) => break found,
+            None if buf.len() > MULTIPART_HEAD_MAX => return Err(garbage()),
+            None => match body.next().await {
+                Some(chunk) => buf.extend_from_slice(&chunk?),
+                None => return Err(garbage()),
+            },
+        }
+    };
+    let part_header =
+        |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+    if let Some(location) = part_header("location") {
+        let resp = app
             .federation
-            .get_url(location, limit)
+            .get_url_stream(location)
             .await
             .map_err(|e| transport_error(origin, e))?;
-        if !status.is_success() {
-            return Err(remote_error(origin, status));
-        }
-        return Ok(fetched(&headers, bytes));
+        return store_response(app, origin, resp).await;
     }
-    if media.body.len() > limit {
-        return Err(Error::UpstreamTooLarge("Remote media is larger than max_upload_size".into()));
-    }
-    Ok(Fetched {
-        content_type: media.header("content-type").map(str::to_string),
-        upload_name: media.header("content-disposition").and_then(filename),
-        bytes: body.slice_ref(media.body),
-    })
-}
-
-/// One part of a multipart body.
-#[derive(Debug)]
-pub struct Part<'a> {
-    pub headers: Vec<(String, String)>,
-    pub body: &'a [u8],
-}
-
-impl Part<'_> {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
+    let meta = Meta {
+        content_type: part_header("content-type").cloned(),
+        upload_name: part_header("content-disposition").and_then(|d| filename(d)),
+    };
+    let initial = buf.split_off(start);
+    let bytes = until_delimiter(initial, body, format!("\r\n--{boundary}").into_bytes());
+    let stored = app.media.store_chunks(bytes).await?;
+    Ok((meta, stored))
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     hay.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|i| i + from)
 }
 
-/// The parts of a `multipart/mixed` body (RFC 2046), or `None` if it is not one.
-pub fn parse_multipart<'a>(content_type: &str, body: &'a [u8]) -> Option<Vec<Part<'a>>> {
-    let mut params = content_type.split(';');
-    if !params.next()?.trim().eq_ignore_ascii_case("multipart/mixed") {
-        return None;
-    }
-    let boundary = params.find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim().eq_ignore_ascii_case("boundary").then(|| v.trim().trim_matches('"').to_string())
-    })?;
-    if boundary.is_empty() || boundary.len() > 70 {
-        return None;
-    }
+/// A part's headers and the offset of its first byte.
+pub type PartHead = (Vec<(String, String)>, usize);
+
+/// Where the second part (the media) of a multipart body starts: its headers and the
+/// offset of its first byte. `Some(None)`: more bytes are needed; `None`: not multipart
+/// as the spec's media answer has it (RFC 2046 framing, a JSON part, then the media).
+pub fn media_part_head(body: &[u8], boundary: &str) -> Option<Option<PartHead>> {
     let delimiter = format!("--{boundary}");
     let next_delimiter = format!("\r\n--{boundary}");
     let mut pos = if body.starts_with(delimiter.as_bytes()) {
         delimiter.len()
+    } else if body.len() < delimiter.len() {
+        return Some(None);
     } else {
-        find(body, next_delimiter.as_bytes(), 0)? + next_delimiter.len()
+        match find(body, next_delimiter.as_bytes(), 0) {
+            Some(i) => i + next_delimiter.len(),
+            None => return Some(None),
+        }
     };
-    let mut parts = vec![];
-    loop {
-        if body.get(pos..pos + 2)? == b"--" {
-            return Some(parts);
+    for part in 0.. {
+        let Some(two) = body.get(pos..pos + 2) else { return Some(None) };
+        if two == b"--" {
+            return None; // the closing boundary before the media part
         }
         // Transport padding, then CRLF.
         while body.get(pos) == Some(&b' ') || body.get(pos) == Some(&b'\t') {
             pos += 1;
         }
-        if body.get(pos..pos + 2)? != b"\r\n" {
-            return None;
+        match body.get(pos..pos + 2) {
+            None => return Some(None),
+            Some(b"\r\n") => pos += 2,
+            Some(_) => return None,
         }
-        pos += 2;
-        let (headers, body_start) = if body.get(pos..pos + 2)? == b"\r\n" {
-            (vec![], pos + 2)
-        } else {
-            let end = find(body, b"\r\n\r\n", pos)?;
-            let text = std::str::from_utf8(&body[pos..end]).ok()?;
-            let mut headers = vec![];
-            for line in text.split("\r\n") {
-                let (k, v) = line.split_once(':')?;
-                headers.push((k.trim().to_string(), v.trim().to_string()));
+        let (headers, start) = match body.get(pos..pos + 2) {
+            None => return Some(None),
+            Some(b"\r\n") => (vec![], pos + 2),
+            Some(_) => {
+                let Some(end) = find(body, b"\r\n\r\n", pos) else { return Some(None) };
+                let text = std::str::from_utf8(&body[pos..end]).ok()?;
+                let mut headers = vec![];
+                for line in text.split("\r\n") {
+                    let (k, v) = line.split_once(':')?;
+                    headers.push((k.trim().to_string(), v.trim().to_string()));
+                }
+                (headers, end + 4)
             }
-            (headers, end + 4)
         };
-        let end = find(body, next_delimiter.as_bytes(), body_start)?;
-        parts.push(Part { headers, body: &body[body_start..end] });
+        if part == 1 {
+            return Some(Some((headers, start)));
+        }
+        let Some(end) = find(body, next_delimiter.as_bytes(), start) else { return Some(None) };
         pos = end + next_delimiter.len();
     }
+    None
+}
+
+/// The bytes of `initial` and then `rest`, up to (not including) `delimiter`; a body that
+/// ends before it is garbage. The last `delimiter.len() - 1` bytes are held back until it
+/// is clear they are not the start of the delimiter.
+fn until_delimiter(
+    initial: BytesMut,
+    rest: impl Stream<Item = Result<Bytes>> + Unpin,
+    delimiter: Vec<u8>,
+) -> impl Stream<Item = Result<Bytes>> {
+    futures_util::stream::unfold(
+        (initial, rest, delimiter, false),
+        |(mut pending, mut rest, delimiter, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                if let Some(i) = find(&pending, &delimiter, 0) {
+                    let out = pending.split_to(i).freeze();
+                    return Some((Ok(out), (pending, rest, delimiter, true)));
+                }
+                let keep = delimiter.len() - 1;
+                if pending.len() > keep + READ_AHEAD {
+                    let out = pending.split_to(pending.len() - keep).freeze();
+                    return Some((Ok(out), (pending, rest, delimiter, false)));
+                }
+                match rest.next().await {
+                    Some(Ok(chunk)) => pending.extend_from_slice(&chunk),
+                    Some(Err(e)) => return Some((Err(e), (pending, rest, delimiter, true))),
+                    None => {
+                        let e = Error::BadGateway("Remote media ended without its boundary".into());
+                        return Some((Err(e), (pending, rest, delimiter, true)));
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// The file name of a `Content-Disposition` value (`filename*=utf-8''...` preferred).
@@ -263,33 +346,59 @@ pub fn filename(disposition: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    const BODY: &[u8] = b"--abc\r\nContent-Type: application/json\r\n\r\n{}\r\n--abc\r\n\
+        Content-Type: image/png\r\nContent-Disposition: inline; filename=a.png\r\n\r\n\
+        \x89PNG\r\n--ab\r\n--abc--\r\n";
+
     #[test]
-    fn multipart_bodies() {
-        let body = b"--abc\r\nContent-Type: application/json\r\n\r\n{}\r\n--abc\r\n\
-                     Content-Type: image/png\r\nContent-Disposition: inline; filename=a.png\r\n\r\n\
-                     \x89PNG\r\n--ab\r\n--abc--\r\n";
-        let parts = parse_multipart("multipart/mixed; boundary=abc", body).expect("parts");
-        assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0].body, b"{}");
-        assert_eq!(parts[1].header("content-type"), Some("image/png"));
-        assert_eq!(parts[1].body, b"\x89PNG\r\n--ab", "bytes that look like boundaries stay");
-        let quoted = parse_multipart("Multipart/Mixed; boundary=\"abc\"", body).expect("quoted");
-        assert_eq!(quoted.len(), 2);
+    fn multipart_heads() {
+        assert_eq!(boundary("multipart/mixed; boundary=abc").as_deref(), Some("abc"));
+        assert_eq!(boundary("Multipart/Mixed; boundary=\"abc\"").as_deref(), Some("abc"));
+        assert_eq!(boundary("application/json"), None);
+        assert_eq!(boundary("multipart/mixed"), None);
+        let (headers, start) = media_part_head(BODY, "abc").expect("valid").expect("complete");
+        assert_eq!(headers[0], ("Content-Type".into(), "image/png".into()));
+        assert!(BODY[start..].starts_with(b"\x89PNG"));
+        // Every prefix cut short asks for more; none is called garbage.
+        let media_at = start;
+        for cut in 0..media_at {
+            assert_eq!(media_part_head(&BODY[..cut], "abc"), Some(None), "cut at {cut}");
+        }
         let redirect =
             b"preamble\r\n--b\r\n\r\n{}\r\n--b\r\nLocation: https://x/y\r\n\r\n\r\n--b--";
-        let parts = parse_multipart("multipart/mixed; boundary=b", redirect).expect("parts");
-        assert_eq!(parts[1].header("Location"), Some("https://x/y"));
-        assert!(parts[0].headers.is_empty());
-        for (ct, bad) in [
-            ("application/json", &body[..]),
-            ("multipart/mixed", &body[..]),
-            ("multipart/mixed; boundary=zzz", &body[..]),
-            ("multipart/mixed; boundary=abc", &b"--abc\r\nContent-Type: x\r\n\r\nunterminated"[..]),
-            ("multipart/mixed; boundary=abc", &b"--abcgarbage"[..]),
-            ("multipart/mixed; boundary=abc", &b""[..]),
-        ] {
-            assert!(parse_multipart(ct, bad).is_none(), "{ct}: {:?}", String::from_utf8_lossy(bad));
+        let (headers, _) = media_part_head(redirect, "b").expect("valid").expect("complete");
+        assert_eq!(headers, vec![("Location".into(), "https://x/y".into())]);
+        for bad in [&b"--abcgarbage"[..], b"--abc--\r\n", b"--abc\r\nno colon\r\n\r\n{}"] {
+            assert_eq!(media_part_head(bad, "abc"), None, "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    async fn collect(chunks: Vec<&'static [u8]>) -> Result<Vec<u8>> {
+        let initial = BytesMut::new();
+        let rest = futures_util::stream::iter(
+            chunks.into_iter().map(|c| Ok(Bytes::from_static(c))).collect::<Vec<_>>(),
+        );
+        let s = until_delimiter(initial, rest, b"\r\n--abc".to_vec());
+        let parts: Vec<Result<Bytes>> = s.collect().await;
+        let mut out = vec![];
+        for p in parts {
+            out.extend_from_slice(&p?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn media_bytes_stop_at_the_closing_boundary_however_chunked() {
+        let (_, start) = media_part_head(BODY, "abc").expect("valid").expect("complete");
+        let media = &BODY[start..];
+        for split in 0..media.len() {
+            let got = collect(vec![&media[..split], &media[split..]]).await.expect("ok");
+            assert_eq!(got, b"\x89PNG\r\n--ab", "split at {split}");
+        }
+        let bytes: Vec<&'static [u8]> = media.chunks(1).collect();
+        assert_eq!(collect(bytes).await.expect("ok"), b"\x89PNG\r\n--ab");
+        let err = collect(vec![b"no boundary at all"]).await.expect_err("garbage");
+        assert_eq!(err.status().as_u16(), 502);
     }
 
     #[test]
