@@ -46,23 +46,41 @@ impl<'c> EventCache<'c> {
 
     /// Every event reachable through auth_events from `start`.
     pub fn auth_chain(&self, start: &[OwnedEventId]) -> HashSet<OwnedEventId> {
-        let mut seen = HashSet::new();
-        let mut todo: Vec<OwnedEventId> = start.to_vec();
-        while let Some(id) = todo.pop() {
-            if let Some(e) = self.get(id.as_str()) {
-                for a in &e.auth_events {
-                    if seen.insert(a.clone()) {
-                        todo.push(a.clone());
-                    }
-                }
-            }
-        }
-        seen
+        auth_chain_with(start, &|id: &str| self.get(id))
     }
 }
 
 /// Resolve `states` into one. A single state (or identical ones) is returned as is.
 pub fn resolve(cache: &EventCache<'_>, states: &[IdState]) -> Result<IdState> {
+    resolve_with(&cache.rules, states, &|id: &str| cache.get(id))
+}
+
+/// Every event reachable through auth_events from `start`, events found by `fetch`.
+pub fn auth_chain_with(
+    start: &[OwnedEventId],
+    fetch: &dyn Fn(&str) -> Option<PduRef>,
+) -> HashSet<OwnedEventId> {
+    let mut seen = HashSet::new();
+    let mut todo: Vec<OwnedEventId> = start.to_vec();
+    while let Some(id) = todo.pop() {
+        if let Some(e) = fetch(id.as_str()) {
+            for a in &e.auth_events {
+                if seen.insert(a.clone()) {
+                    todo.push(a.clone());
+                }
+            }
+        }
+    }
+    seen
+}
+
+/// State resolution (v2) of `states`, with events found by `fetch`: storage-free, so the
+/// state-res fixtures and benches run it on events held in memory.
+pub fn resolve_with(
+    rules: &RoomVersionRules,
+    states: &[IdState],
+    fetch: &dyn Fn(&str) -> Option<PduRef>,
+) -> Result<IdState> {
     let mut distinct: Vec<&IdState> = vec![];
     for s in states {
         if !distinct.contains(&s) {
@@ -74,8 +92,7 @@ pub fn resolve(cache: &EventCache<'_>, states: &[IdState]) -> Result<IdState> {
         1 => return Ok(distinct[0].clone()),
         _ => {}
     }
-    let v2 = cache
-        .rules
+    let v2 = rules
         .state_res
         .v2_rules()
         .ok_or_else(|| Error::internal("state resolution v1 rooms are not supported"))?;
@@ -96,17 +113,17 @@ pub fn resolve(cache: &EventCache<'_>, states: &[IdState]) -> Result<IdState> {
         .iter()
         .map(|m| {
             let ids: Vec<OwnedEventId> = m.values().cloned().collect();
-            let mut chain = cache.auth_chain(&ids);
+            let mut chain = auth_chain_with(&ids, fetch);
             chain.extend(ids);
             chain.into_iter().collect()
         })
         .collect();
     let resolved = ruma::state_res::resolve(
-        &cache.rules.authorization,
+        &rules.authorization,
         v2,
         maps.iter(),
         chains,
-        |id: &EventId| cache.get(id.as_str()).map(|p| (*p).clone()),
+        |id: &EventId| fetch(id.as_str()).map(|p| (*p).clone()),
         |_| None,
     )
     .map_err(|e| Error::internal(format!("state resolution: {e}")))?;
