@@ -31,7 +31,23 @@ pub struct Received {
     pub body: Value,
 }
 
-type Handler = Arc<dyn Fn(&Received) -> (u16, Value) + Send + Sync>;
+/// A reply in full, for handlers that answer something other than JSON (media).
+#[derive(Debug, Clone, Default)]
+pub struct RawReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+type Handler = Arc<dyn Fn(&Received) -> RawReply + Send + Sync>;
+
+fn json_reply(status: u16, value: &Value) -> RawReply {
+    RawReply {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: value.to_string().into_bytes(),
+    }
+}
 
 pub struct FakeServer {
     pub server_name: String,
@@ -121,18 +137,51 @@ impl FakeServer {
         server
     }
 
-    /// Answer `method` requests whose path starts with `path_prefix`.
+    /// Answer `method` requests whose path starts with `path_prefix`. The latest matching
+    /// handler wins, and handlers come before the built-in key server (`GET "/"` shadows
+    /// `/_matrix/key/v2/server` too).
     pub fn on(
         &self,
         method: &str,
         path_prefix: &str,
         f: impl Fn(&Received) -> (u16, Value) + Send + Sync + 'static,
     ) {
+        self.on_raw(method, path_prefix, move |r| {
+            let (status, v) = f(r);
+            json_reply(status, &v)
+        });
+    }
+
+    /// Like [`FakeServer::on`], answering any status, headers and bytes.
+    pub fn on_raw(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        f: impl Fn(&Received) -> RawReply + Send + Sync + 'static,
+    ) {
         self.handlers.lock().expect("handlers").push((
             method.to_string(),
             path_prefix.to_string(),
             Arc::new(f),
         ));
+    }
+
+    /// The signed `/_matrix/key/v2/server` response the fake serves (valid for an hour).
+    pub fn key_response(&self) -> Value {
+        key_response(&self.key, &self.server_name)
+    }
+
+    /// `v` (an object) with this server's signature added, as a notary countersigns.
+    pub fn sign_json(&self, v: &Value) -> Value {
+        self.sign_json_as(&self.server_name, v)
+    }
+
+    /// `v` signed with this server's key under another server's name (a key that server
+    /// rotated to, or a forgery).
+    pub fn sign_json_as(&self, name: &str, v: &Value) -> Value {
+        let mut obj: CanonicalJsonObject = serde_json::from_value(v.clone()).expect("canonical");
+        ruma::signatures::sign_json(name, &*self.key, &mut obj).expect("sign");
+        serde_json::to_value(&obj).expect("json")
     }
 
     pub fn public_key_base64(&self) -> String {
@@ -159,21 +208,28 @@ impl FakeServer {
         destination: &str,
         body: Option<&Value>,
     ) -> String {
-        let mut v = json!({"method": method, "uri": uri, "origin": self.server_name, "destination": destination});
+        self.x_matrix_as(&self.server_name, method, uri, destination, body)
+    }
+
+    /// An `X-Matrix` header claiming to come from `origin`, signed with this server's key.
+    pub fn x_matrix_as(
+        &self,
+        origin: &str,
+        method: &str,
+        uri: &str,
+        destination: &str,
+        body: Option<&Value>,
+    ) -> String {
+        let mut v =
+            json!({"method": method, "uri": uri, "origin": origin, "destination": destination});
         if let Some(b) = body {
             v["content"] = b.clone();
         }
-        let mut obj: CanonicalJsonObject = serde_json::from_value(v).expect("canonical");
-        ruma::signatures::sign_json(&self.server_name, &*self.key, &mut obj).expect("sign");
-        let sig = obj["signatures"].as_object().expect("sigs")[&self.server_name]
-            .as_object()
-            .expect("ours")[&self.key_id]
-            .as_str()
-            .expect("sig")
-            .to_string();
+        let signed = self.sign_json_as(origin, &v);
+        let sig = signed["signatures"][origin][&self.key_id].as_str().expect("sig").to_string();
         format!(
-            "X-Matrix origin=\"{}\",destination=\"{destination}\",key=\"{}\",sig=\"{sig}\"",
-            self.server_name, self.key_id
+            "X-Matrix origin=\"{origin}\",destination=\"{destination}\",key=\"{}\",sig=\"{sig}\"",
+            self.key_id
         )
     }
 
@@ -225,26 +281,35 @@ async fn serve(
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     };
     received.lock().expect("received").push(r.clone());
-    let (status, value) = if r.method == "GET" && r.uri.starts_with("/_matrix/key/v2/server") {
-        (200, key_response(key, name))
-    } else {
-        let found = handlers
-            .lock()
-            .expect("handlers")
-            .iter()
-            .rev()
-            .find(|(m, p, _)| *m == r.method && r.uri.starts_with(p.as_str()))
-            .map(|(_, _, h)| h.clone());
-        match found {
-            Some(h) => h(&r),
-            None => (404, json!({"errcode": "M_UNRECOGNIZED", "error": "fake server: no handler"})),
+    // Installed handlers first (a scenario may refuse to serve keys), then the key server.
+    let found = handlers
+        .lock()
+        .expect("handlers")
+        .iter()
+        .rev()
+        .find(|(m, p, _)| *m == r.method && r.uri.starts_with(p.as_str()))
+        .map(|(_, _, h)| h.clone());
+    let reply = match found {
+        Some(h) => h(&r),
+        None if r.method == "GET" && r.uri.starts_with("/_matrix/key/v2/server") => {
+            json_reply(200, &key_response(key, name))
         }
+        None => json_reply(
+            404,
+            &json!({"errcode": "M_UNRECOGNIZED", "error": "fake server: no handler"}),
+        ),
     };
-    let mut resp = hyper::Response::new(Full::new(Bytes::from(value.to_string())));
-    *resp.status_mut() =
-        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut()
-        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(reply.body)));
+    *resp.status_mut() = hyper::StatusCode::from_u16(reply.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in reply.headers {
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(k.as_bytes()),
+            hyper::header::HeaderValue::from_str(&v),
+        ) {
+            resp.headers_mut().append(k, v);
+        }
+    }
     resp
 }
 

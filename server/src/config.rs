@@ -35,6 +35,9 @@ pub struct Config {
     pub registration_requires_token: bool,
     pub allow_guest_access: bool,
     pub serve_server_wellknown: bool,
+    /// `allow_public_rooms_over_federation`: other servers may list this server's room
+    /// directory (Synapse's default: no).
+    pub allow_public_rooms_over_federation: bool,
     pub media_store_path: PathBuf,
     pub max_upload_size: u64,
     pub max_json_body: usize,
@@ -61,6 +64,30 @@ pub struct Config {
     pub url_preview: UrlPreviewConfig,
     /// `app_service_config_files`: the registrations, each file read and checked.
     pub app_services: Vec<crate::appservice::Registration>,
+    /// `trusted_key_servers`: notaries asked for a server's keys when the server itself
+    /// cannot be reached. Synapse's default, matrix.org; an empty list asks no one.
+    pub trusted_key_servers: Vec<TrustedKeyServer>,
+    /// `old_signing_keys`: keys this server signed with before, served as
+    /// `old_verify_keys` so that what they signed can still be checked.
+    pub old_signing_keys: Vec<OldSigningKey>,
+}
+
+/// One entry of `trusted_key_servers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedKeyServer {
+    pub server_name: String,
+    /// `verify_keys`: key ID -> unpadded base64 public key. Empty: the notary's own keys
+    /// are fetched from it (Synapse warns about this; so does Glia).
+    pub verify_keys: std::collections::BTreeMap<String, String>,
+}
+
+/// One entry of `old_signing_keys` (`"ed25519:id": {key: ..., expired_ts: ...}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OldSigningKey {
+    pub key_id: String,
+    /// Unpadded base64 public key.
+    pub key: String,
+    pub expired_ts: i64,
 }
 
 /// Synapse's URL preview keys. Synapse requires `url_preview_ip_range_blacklist` when
@@ -230,7 +257,6 @@ const IGNORED_SYNAPSE_KEYS: &[&str] = &[
     "pid_file",
     "macaroon_secret_key",
     "form_secret",
-    "trusted_key_servers",
     "suppress_key_server_warning",
     "media_store_path",
     "presence",
@@ -277,6 +303,7 @@ impl Config {
             registration_requires_token: false,
             allow_guest_access: false,
             serve_server_wellknown: false,
+            allow_public_rooms_over_federation: false,
             media_store_path: data_dir.join("media_store"),
             max_upload_size: 50 * 1024 * 1024,
             max_json_body: DEFAULT_MAX_JSON_BODY,
@@ -292,6 +319,11 @@ impl Config {
             test_setup: TestSetup::default(),
             url_preview: UrlPreviewConfig::default(),
             app_services: Vec::new(),
+            trusted_key_servers: vec![TrustedKeyServer {
+                server_name: "matrix.org".into(),
+                verify_keys: Default::default(),
+            }],
+            old_signing_keys: Vec::new(),
         }
     }
 
@@ -369,6 +401,11 @@ impl Config {
         bool_key(&mut r, "registration_requires_token", &mut c.registration_requires_token);
         bool_key(&mut r, "allow_guest_access", &mut c.allow_guest_access);
         bool_key(&mut r, "serve_server_wellknown", &mut c.serve_server_wellknown);
+        bool_key(
+            &mut r,
+            "allow_public_rooms_over_federation",
+            &mut c.allow_public_rooms_over_federation,
+        );
         if let Some(v) = r.path("media_store_path") {
             c.media_store_path = v;
         }
@@ -419,6 +456,7 @@ impl Config {
                 Err(errors) => r.report.errors.extend(errors),
             }
         }
+        read_key_servers(&mut r, &mut c);
         read_test_setup(&mut r, &mut c.test_setup);
         read_url_preview(&mut r, &mut c.url_preview);
         read_rate_limits(&mut r, &mut c.rate_limits);
@@ -579,6 +617,77 @@ impl Config {
 /// [`Config::federation_allowed`] for a whitelist held elsewhere (the federation client).
 pub fn federation_allowed_in(whitelist: Option<&BTreeSet<String>>, server_name: &str) -> bool {
     whitelist.is_none_or(|w| w.contains(server_name))
+}
+
+/// `trusted_key_servers` and `old_signing_keys`, in Synapse's shapes.
+fn read_key_servers(r: &mut Reader<'_>, c: &mut Config) {
+    if let Some(items) = r.list("trusted_key_servers") {
+        c.trusted_key_servers.clear();
+        for (i, v) in items.iter().enumerate() {
+            let key = format!("trusted_key_servers[{i}]");
+            let name = v.get("server_name").and_then(Value::as_str).map(ServerName::parse);
+            let Some(Ok(name)) = name else {
+                r.error(&key, "needs a valid server_name".into());
+                continue;
+            };
+            let mut verify_keys = std::collections::BTreeMap::new();
+            match v.get("verify_keys") {
+                None | Some(Value::Null) => {}
+                Some(Value::Mapping(m)) => {
+                    for (id, k) in m {
+                        match (id.as_str(), k.as_str().map(|k| k.trim_end_matches('='))) {
+                            (Some(id), Some(k))
+                                if id.starts_with("ed25519:")
+                                    && ruma::serde::Base64::<ruma::serde::base64::Standard>::parse(k)
+                                        .is_ok() =>
+                            {
+                                verify_keys.insert(id.to_string(), k.to_string());
+                            }
+                            _ => r.error(
+                                &format!("{key}.verify_keys"),
+                                format!("{id:?}: {k:?} must be an ed25519 key ID and base64 key"),
+                            ),
+                        }
+                    }
+                }
+                Some(_) => r.error(&format!("{key}.verify_keys"), "must be a mapping".into()),
+            }
+            c.trusted_key_servers
+                .push(TrustedKeyServer { server_name: name.to_string(), verify_keys });
+        }
+    }
+    match r.get("old_signing_keys") {
+        None => {}
+        Some(Value::Mapping(map)) => read_old_signing_keys(r, map, c),
+        Some(_) => r.error("old_signing_keys", "must be a mapping".into()),
+    }
+}
+
+fn read_old_signing_keys(r: &mut Reader<'_>, map: &Mapping, c: &mut Config) {
+    {
+        for (id, v) in map {
+            let id = id.as_str().unwrap_or_default().to_string();
+            let key = v.get("key").and_then(Value::as_str).map(|k| k.trim_end_matches('='));
+            let expired = v.get("expired_ts").and_then(Value::as_i64);
+            match (key, expired) {
+                (Some(k), Some(ts))
+                    if id.starts_with("ed25519:")
+                        && ruma::serde::Base64::<ruma::serde::base64::Standard>::parse(k)
+                            .is_ok() =>
+                {
+                    c.old_signing_keys.push(OldSigningKey {
+                        key_id: id,
+                        key: k.to_string(),
+                        expired_ts: ts,
+                    });
+                }
+                _ => r.error(
+                    &format!("old_signing_keys.{id}"),
+                    "must be an ed25519 key ID mapping to {key: <base64>, expired_ts: <ms>}".into(),
+                ),
+            }
+        }
+    }
 }
 
 fn read_test_setup(r: &mut Reader<'_>, t: &mut TestSetup) {
@@ -1022,6 +1131,40 @@ rc_registration:
     }
 
     use super::*;
+
+    #[test]
+    fn key_servers_and_old_signing_keys_in_synapses_shapes() {
+        let (c, _) = Config::from_yaml_str("server_name: a.b\n").expect("valid");
+        assert_eq!(c.trusted_key_servers.len(), 1, "matrix.org by default, as Synapse");
+        assert_eq!(c.trusted_key_servers[0].server_name, "matrix.org");
+        let yaml = "server_name: a.b\ntrusted_key_servers: []\n";
+        assert!(Config::from_yaml_str(yaml).expect("valid").0.trusted_key_servers.is_empty());
+        let yaml = "server_name: a.b\ntrusted_key_servers:\n  - server_name: n.example:8448\n    \
+                    verify_keys:\n      \"ed25519:auto\": \"Noi6WqcDj0QmPxCNQqgezwTlBKrGAWQ8SnbIgQDXBqQ\"\n\
+                    old_signing_keys:\n  \"ed25519:old\": {key: \"AAAA\", expired_ts: 123}\n";
+        let (c, r) = Config::from_yaml_str(yaml).expect("valid");
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        assert_eq!(c.trusted_key_servers[0].server_name, "n.example:8448");
+        assert!(c.trusted_key_servers[0].verify_keys.contains_key("ed25519:auto"));
+        assert_eq!(
+            c.old_signing_keys,
+            vec![OldSigningKey {
+                key_id: "ed25519:old".into(),
+                key: "AAAA".into(),
+                expired_ts: 123
+            }]
+        );
+        for bad in [
+            "trusted_key_servers: [{verify_keys: {}}]",
+            "trusted_key_servers: [{server_name: 'a b'}]",
+            "trusted_key_servers: [{server_name: x.y, verify_keys: {'ed25519:a': '!!'}}]",
+            "old_signing_keys: {'ed25519:x': {key: AAAA}}",
+            "old_signing_keys: [1]",
+        ] {
+            let err = Config::from_yaml_str(&format!("server_name: a.b\n{bad}\n"));
+            assert!(err.is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn minimal_config_has_synapse_defaults() {

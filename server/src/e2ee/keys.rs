@@ -2,6 +2,7 @@
 //! `/keys/claim` and `/keys/changes`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use ruma::UserId;
 use serde_json::{Value, json};
@@ -9,6 +10,7 @@ use serde_json::{Value, json};
 use super::{Object, check_key_object, check_signatures, object, parse_stored, split_key_id};
 use crate::app::App;
 use crate::error::{Error, Result, bad_json, invalid_param};
+use crate::federation::queries;
 use crate::http::auth::User;
 use crate::store::{device_lists, e2e_keys, now_ms};
 use crate::sync::SyncToken;
@@ -16,11 +18,6 @@ use crate::sync::SyncToken;
 /// The most one-time keys of one algorithm a device may hold, as in Synapse: a client that
 /// keeps uploading regardless of the count is told, instead of filling the database.
 pub const MAX_ONE_TIME_KEYS: i64 = 500;
-
-/// What federation answers for a remote server until Glia has a federation client.
-fn remote_failure() -> Value {
-    json!({"status": 503, "message": "Federation is not available on this server yet"})
-}
 
 /// Check the `device_keys` of an upload: the spec's DeviceKeys shape, for the caller's own
 /// user and device (400 `M_BAD_JSON` otherwise, as Synapse answers).
@@ -196,36 +193,127 @@ fn cross_signing_key_for(
     Ok(Some(v))
 }
 
+/// How long `/keys/query` and `/keys/claim` wait for other servers unless the client says
+/// (`timeout`, as Synapse: 10 s).
+pub const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Remote servers' answers come back within a client's `timeout`, capped at a minute.
+pub fn remote_timeout(body: &Object) -> Duration {
+    body.get("timeout")
+        .and_then(Value::as_u64)
+        .map(|ms| Duration::from_millis(ms.min(60_000)))
+        .unwrap_or(DEFAULT_REMOTE_TIMEOUT)
+}
+
+/// The `device_keys` of a `/keys/query` body (client or federation): user ID -> device IDs
+/// (empty or null: every device).
+pub fn parse_query(body: &Object) -> Result<Vec<(String, Vec<String>)>> {
+    let bad = || bad_json("'device_keys' must map user IDs to lists of device IDs");
+    let wanted = body.get("device_keys").and_then(Value::as_object).ok_or_else(bad)?;
+    let mut list = vec![];
+    for (user_id, devices) in wanted {
+        let devices = match devices {
+            Value::Null => vec![],
+            Value::Array(a) => a
+                .iter()
+                .map(|d| d.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(bad)?,
+            _ => return Err(bad()),
+        };
+        list.push((user_id.clone(), devices));
+    }
+    Ok(list)
+}
+
+/// The `one_time_keys` of a `/keys/claim` body: (user ID, device ID, algorithm).
+pub fn parse_claim(body: &Object) -> Result<Vec<(String, String, String)>> {
+    let bad = || bad_json("'one_time_keys' must map user IDs to device IDs to algorithms");
+    let wanted = body.get("one_time_keys").and_then(Value::as_object).ok_or_else(bad)?;
+    let mut list = vec![];
+    for (user_id, devices) in wanted {
+        for (device_id, algorithm) in devices.as_object().ok_or_else(bad)? {
+            let algorithm = algorithm.as_str().ok_or_else(bad)?;
+            list.push((user_id.clone(), device_id.clone(), algorithm.to_string()));
+        }
+    }
+    Ok(list)
+}
+
+/// Whether `user_id` is a valid ID of this server.
+fn is_local(app: &App, user_id: &str) -> bool {
+    UserId::parse(user_id).is_ok_and(|u| u.server_name() == app.config.server_name)
+}
+
 /// `POST /keys/query`. `wanted`: user ID -> device IDs (empty: all devices). Invalid user
-/// IDs are skipped (Synapse does the same); remote users are reported in `failures` until
-/// federation exists.
+/// IDs are skipped (Synapse does the same); remote users are asked of their servers, all
+/// at once, within `timeout`; servers that fail are listed in `failures`.
 pub async fn query(
     app: &App,
     requester: &User,
     wanted: Vec<(String, Vec<String>)>,
+    timeout: Duration,
 ) -> Result<Value> {
     let mut local = vec![];
-    let mut failures = serde_json::Map::new();
+    let mut remote: BTreeMap<String, Object> = BTreeMap::new();
     for (user_id, devices) in wanted {
         let Ok(parsed) = UserId::parse(&user_id) else { continue };
         if parsed.server_name() == app.config.server_name {
             local.push((user_id, devices));
         } else {
-            failures.insert(parsed.server_name().to_string(), remote_failure());
+            remote
+                .entry(parsed.server_name().to_string())
+                .or_default()
+                .insert(user_id, json!(devices));
         }
     }
-    let me = requester.user_id.clone();
-    let mut body = app
-        .db
+    let mut body = query_local(app, Some(&requester.user_id), local).await?;
+    let requests =
+        remote.into_iter().map(|(server, users)| (server, json!({"device_keys": users}))).collect();
+    let mut failures = Object::new();
+    let answers =
+        queries::fan_out(app, "/_matrix/federation/v1/user/keys/query", requests, timeout);
+    for (server, answer) in answers.await {
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                failures.insert(server, queries::failure(&e));
+                continue;
+            }
+        };
+        // Each section keeps only the answering server's own users.
+        for section in ["device_keys", "master_keys", "self_signing_keys"] {
+            let Some(Value::Object(users)) = answer.get(section) else { continue };
+            for (user_id, v) in users {
+                if queries::is_user_of(user_id, &server) && v.is_object() {
+                    body[section][user_id] = v.clone();
+                }
+            }
+        }
+    }
+    body["failures"] = Value::Object(failures);
+    Ok(body)
+}
+
+/// The keys of local users: `device_keys`, `master_keys`, `self_signing_keys` and, for a
+/// local `requester` asking about themselves, `user_signing_keys`. Cross-signing keys
+/// carry the requester's own signatures of them. Other servers (`requester: None`) do
+/// not learn device display names (Synapse's `allow_device_name_lookup_over_federation`
+/// default).
+pub async fn query_local(
+    app: &App,
+    requester: Option<&str>,
+    local: Vec<(String, Vec<String>)>,
+) -> Result<Value> {
+    let me = requester.map(str::to_string);
+    let local: Vec<_> = local.into_iter().filter(|(u, _)| is_local(app, u)).collect();
+    app.db
         .read(move |c| {
-            let (mut device_keys, mut master, mut self_signing, mut user_signing) = (
-                serde_json::Map::new(),
-                serde_json::Map::new(),
-                serde_json::Map::new(),
-                serde_json::Map::new(),
-            );
+            let (mut device_keys, mut master, mut self_signing, mut user_signing) =
+                (Object::new(), Object::new(), Object::new(), Object::new());
+            let signer = me.as_deref().unwrap_or("");
             for (user_id, devices) in local {
-                let mut per_device = serde_json::Map::new();
+                let mut per_device = Object::new();
                 if let Some(nid) = e2e_keys::user_nid(c, &user_id)? {
                     let only = (!devices.is_empty()).then_some(devices.as_slice());
                     for d in e2e_keys::devices_with_keys(c, nid, only)? {
@@ -236,80 +324,115 @@ pub async fn query(
                             e2e_keys::device_signatures(c, d.device_nid)?,
                         );
                         if let Some(o) = v.as_object_mut() {
-                            let mut unsigned = serde_json::Map::new();
-                            if let Some(name) = d.display_name {
+                            let mut unsigned = Object::new();
+                            if let Some(name) = d.display_name.filter(|_| me.is_some()) {
                                 unsigned.insert("device_display_name".into(), Value::String(name));
                             }
                             o.insert("unsigned".into(), Value::Object(unsigned));
                         }
                         per_device.insert(d.device_id, v);
                     }
-                    if let Some(k) = cross_signing_key_for(c, nid, "master", &me)? {
+                    if let Some(k) = cross_signing_key_for(c, nid, "master", signer)? {
                         master.insert(user_id.clone(), k);
                     }
-                    if let Some(k) = cross_signing_key_for(c, nid, "self_signing", &me)? {
+                    if let Some(k) = cross_signing_key_for(c, nid, "self_signing", signer)? {
                         self_signing.insert(user_id.clone(), k);
                     }
                     // Users see only their own user-signing key.
-                    if user_id == me
-                        && let Some(k) = cross_signing_key_for(c, nid, "user_signing", &me)?
+                    if me.as_deref() == Some(user_id.as_str())
+                        && let Some(k) = cross_signing_key_for(c, nid, "user_signing", signer)?
                     {
                         user_signing.insert(user_id.clone(), k);
                     }
                 }
                 device_keys.insert(user_id, Value::Object(per_device));
             }
-            Ok(json!({
+            let mut body = json!({
                 "device_keys": device_keys,
                 "master_keys": master,
                 "self_signing_keys": self_signing,
-                "user_signing_keys": user_signing,
-            }))
+            });
+            if me.is_some() {
+                body["user_signing_keys"] = Value::Object(user_signing);
+            }
+            Ok(body)
         })
-        .await?;
-    body["failures"] = Value::Object(failures);
-    Ok(body)
+        .await
 }
 
-/// `POST /keys/claim`. `wanted`: (user ID, device ID, algorithm). One key per device and
-/// algorithm: the oldest one-time key (deleted), else the fallback key (kept, marked used).
-pub async fn claim(app: &App, wanted: Vec<(String, String, String)>) -> Result<Value> {
+/// `POST /keys/claim`. `wanted`: (user ID, device ID, algorithm). Local keys are claimed
+/// here; remote ones from their servers, all at once, within `timeout`.
+pub async fn claim(
+    app: &App,
+    wanted: Vec<(String, String, String)>,
+    timeout: Duration,
+) -> Result<Value> {
     let mut local = vec![];
-    let mut failures = serde_json::Map::new();
+    let mut remote: BTreeMap<String, Object> = BTreeMap::new();
     for (user_id, device_id, algorithm) in wanted {
         let parsed = UserId::parse(&user_id)
             .map_err(|_| invalid_param(format!("{user_id:?} is not a valid user ID")))?;
         if parsed.server_name() == app.config.server_name {
             local.push((user_id, device_id, algorithm));
         } else {
-            failures.insert(parsed.server_name().to_string(), remote_failure());
+            let users = remote.entry(parsed.server_name().to_string()).or_default();
+            let devices = users.entry(user_id).or_insert_with(|| json!({}));
+            devices[device_id] = json!(algorithm);
         }
     }
-    let claimed = if local.is_empty() {
-        serde_json::Map::new()
-    } else {
-        app.db
-            .write(move |c| {
-                let mut out = serde_json::Map::new();
-                for (user_id, device_id, algorithm) in local {
-                    let Some(unid) = e2e_keys::user_nid(c, &user_id)? else { continue };
-                    let Some(dnid) = e2e_keys::device_nid(c, unid, &device_id)? else { continue };
-                    let Some((key_id, json)) = e2e_keys::claim(c, dnid, &algorithm)? else {
-                        continue;
-                    };
-                    let per_user = out.entry(user_id).or_insert_with(|| json!({}));
-                    if let Some(per_user) = per_user.as_object_mut() {
-                        let per_device = per_user.entry(device_id).or_insert_with(|| json!({}));
-                        if let Some(per_device) = per_device.as_object_mut() {
-                            per_device.insert(key_id, parse_stored(&json)?);
-                        }
+    let mut claimed = claim_local(app, local).await?;
+    let requests = remote
+        .into_iter()
+        .map(|(server, users)| (server, json!({"one_time_keys": users})))
+        .collect();
+    let mut failures = Object::new();
+    let answers =
+        queries::fan_out(app, "/_matrix/federation/v1/user/keys/claim", requests, timeout);
+    for (server, answer) in answers.await {
+        match answer {
+            Ok(a) => {
+                let Some(Value::Object(users)) = a.get("one_time_keys") else { continue };
+                for (user_id, v) in users {
+                    if queries::is_user_of(user_id, &server) && v.is_object() {
+                        claimed.insert(user_id.clone(), v.clone());
                     }
                 }
-                Ok(out)
-            })
-            .await?
-    };
+            }
+            Err(e) => {
+                failures.insert(server, queries::failure(&e));
+            }
+        }
+    }
     Ok(json!({"one_time_keys": claimed, "failures": failures}))
+}
+
+/// Claim local users' keys: one per device and algorithm, the oldest one-time key
+/// (deleted), else the fallback key (kept, marked used). Remote users are skipped.
+pub async fn claim_local(app: &App, local: Vec<(String, String, String)>) -> Result<Object> {
+    let local: Vec<_> = local.into_iter().filter(|(u, _, _)| is_local(app, u)).collect();
+    if local.is_empty() {
+        return Ok(Object::new());
+    }
+    app.db
+        .write(move |c| {
+            let mut out = Object::new();
+            for (user_id, device_id, algorithm) in local {
+                let Some(unid) = e2e_keys::user_nid(c, &user_id)? else { continue };
+                let Some(dnid) = e2e_keys::device_nid(c, unid, &device_id)? else { continue };
+                let Some((key_id, json)) = e2e_keys::claim(c, dnid, &algorithm)? else {
+                    continue;
+                };
+                let per_user = out.entry(user_id).or_insert_with(|| json!({}));
+                if let Some(per_user) = per_user.as_object_mut() {
+                    let per_device = per_user.entry(device_id).or_insert_with(|| json!({}));
+                    if let Some(per_device) = per_device.as_object_mut() {
+                        per_device.insert(key_id, parse_stored(&json)?);
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
 }
 
 /// `device_lists.changed` / `.left` for `user` between two sync tokens.

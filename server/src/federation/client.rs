@@ -28,6 +28,19 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest response accepted (a send_join of a big room is tens of MB).
 const MAX_RESPONSE: usize = 200 * 1024 * 1024;
 
+/// Largest key or well-known response accepted (real ones are well under a kilobyte).
+const MAX_KEY_RESPONSE: usize = 1024 * 1024;
+
+/// What a signed request is: who sends it where, and what.
+pub struct RequestParts<'a> {
+    pub origin: &'a str,
+    pub key: &'a SigningKey,
+    pub destination: &'a str,
+    pub method: Method,
+    pub path_and_query: &'a str,
+    pub body: Option<&'a Value>,
+}
+
 pub struct FederationClient {
     /// None when the system has no usable DNS configuration: only IP literals and explicit
     /// ports then resolve (enough for test federations on loopback).
@@ -201,8 +214,9 @@ impl FederationClient {
             tls_name: host.into(),
             host_header: host.into(),
         };
-        let (status, body) = self
-            .raw(&target, Method::GET, "/.well-known/matrix/server", None, Bytes::new())
+        let path = "/.well-known/matrix/server";
+        let (status, _, body) = self
+            .raw_full(&target, Method::GET, path, None, Bytes::new(), MAX_KEY_RESPONSE)
             .await
             .ok()?;
         if !status.is_success() {
@@ -242,14 +256,42 @@ impl FederationClient {
         Ok(allowed)
     }
 
-    async fn raw(
+    /// A request's status, headers and at most `limit` bytes of body.
+    async fn raw_full(
         &self,
         target: &Target,
         method: Method,
         path: &str,
         authorization: Option<String>,
         body: Bytes,
-    ) -> Result<(StatusCode, Bytes)> {
+        limit: usize,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes)> {
+        let fut = async {
+            let resp = self.send(target, method, path, authorization, body).await?;
+            let status = resp.status();
+            let (parts, body) = resp.into_parts();
+            let bytes = Limited::new(body, limit)
+                .collect()
+                .await
+                .map_err(|e| Error::Unknown(format!("reading response: {e}")))?
+                .to_bytes();
+            Ok((status, parts.headers, bytes))
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, fut)
+            .await
+            .map_err(|_| Error::Unknown(format!("request to {} timed out", target.host)))?
+    }
+
+    /// Connect, send, and return the response with its body still to be read (within
+    /// `REQUEST_TIMEOUT` up to the response head; the caller bounds reading the body).
+    async fn send(
+        &self,
+        target: &Target,
+        method: Method,
+        path: &str,
+        authorization: Option<String>,
+        body: Bytes,
+    ) -> Result<http::Response<hyper::body::Incoming>> {
         let fut = async {
             let mut last = None;
             let mut stream = None;
@@ -290,14 +332,7 @@ impl FederationClient {
                 req = req.header("content-type", "application/json");
             }
             let req = req.body(Full::new(body)).map_err(Error::internal)?;
-            let resp = sender.send_request(req).await.map_err(|e| Error::Unknown(e.to_string()))?;
-            let status = resp.status();
-            let bytes = Limited::new(resp.into_body(), MAX_RESPONSE)
-                .collect()
-                .await
-                .map_err(|e| Error::Unknown(format!("reading response: {e}")))?
-                .to_bytes();
-            Ok((status, bytes))
+            sender.send_request(req).await.map_err(|e| Error::Unknown(e.to_string()))
         };
         tokio::time::timeout(REQUEST_TIMEOUT, fut)
             .await
@@ -314,6 +349,18 @@ impl FederationClient {
         path_and_query: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value)> {
+        let r = RequestParts { origin, key, destination, method, path_and_query, body };
+        self.request_limited(r, MAX_RESPONSE).await
+    }
+
+    /// [`FederationClient::request`] reading at most `limit` bytes of response (queries
+    /// whose answers are small: a peer cannot make us hold 200 MB for a profile).
+    pub async fn request_limited(
+        &self,
+        r: RequestParts<'_>,
+        limit: usize,
+    ) -> Result<(StatusCode, Value)> {
+        let RequestParts { origin, key, destination, method, path_and_query, body } = r;
         self.check_destination(destination)?;
         let auth = xmatrix::sign(method.as_str(), path_and_query, origin, destination, body, key)?;
         let bytes = match body {
@@ -321,16 +368,52 @@ impl FederationClient {
             None => Bytes::new(),
         };
         let target = self.resolve(destination).await;
-        let (status, resp) = self.raw(&target, method, path_and_query, Some(auth), bytes).await?;
+        let (status, _, resp) =
+            self.raw_full(&target, method, path_and_query, Some(auth), bytes, limit).await?;
         let json = serde_json::from_slice(&resp).unwrap_or(Value::Null);
         Ok((status, json))
+    }
+
+    /// A signed GET answered with anything (media), its body left to the caller to read.
+    pub async fn get_stream(
+        &self,
+        origin: &str,
+        key: &SigningKey,
+        destination: &str,
+        path_and_query: &str,
+    ) -> Result<http::Response<hyper::body::Incoming>> {
+        self.check_destination(destination)?;
+        let auth = xmatrix::sign("GET", path_and_query, origin, destination, None, key)?;
+        let target = self.resolve(destination).await;
+        self.send(&target, Method::GET, path_and_query, Some(auth), Bytes::new()).await
+    }
+
+    /// An unsigned GET of an `https://` URL (where a media download redirected to), with
+    /// the same address checks as federation requests; its body left to the caller.
+    pub async fn get_url_stream(&self, url: &str) -> Result<http::Response<hyper::body::Incoming>> {
+        let uri: http::Uri =
+            url.parse().map_err(|_| Error::Unknown(format!("not a URL: {url:?}")))?;
+        if uri.scheme_str() != Some("https") {
+            return Err(Error::Unknown(format!("only https:// redirects are followed: {url:?}")));
+        }
+        let host = uri.host().ok_or_else(|| Error::Unknown(format!("no host in {url:?}")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let target = Target {
+            host: host.clone(),
+            port: uri.port_u16().unwrap_or(443),
+            tls_name: host,
+            host_header: uri.authority().map(|a| a.to_string()).unwrap_or_default(),
+        };
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        self.send(&target, Method::GET, path, None, Bytes::new()).await
     }
 
     /// An unsigned GET (the key API).
     pub async fn get_unsigned(&self, destination: &str, path: &str) -> Result<(StatusCode, Value)> {
         self.check_destination(destination)?;
         let target = self.resolve(destination).await;
-        let (status, resp) = self.raw(&target, Method::GET, path, None, Bytes::new()).await?;
+        let (status, _, resp) =
+            self.raw_full(&target, Method::GET, path, None, Bytes::new(), MAX_KEY_RESPONSE).await?;
         Ok((status, serde_json::from_slice(&resp).unwrap_or(Value::Null)))
     }
 }

@@ -3,6 +3,7 @@
 use ruma::canonical_json::CanonicalJsonObject;
 use serde_json::json;
 
+use crate::config::OldSigningKey;
 use crate::error::{Error, Result};
 use crate::keys::SigningKey;
 
@@ -16,11 +17,25 @@ pub fn server_keys(
     key: &SigningKey,
     now_ms: i64,
 ) -> Result<CanonicalJsonObject> {
+    server_keys_with_old(server_name, key, &[], now_ms)
+}
+
+/// [`server_keys`] listing `old` (`old_signing_keys`) as `old_verify_keys`.
+pub fn server_keys_with_old(
+    server_name: &str,
+    key: &SigningKey,
+    old: &[OldSigningKey],
+    now_ms: i64,
+) -> Result<CanonicalJsonObject> {
+    let old: serde_json::Map<String, serde_json::Value> = old
+        .iter()
+        .map(|k| (k.key_id.clone(), json!({"key": k.key, "expired_ts": k.expired_ts})))
+        .collect();
     let v = json!({
         "server_name": server_name,
         "valid_until_ts": now_ms + KEY_VALIDITY_MS,
         "verify_keys": {format!("ed25519:{}", key.version): {"key": key.public_key_base64()}},
-        "old_verify_keys": {},
+        "old_verify_keys": old,
     });
     let mut obj: CanonicalJsonObject = serde_json::from_value(v).map_err(Error::internal)?;
     ruma::signatures::sign_json(server_name, &key.pair, &mut obj).map_err(Error::internal)?;

@@ -7,6 +7,7 @@ pub mod inbound;
 pub mod key_store;
 pub mod keys;
 pub mod membership;
+pub mod queries;
 pub mod resolve;
 pub mod sender;
 pub mod xmatrix;

@@ -10,6 +10,7 @@
 //!   left in `tmp/` at start-up is from an interrupted upload and is removed.
 
 pub mod preview;
+pub mod remote;
 pub mod thumbnail;
 
 use std::collections::{HashMap, HashSet};
@@ -17,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use sha2::{Digest, Sha256};
@@ -149,7 +151,16 @@ impl Media {
     /// Stream a request body into the store: at most `config.max_upload_size` bytes
     /// (413 `M_TOO_LARGE` as soon as it is exceeded), hashed while written, fsynced,
     /// then renamed into place under its hash (or dropped if that blob exists already).
-    pub async fn store_stream(&self, mut body: Incoming) -> Result<Stored> {
+    pub async fn store_stream(&self, body: Incoming) -> Result<Stored> {
+        self.store_chunks(body_chunks(body, "the upload")).await
+    }
+
+    /// [`Media::store_stream`] for any stream of chunks (remote media).
+    pub async fn store_chunks(
+        &self,
+        chunks: impl futures_util::Stream<Item = Result<Bytes>>,
+    ) -> Result<Stored> {
+        let mut chunks = std::pin::pin!(chunks);
         let limit = self.config.max_upload_size;
         let tmp = TempFile(self.tmp_dir.join(crate::users::random_string(32)));
         let file = tokio::fs::OpenOptions::new()
@@ -161,9 +172,8 @@ impl Media {
         let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut hasher = Sha256::new();
         let mut length = 0u64;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| Error::Unknown(format!("reading the upload: {e}")))?;
-            let Ok(data) = frame.into_data() else { continue };
+        while let Some(data) = chunks.next().await {
+            let data = data?;
             length += data.len() as u64;
             if length > limit {
                 return Err(too_large(limit));
@@ -270,6 +280,19 @@ impl Media {
 /// Held while one thumbnail is looked up or made.
 pub struct ThumbnailGuard {
     _key: tokio::sync::OwnedMutexGuard<()>,
+}
+
+/// The data of a body as a stream of chunks; a failed read is `M_UNKNOWN` naming `what`.
+pub fn body_chunks(
+    body: Incoming,
+    what: &'static str,
+) -> impl futures_util::Stream<Item = Result<Bytes>> {
+    http_body_util::BodyStream::new(body).filter_map(move |frame| async move {
+        match frame {
+            Ok(f) => f.into_data().ok().map(Ok),
+            Err(e) => Some(Err(Error::Unknown(format!("reading {what}: {e}")))),
+        }
+    })
 }
 
 /// A temp file removed when dropped (an upload that failed, was too large or was a

@@ -44,6 +44,17 @@ pub fn changed_remote(conn: &Connection, user_id: &str) -> Result<i64> {
     Ok(pos)
 }
 
+/// The `device_lists` position of a user's latest change seen by everyone (0: none): the
+/// `stream_id` other servers get with the user's device list.
+pub fn latest_for(conn: &Connection, user_id: &str) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COALESCE(MAX(stream_pos), 0) FROM device_list_changes
+             WHERE user_id = ?1 AND observer IS NULL",
+        )?
+        .query_row([user_id], |r| r.get(0))?)
+}
+
 /// Record a change that only `observer` needs to hear about: their own signatures of
 /// `user_ids`' keys (Synapse's "user signature" stream).
 pub fn changed_for(conn: &Connection, observer: &str, user_ids: &[String]) -> Result<i64> {

@@ -123,19 +123,39 @@ pub fn pending_count(c: &Connection, user_nid: i64, since: i64) -> Result<(u64, 
     Ok(st.query_row(params![user_nid, since], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?)
 }
 
+/// Which media a thumbnail belongs to: a local media ID, or another server's media
+/// (origin, media ID) cached here. Their thumbnails live in separate tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaKey {
+    Local(String),
+    Remote(String, String),
+}
+
+impl MediaKey {
+    /// The thumbnail table, and the origin (`?1`, empty for local media) and media ID
+    /// (`?2`) to bind: local rows match `?1 = ''`, which keeps one set of statements.
+    fn table(&self) -> (&'static str, &'static str, &str, &str) {
+        match self {
+            MediaKey::Local(id) => ("media_thumbnails", "?1 = ''", "", id),
+            MediaKey::Remote(origin, id) => ("remote_media_thumbnails", "origin = ?1", origin, id),
+        }
+    }
+}
+
 pub fn thumbnail(
     c: &Connection,
-    media_id: &str,
+    key: &MediaKey,
     width: u32,
     height: u32,
     method: &str,
 ) -> Result<Option<ThumbnailRow>> {
-    let mut st = c.prepare_cached(
-        "SELECT content_type, length, sha256 FROM media_thumbnails
-         WHERE media_id = ?1 AND width = ?2 AND height = ?3 AND method = ?4",
-    )?;
+    let (table, origin_match, origin, id) = key.table();
+    let mut st = c.prepare_cached(&format!(
+        "SELECT content_type, length, sha256 FROM {table}
+         WHERE {origin_match} AND media_id = ?2 AND width = ?3 AND height = ?4 AND method = ?5"
+    ))?;
     Ok(st
-        .query_row(params![media_id, width, height, method], |r| {
+        .query_row(params![origin, id, width, height, method], |r| {
             Ok(ThumbnailRow {
                 content_type: r.get(0)?,
                 length: r.get::<_, i64>(1)? as u64,
@@ -145,17 +165,20 @@ pub fn thumbnail(
         .optional()?)
 }
 
-pub fn thumbnail_count(c: &Connection, media_id: &str) -> Result<u64> {
+pub fn thumbnail_count(c: &Connection, key: &MediaKey) -> Result<u64> {
+    let (table, origin_match, origin, id) = key.table();
     let n: i64 = c
-        .prepare_cached("SELECT COUNT(*) FROM media_thumbnails WHERE media_id = ?1")?
-        .query_row([media_id], |r| r.get(0))?;
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM {table} WHERE {origin_match} AND media_id = ?2"
+        ))?
+        .query_row(params![origin, id], |r| r.get(0))?;
     Ok(n as u64)
 }
 
 #[allow(clippy::too_many_arguments)]
 pub fn insert_thumbnail(
     c: &Connection,
-    media_id: &str,
+    key: &MediaKey,
     width: u32,
     height: u32,
     method: &str,
@@ -163,14 +186,20 @@ pub fn insert_thumbnail(
     actual: (u32, u32),
     now: i64,
 ) -> Result<()> {
-    c.prepare_cached(
-        "INSERT OR IGNORE INTO media_thumbnails (media_id, width, height, method, content_type,
-                                                 length, sha256, actual_width, actual_height,
-                                                 created_ts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
+    let (table, _, origin, id) = key.table();
+    // Local rows have no origin column; `?1` is then bound and unused.
+    let (col, val) = match key {
+        MediaKey::Local(_) => ("", ""),
+        MediaKey::Remote(..) => ("origin, ", "?1, "),
+    };
+    c.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO {table} ({col}media_id, width, height, method, content_type,
+                                        length, sha256, actual_width, actual_height, created_ts)
+         VALUES ({val}?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    ))?
     .execute(params![
-        media_id,
+        origin,
+        id,
         width,
         height,
         method,
@@ -179,6 +208,56 @@ pub fn insert_thumbnail(
         row.sha256,
         actual.0,
         actual.1,
+        now
+    ])?;
+    Ok(())
+}
+
+/// Another server's media as cached here.
+#[derive(Debug, Clone)]
+pub struct RemoteRow {
+    pub content_type: String,
+    pub upload_name: Option<String>,
+    pub length: u64,
+    pub sha256: String,
+}
+
+pub fn remote(c: &Connection, origin: &str, media_id: &str) -> Result<Option<RemoteRow>> {
+    let mut st = c.prepare_cached(
+        "SELECT content_type, upload_name, length, sha256 FROM remote_media
+         WHERE origin = ?1 AND media_id = ?2",
+    )?;
+    Ok(st
+        .query_row(params![origin, media_id], |r| {
+            Ok(RemoteRow {
+                content_type: r.get(0)?,
+                upload_name: r.get(1)?,
+                length: r.get::<_, i64>(2)? as u64,
+                sha256: r.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+pub fn insert_remote(
+    c: &Connection,
+    origin: &str,
+    media_id: &str,
+    row: &RemoteRow,
+    now: i64,
+) -> Result<()> {
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO remote_media
+           (origin, media_id, content_type, upload_name, length, sha256, fetched_ts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        origin,
+        media_id,
+        row.content_type,
+        row.upload_name,
+        row.length as i64,
+        row.sha256,
         now
     ])?;
     Ok(())
@@ -226,10 +305,34 @@ mod tests {
         let c = db();
         insert_uploaded(&c, "m", 1, 1, &content("aa")).expect("upload");
         let t = ThumbnailRow { content_type: "image/png".into(), length: 9, sha256: "bb".into() };
-        insert_thumbnail(&c, "m", 32, 32, "crop", &t, (32, 32), 5).expect("insert");
-        insert_thumbnail(&c, "m", 32, 32, "crop", &t, (32, 32), 6).expect("racing insert");
-        assert_eq!(thumbnail_count(&c, "m").expect("count"), 1);
-        assert!(thumbnail(&c, "m", 32, 32, "crop").expect("get").is_some());
-        assert!(thumbnail(&c, "m", 32, 32, "scale").expect("get").is_none());
+        let m = MediaKey::Local("m".into());
+        insert_thumbnail(&c, &m, 32, 32, "crop", &t, (32, 32), 5).expect("insert");
+        insert_thumbnail(&c, &m, 32, 32, "crop", &t, (32, 32), 6).expect("racing insert");
+        assert_eq!(thumbnail_count(&c, &m).expect("count"), 1);
+        assert!(thumbnail(&c, &m, 32, 32, "crop").expect("get").is_some());
+        assert!(thumbnail(&c, &m, 32, 32, "scale").expect("get").is_none());
+    }
+
+    #[test]
+    fn remote_media_and_its_thumbnails_are_kept_apart_from_local() {
+        let c = db();
+        insert_uploaded(&c, "m", 1, 1, &content("aa")).expect("upload");
+        let row = RemoteRow {
+            content_type: "image/png".into(),
+            upload_name: None,
+            length: 3,
+            sha256: "cc".into(),
+        };
+        insert_remote(&c, "other.example", "m", &row, 1).expect("remote");
+        assert_eq!(remote(&c, "other.example", "m").expect("get").expect("row").sha256, "cc");
+        assert!(remote(&c, "third.example", "m").expect("get").is_none());
+        let t = ThumbnailRow { content_type: "image/png".into(), length: 9, sha256: "dd".into() };
+        let r = MediaKey::Remote("other.example".into(), "m".into());
+        insert_thumbnail(&c, &r, 32, 32, "crop", &t, (32, 32), 5).expect("insert");
+        assert!(thumbnail(&c, &r, 32, 32, "crop").expect("get").is_some());
+        let local = MediaKey::Local("m".into());
+        assert!(thumbnail(&c, &local, 32, 32, "crop").expect("get").is_none(), "not local");
+        assert_eq!(thumbnail_count(&c, &local).expect("count"), 0);
+        assert_eq!(thumbnail_count(&c, &r).expect("count"), 1);
     }
 }

@@ -134,7 +134,9 @@ pub fn delete(conn: &Connection, media_ids: &[String]) -> Result<(Vec<String>, V
         let used: bool = conn
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM media WHERE sha256 = ?1)
-                   OR EXISTS (SELECT 1 FROM media_thumbnails WHERE sha256 = ?1)",
+                   OR EXISTS (SELECT 1 FROM media_thumbnails WHERE sha256 = ?1)
+                   OR EXISTS (SELECT 1 FROM remote_media WHERE sha256 = ?1)
+                   OR EXISTS (SELECT 1 FROM remote_media_thumbnails WHERE sha256 = ?1)",
             )?
             .query_row([&sha], |r| r.get(0))?;
         if !used {

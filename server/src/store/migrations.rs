@@ -17,6 +17,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0009_server_keys", include_str!("../../migrations/0009_server_keys.sql")),
     ("0011_appservice", include_str!("../../migrations/0011_appservice.sql")),
     ("0012_federation", include_str!("../../migrations/0012_federation.sql")),
+    ("0013_federation_queries", include_str!("../../migrations/0013_federation_queries.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

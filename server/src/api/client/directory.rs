@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::error::{Error, Result, bad_json, invalid_param, not_found};
+use crate::federation::queries;
 use crate::http::auth::User;
 use crate::http::request::Req;
 use crate::http::response::{Resp, empty_object, ok};
@@ -72,8 +73,11 @@ async fn put_alias(app: Arc<App>, req: Req) -> Result<Resp> {
 
 async fn get_alias(app: Arc<App>, req: Req) -> Result<Resp> {
     let alias = req.param(0).to_string();
-    ruma::RoomAliasId::parse(&alias)
+    let parsed = ruma::RoomAliasId::parse(&alias)
         .map_err(|_| invalid_param(format!("Invalid room alias {alias}")))?;
+    if parsed.server_name() != app.config.server_name {
+        return Ok(ok(&crate::federation::queries::directory(&app, &parsed).await?));
+    }
     crate::appservice::query::ensure_alias(&app, &alias).await;
     let a = alias.clone();
     let found = app.db.read(move |c| room_store::get_alias(c, &a)).await?;
@@ -178,13 +182,13 @@ fn summarise(c: &rusqlite::Connection, room: &room_store::RoomRow) -> Result<Val
 
 /// Which room list `/publicRooms` shows: the server's own, one appservice network's
 /// (`third_party_instance_id` = `<appservice id>|<network id>`, as in Synapse), or both.
-enum Network {
+pub(crate) enum Network {
     Main,
     Instance(String, String),
     All,
 }
 
-async fn public_rooms(
+pub(crate) async fn public_rooms(
     app: &App,
     limit: Option<u64>,
     since: Option<&str>,
@@ -256,30 +260,11 @@ fn chunk_len(body: &Value) -> usize {
     body["chunk"].as_array().map(Vec::len).unwrap_or(0)
 }
 
-fn check_server(app: &App, server: Option<&str>) -> Result<()> {
-    match server {
-        Some(s) if s != app.config.server_name.as_str() => {
-            Err(not_found("Querying other servers' directories needs federation"))
-        }
-        _ => Ok(()),
-    }
-}
+/// `limit`, `since` and the search term of a `POST /publicRooms` body (client or
+/// federation).
+pub(crate) type PostParams = (Option<u64>, Option<String>, Option<String>);
 
-async fn public_rooms_get(app: Arc<App>, req: Req) -> Result<Resp> {
-    let _user: User = app.auth(&req).await?;
-    check_server(&app, req.query("server"))?;
-    let limit = req
-        .query("limit")
-        .map(|l| l.parse::<u64>())
-        .transpose()
-        .map_err(|_| invalid_param("limit"))?;
-    public_rooms(&app, limit, req.query("since"), None, Network::Main).await
-}
-
-async fn public_rooms_post(app: Arc<App>, req: Req) -> Result<Resp> {
-    let _user: User = app.auth(&req).await?;
-    check_server(&app, req.query("server"))?;
-    let body = req.json_object(true)?;
+pub(crate) fn post_params(body: &serde_json::Map<String, Value>) -> Result<PostParams> {
     let limit = match body.get("limit") {
         None | Some(Value::Null) => None,
         Some(v) => {
@@ -296,7 +281,12 @@ async fn public_rooms_post(app: Arc<App>, req: Req) -> Result<Resp> {
         .and_then(|f| f.get("generic_search_term"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let network = match (body.get("third_party_instance_id"), body.get("include_all_networks")) {
+    Ok((limit, since, term))
+}
+
+/// Which room list a `POST /publicRooms` body asks for.
+fn network_param(body: &serde_json::Map<String, Value>) -> Result<Network> {
+    Ok(match (body.get("third_party_instance_id"), body.get("include_all_networks")) {
         (Some(Value::String(id)), _) => match id.split_once('|') {
             Some((a, n)) => Network::Instance(a.to_string(), n.to_string()),
             None => return Err(invalid_param("Invalid third_party_instance_id")),
@@ -307,6 +297,57 @@ async fn public_rooms_post(app: Arc<App>, req: Req) -> Result<Resp> {
         }
         (Some(_), _) => return Err(bad_json("'third_party_instance_id' must be a string")),
         (_, Some(_)) => return Err(bad_json("'include_all_networks' must be a boolean")),
-    };
+    })
+}
+
+/// The other server a `server=` parameter names, if it names one.
+fn remote_server<'a>(app: &App, server: Option<&'a str>) -> Result<Option<&'a str>> {
+    match server {
+        Some(s) if s != app.config.server_name.as_str() => {
+            if !crate::media::valid_server_name(s) {
+                return Err(invalid_param(format!("Invalid server name {s:?}")));
+            }
+            Ok(Some(s))
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn public_rooms_get(app: Arc<App>, req: Req) -> Result<Resp> {
+    let _user: User = app.auth(&req).await?;
+    let limit = req
+        .query("limit")
+        .map(|l| l.parse::<u64>())
+        .transpose()
+        .map_err(|_| invalid_param("limit"))?;
+    if let Some(server) = remote_server(&app, req.query("server"))? {
+        let got = queries::public_rooms(&app, server, limit, req.query("since"), None).await?;
+        return Ok(ok(&got));
+    }
+    public_rooms(&app, limit, req.query("since"), None, Network::Main).await
+}
+
+async fn public_rooms_post(app: Arc<App>, req: Req) -> Result<Resp> {
+    let _user: User = app.auth(&req).await?;
+    let remote = remote_server(&app, req.query("server"))?;
+    let body = req.json_object(true)?;
+    let (limit, since, term) = post_params(&body)?;
+    let network = network_param(&body)?;
+    if let Some(server) = remote {
+        // A search goes to the other server as a POST, a plain listing as a GET (Synapse).
+        let search = term.map(|t| {
+            let mut b = json!({"filter": {"generic_search_term": t}});
+            if let Some(l) = limit {
+                b["limit"] = json!(l);
+            }
+            if let Some(s) = &since {
+                b["since"] = json!(s);
+            }
+            b
+        });
+        let got =
+            queries::public_rooms(&app, server, limit, since.as_deref(), search.as_ref()).await?;
+        return Ok(ok(&got));
+    }
     public_rooms(&app, limit, since.as_deref(), term, network).await
 }

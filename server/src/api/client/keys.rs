@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::app::App;
 use crate::e2ee::{self, cross_signing};
-use crate::error::{Result, bad_json, missing_param};
+use crate::error::{Result, missing_param};
 use crate::http::request::Req;
 use crate::http::response::{Resp, empty_object, ok};
 use crate::http::router::Router;
@@ -30,35 +30,16 @@ async fn upload(app: Arc<App>, req: Req) -> Result<Resp> {
 async fn query(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth(&req).await?;
     let body = req.json_object(false)?;
-    let bad = || bad_json("'device_keys' must map user IDs to lists of device IDs");
-    let wanted = body.get("device_keys").and_then(Value::as_object).ok_or_else(bad)?;
-    let mut list = vec![];
-    for (user_id, devices) in wanted {
-        let devices = devices
-            .as_array()
-            .ok_or_else(bad)?
-            .iter()
-            .map(|d| d.as_str().map(str::to_string))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(bad)?;
-        list.push((user_id.clone(), devices));
-    }
-    Ok(ok(&e2ee::keys::query(&app, &user, list).await?))
+    let list = e2ee::keys::parse_query(&body)?;
+    let timeout = e2ee::keys::remote_timeout(&body);
+    Ok(ok(&e2ee::keys::query(&app, &user, list, timeout).await?))
 }
 
 async fn claim(app: Arc<App>, req: Req) -> Result<Resp> {
     app.auth(&req).await?;
     let body = req.json_object(false)?;
-    let bad = || bad_json("'one_time_keys' must map user IDs to device IDs to algorithms");
-    let wanted = body.get("one_time_keys").and_then(Value::as_object).ok_or_else(bad)?;
-    let mut list = vec![];
-    for (user_id, devices) in wanted {
-        for (device_id, algorithm) in devices.as_object().ok_or_else(bad)? {
-            let algorithm = algorithm.as_str().ok_or_else(bad)?;
-            list.push((user_id.clone(), device_id.clone(), algorithm.to_string()));
-        }
-    }
-    Ok(ok(&e2ee::keys::claim(&app, list).await?))
+    let list = e2ee::keys::parse_claim(&body)?;
+    Ok(ok(&e2ee::keys::claim(&app, list, e2ee::keys::remote_timeout(&body)).await?))
 }
 
 /// `GET /keys/changes?from=&to=`: `to` defaults to now (Synapse ignores it altogether);

@@ -27,7 +27,7 @@ const MAX_AVATAR_URL: usize = 1000;
 async fn lookup(app: &App, user_id: &str) -> Result<UserRow> {
     let id = UserId::parse(user_id).map_err(|_| invalid_param("Invalid user ID"))?;
     if id.server_name() != app.config.server_name {
-        // Remote profiles arrive with federation.
+        // Remote profiles cannot be set from here.
         return Err(not_found("Profile was not found"));
     }
     crate::appservice::query::ensure_user(app, user_id).await;
@@ -36,7 +36,19 @@ async fn lookup(app: &App, user_id: &str) -> Result<UserRow> {
     row.filter(|r| !r.deactivated).ok_or_else(|| not_found("Profile was not found"))
 }
 
+/// A remote user's profile (all of it, or one field), asked of their server.
+async fn remote(app: &App, user_id: &str, field: Option<&str>) -> Result<Option<Resp>> {
+    let id = UserId::parse(user_id).map_err(|_| invalid_param("Invalid user ID"))?;
+    if id.server_name() == app.config.server_name {
+        return Ok(None);
+    }
+    Ok(Some(ok(&crate::federation::queries::profile(app, &id, field).await?)))
+}
+
 async fn whole(app: Arc<App>, req: Req) -> Result<Resp> {
+    if let Some(r) = remote(&app, req.param(0), None).await? {
+        return Ok(r);
+    }
     let u = lookup(&app, req.param(0)).await?;
     let mut m = Map::new();
     if let Some(d) = u.displayname {
@@ -49,11 +61,17 @@ async fn whole(app: Arc<App>, req: Req) -> Result<Resp> {
 }
 
 async fn displayname(app: Arc<App>, req: Req) -> Result<Resp> {
+    if let Some(r) = remote(&app, req.param(0), Some("displayname")).await? {
+        return Ok(r);
+    }
     let u = lookup(&app, req.param(0)).await?;
     Ok(ok(&u.displayname.map(|d| json!({"displayname": d})).unwrap_or(json!({}))))
 }
 
 async fn avatar_url(app: Arc<App>, req: Req) -> Result<Resp> {
+    if let Some(r) = remote(&app, req.param(0), Some("avatar_url")).await? {
+        return Ok(r);
+    }
     let u = lookup(&app, req.param(0)).await?;
     Ok(ok(&u.avatar_url.map(|d| json!({"avatar_url": d})).unwrap_or(json!({}))))
 }

@@ -5,8 +5,12 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 mod events;
+mod key_query;
+mod media;
 pub mod membership;
+mod query;
 mod transactions;
+mod user_keys;
 
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -20,6 +24,10 @@ pub fn routes(r: &mut Router) {
     membership::routes(r);
     events::routes(r);
     transactions::routes(r);
+    query::routes(r);
+    user_keys::routes(r);
+    key_query::routes(r);
+    media::routes(r);
     r.get("/_matrix/federation/v1/version", version);
     r.get("/_matrix/key/v2/server", server_keys);
     r.get("/_matrix/key/v2/server/{}", server_keys);
@@ -76,7 +84,12 @@ async fn version(_app: Arc<App>, _req: Req) -> Result<Resp> {
 
 /// Our own keys, self-signed. (`/server/{keyId}` is deprecated; the whole set is returned.)
 async fn server_keys(app: Arc<App>, _req: Req) -> Result<Resp> {
-    let obj = keys::server_keys(app.config.server_name.as_str(), &app.signing_key, now_ms())?;
+    let obj = keys::server_keys_with_old(
+        app.config.server_name.as_str(),
+        &app.signing_key,
+        &app.config.old_signing_keys,
+        now_ms(),
+    )?;
     let v: Value = serde_json::to_value(&obj).map_err(Error::internal)?;
     Ok(ok(&v))
 }

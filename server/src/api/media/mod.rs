@@ -8,8 +8,9 @@
 //! since 1.120): every upload is marked authenticated and is served only on the
 //! `/_matrix/client/v1/media` endpoints; the legacy download and thumbnail endpoints stay
 //! unauthenticated and answer 404 for such media (after the not-yet-uploaded check, as
-//! Synapse does), which the spec allows as the 1.11 "freeze". Remote media needs
-//! federation: remote server names get 404 for now.
+//! Synapse does), which the spec allows as the 1.11 "freeze". Other servers' media is
+//! fetched over federation on first use and cached (`media::remote`), on the authenticated
+//! endpoints only.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,7 +26,7 @@ use crate::http::response::{Body, Resp, StreamResp, ok, streamed};
 use crate::http::router::Router;
 use crate::media::thumbnail::{self, Method as ThumbMethod, Outcome, ThumbError};
 use crate::media::{self, preview};
-use crate::store::media::{self as db, Content, MediaRow, ThumbnailRow};
+use crate::store::media::{self as db, Content, MediaKey, MediaRow, ThumbnailRow};
 use crate::store::now_ms;
 
 pub fn routes(r: &mut Router) {
@@ -209,21 +210,61 @@ fn expired(app: &App, row: &MediaRow) -> bool {
 
 // --- downloads ------------------------------------------------------------------------
 
-/// The uploaded local media behind `/{serverName}/{mediaId}`. Waits up to `timeout_ms`
-/// for an asynchronous upload still to come (504 `M_NOT_YET_UPLOADED` after).
-async fn local_media(app: &Arc<App>, req: &Req) -> Result<MediaRow> {
-    let (server, media_id) = (req.param(0), req.param(1).to_string());
+/// Media to serve, local or cached from another server.
+struct Source {
+    key: MediaKey,
+    content_type: String,
+    upload_name: Option<String>,
+    length: u64,
+    sha256: String,
+}
+
+/// The media behind `{server}/{media_id}`: local uploads (after the wait below), or other
+/// servers' media, fetched over federation into the cache on first use. The legacy
+/// unauthenticated endpoints serve neither new local uploads nor remote media (the 1.11
+/// freeze; Synapse with `enable_authenticated_media` does the same).
+async fn resolve(
+    app: &Arc<App>,
+    req: &Req,
+    server: &str,
+    media_id: &str,
+    authenticated: bool,
+) -> Result<Source> {
     if !media::valid_server_name(server) {
         return Err(Error::InvalidParam(format!("Invalid server name: {server:?}")));
     }
-    if server != app.config.server_name.as_str() {
-        // Fetching other servers' media needs federation, which Glia does not have yet.
-        return Err(not_found("Remote media is not available on this server yet"));
-    }
-    if !media::valid_media_id(&media_id) {
+    if !media::valid_media_id(media_id) {
         return Err(not_found("Media not found"));
     }
-    let deadline = Instant::now() + media::wait_timeout(req.query("timeout_ms"))?;
+    if server != app.config.server_name.as_str() {
+        if !authenticated && app.media.config.authenticated_media {
+            return Err(not_found("Remote media is only served on /_matrix/client/v1/media"));
+        }
+        let row = media::remote::get(app, server, media_id).await?;
+        return Ok(Source {
+            key: MediaKey::Remote(server.to_string(), media_id.to_string()),
+            content_type: row.content_type,
+            upload_name: row.upload_name,
+            length: row.length,
+            sha256: row.sha256,
+        });
+    }
+    let row = local_media(app, media_id, req.query("timeout_ms")).await?;
+    check_legacy_access(app, &row, authenticated)?;
+    Ok(Source {
+        key: MediaKey::Local(row.media_id),
+        content_type: row.content_type.unwrap_or_else(|| "application/octet-stream".into()),
+        upload_name: row.upload_name,
+        length: row.length.unwrap_or(0),
+        sha256: row.sha256.ok_or_else(|| Error::internal("uploaded media without hash"))?,
+    })
+}
+
+/// The uploaded local media `media_id`. Waits up to `timeout_ms` for an asynchronous
+/// upload still to come (504 `M_NOT_YET_UPLOADED` after).
+async fn local_media(app: &Arc<App>, media_id: &str, timeout_ms: Option<&str>) -> Result<MediaRow> {
+    let media_id = media_id.to_string();
+    let deadline = Instant::now() + media::wait_timeout(timeout_ms)?;
     loop {
         // Registered before the read, so an upload completing in between still wakes us.
         let notified = app.media.upload_notified();
@@ -285,35 +326,42 @@ fn media_response(
 
 async fn download_authed(app: Arc<App>, req: Req, _body: Incoming) -> Result<StreamResp> {
     app.auth(&req).await?;
-    download(app, req, true).await
+    let (server, media_id) = (req.param(0).to_string(), req.param(1).to_string());
+    download(app, &req, &server, &media_id, true).await
 }
 
 async fn download_legacy(app: Arc<App>, req: Req, _body: Incoming) -> Result<StreamResp> {
-    download(app, req, false).await
+    let (server, media_id) = (req.param(0).to_string(), req.param(1).to_string());
+    download(app, &req, &server, &media_id, false).await
 }
 
-async fn download(app: Arc<App>, req: Req, authenticated: bool) -> Result<StreamResp> {
-    let row = local_media(&app, &req).await?;
-    check_legacy_access(&app, &row, authenticated)?;
-    let sha256 =
-        row.sha256.as_deref().ok_or_else(|| Error::internal("uploaded media without hash"))?;
-    let stored_type = row.content_type.as_deref().unwrap_or("application/octet-stream");
-    // A file name in the path overrides the uploaded one.
-    let filename = req.params.get(2).map(String::as_str).or(row.upload_name.as_deref());
-    let disposition = media::content_disposition(stored_type, filename);
-    let (body, length) = app.media.open_blob(sha256).await?;
-    media_response(body, length, &media::served_content_type(stored_type), &disposition)
+/// The bytes of `server`/`media_id` (a file name in the path, `req.params[2]`, overrides
+/// the uploaded one). Also what federation's `/media/download` wraps.
+pub(crate) async fn download(
+    app: Arc<App>,
+    req: &Req,
+    server: &str,
+    media_id: &str,
+    authenticated: bool,
+) -> Result<StreamResp> {
+    let src = resolve(&app, req, server, media_id, authenticated).await?;
+    let filename = req.params.get(2).map(String::as_str).or(src.upload_name.as_deref());
+    let disposition = media::content_disposition(&src.content_type, filename);
+    let (body, length) = app.media.open_blob(&src.sha256).await?;
+    media_response(body, length, &media::served_content_type(&src.content_type), &disposition)
 }
 
 // --- thumbnails -----------------------------------------------------------------------
 
 async fn thumbnail_authed(app: Arc<App>, req: Req, _body: Incoming) -> Result<StreamResp> {
     app.auth(&req).await?;
-    thumbnail(app, req, true).await
+    let (server, media_id) = (req.param(0).to_string(), req.param(1).to_string());
+    thumbnail(app, &req, &server, &media_id, true).await
 }
 
 async fn thumbnail_legacy(app: Arc<App>, req: Req, _body: Incoming) -> Result<StreamResp> {
-    thumbnail(app, req, false).await
+    let (server, media_id) = (req.param(0).to_string(), req.param(1).to_string());
+    thumbnail(app, &req, &server, &media_id, false).await
 }
 
 fn dimension(req: &Req, name: &str) -> Result<u32> {
@@ -330,38 +378,42 @@ fn cannot_thumbnail() -> Error {
 
 /// Serve the cached thumbnail for the request, making it first if there is none. At
 /// most one request makes a given thumbnail; others wait for it and then find it cached.
-async fn thumbnail(app: Arc<App>, req: Req, authenticated: bool) -> Result<StreamResp> {
-    let width = dimension(&req, "width")?;
-    let height = dimension(&req, "height")?;
+/// Remote media is thumbnailed here from the cached original. Also what federation's
+/// `/media/thumbnail` wraps.
+pub(crate) async fn thumbnail(
+    app: Arc<App>,
+    req: &Req,
+    server: &str,
+    media_id: &str,
+    authenticated: bool,
+) -> Result<StreamResp> {
+    let width = dimension(req, "width")?;
+    let height = dimension(req, "height")?;
     let method = match req.query("method") {
         None => ThumbMethod::Scale,
         Some(m) => ThumbMethod::parse(m)
             .ok_or_else(|| Error::InvalidParam("method must be 'crop' or 'scale'".into()))?,
     };
-    let row = local_media(&app, &req).await?;
-    check_legacy_access(&app, &row, authenticated)?;
-    let source_type = row.content_type.clone().unwrap_or_default();
-    if !thumbnail::is_thumbnailable(&source_type) {
+    let src = resolve(&app, req, server, media_id, authenticated).await?;
+    if !thumbnail::is_thumbnailable(&src.content_type) {
         return Err(cannot_thumbnail());
     }
-    let source =
-        row.sha256.clone().ok_or_else(|| Error::internal("uploaded media without hash"))?;
     let want = thumbnail::normalise(width, height, method);
-    let key = format!("{}/{}x{}/{}", row.media_id, want.width, want.height, method.as_str());
-    let _lock = app.media.thumbnail_lock(&key).await?;
+    let lock_key = format!("{:?}/{}x{}/{}", src.key, want.width, want.height, method.as_str());
+    let _lock = app.media.thumbnail_lock(&lock_key).await?;
 
-    let (id, m) = (row.media_id.clone(), method.as_str());
+    let (key, m) = (src.key.clone(), method.as_str());
     let (cached, count) = app
         .db
         .read(move |c| {
-            Ok((db::thumbnail(c, &id, want.width, want.height, m)?, db::thumbnail_count(c, &id)?))
+            Ok((db::thumbnail(c, &key, want.width, want.height, m)?, db::thumbnail_count(c, &key)?))
         })
         .await?;
     if let Some(t) = cached {
         return serve_thumbnail(&app, &t).await;
     }
 
-    let path = app.media.path_of(&source)?;
+    let path = app.media.path_of(&src.sha256)?;
     let outcome = {
         let _permit = app.media.thumbnail_permit().await?;
         tokio::task::spawn_blocking(move || thumbnail::generate_from_file(&path, want))
@@ -373,8 +425,8 @@ async fn thumbnail(app: Arc<App>, req: Req, authenticated: bool) -> Result<Strea
             // The source itself, re-typed by what it really is (PNG or JPEG).
             let t = ThumbnailRow {
                 content_type: content_type.into(),
-                length: row.length.unwrap_or(0),
-                sha256: source,
+                length: src.length,
+                sha256: src.sha256.clone(),
             };
             (t, (width, height))
         }
@@ -391,15 +443,15 @@ async fn thumbnail(app: Arc<App>, req: Req, authenticated: bool) -> Result<Strea
             return Err(Error::TooLarge("Content is too large to thumbnail".into()));
         }
         Err(ThumbError::Unsupported(why)) => {
-            tracing::info!(media_id = %row.media_id, %why, "cannot thumbnail");
+            tracing::info!(media = ?src.key, %why, "cannot thumbnail");
             return Err(cannot_thumbnail());
         }
     };
     if count < media::MAX_CACHED_THUMBNAILS {
-        let (id, t2) = (row.media_id.clone(), t.clone());
+        let (key, t2) = (src.key.clone(), t.clone());
         app.db
             .write(move |c| {
-                db::insert_thumbnail(c, &id, want.width, want.height, m, &t2, actual, now_ms())
+                db::insert_thumbnail(c, &key, want.width, want.height, m, &t2, actual, now_ms())
             })
             .await?;
     }

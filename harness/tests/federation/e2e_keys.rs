@@ -1,0 +1,285 @@
+//! End-to-end keys across servers (Complement: TestFederationKeyUploadQuery): device keys
+//! and one-time keys uploaded on one server are queried and claimed from another, through
+//! `/user/keys/query`, `/user/keys/claim` and `/user/devices`.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use glia_harness::federation::FakeServer;
+use glia_harness::{Client, Deployment};
+use ruma::signatures::Ed25519KeyPair;
+use serde_json::{Value, json};
+
+use crate::support::{hanging_server, one_trusting, server_of, unreachable_server};
+
+fn keys_path(what: &str) -> Vec<&str> {
+    let mut p = vec!["_matrix", "client", "v3", "keys"];
+    p.extend(what.split('/'));
+    p
+}
+
+/// Sign `v` as `user_id` with `pair` (ruma), as a client does.
+fn signed(user_id: &str, pair: &Ed25519KeyPair, v: Value) -> Value {
+    let map = v.as_object().cloned().expect("object");
+    let mut obj = ruma::canonical_json::try_from_json_map(map).expect("canonical");
+    ruma::signatures::sign_json(user_id, pair, &mut obj).expect("sign");
+    serde_json::to_value(&obj).expect("json")
+}
+
+/// Upload signed device keys and two signed one-time keys for `c`'s device; returns the
+/// device keys as uploaded.
+async fn upload_keys(c: &Client) -> Value {
+    let pair =
+        Ed25519KeyPair::from_der(&Ed25519KeyPair::generate(), c.device_id.clone()).expect("key");
+    let ed = STANDARD_NO_PAD.encode(pair.public_key());
+    let curve = STANDARD_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let device_keys = signed(
+        &c.user_id,
+        &pair,
+        json!({
+            "user_id": c.user_id, "device_id": c.device_id,
+            "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+            "keys": {format!("ed25519:{}", c.device_id): ed, format!("curve25519:{}", c.device_id): curve},
+        }),
+    );
+    let mut otks = serde_json::Map::new();
+    for id in ["AAAA", "AAAB"] {
+        let k = json!({"key": STANDARD_NO_PAD.encode(rand::random::<[u8; 32]>())});
+        otks.insert(format!("signed_curve25519:{id}"), signed(&c.user_id, &pair, k));
+    }
+    let body = json!({"device_keys": device_keys, "one_time_keys": otks});
+    let r = c.request("POST", &keys_path("upload"), body).await.must_status(200);
+    assert_eq!(r["one_time_key_counts"]["signed_curve25519"], 2, "{r}");
+    device_keys
+}
+
+/// An ed25519 key named after its own public key (cross-signing keys are).
+fn cross_signing_pair() -> (Ed25519KeyPair, String) {
+    let der = Ed25519KeyPair::generate();
+    let probe = Ed25519KeyPair::from_der(&der, "probe".into()).expect("key");
+    let public = STANDARD_NO_PAD.encode(probe.public_key());
+    (Ed25519KeyPair::from_der(&der, public.clone()).expect("key"), public)
+}
+
+/// Upload a master key and a self-signing key (signed by the master key) for `c`;
+/// returns both as uploaded.
+async fn upload_cross_signing(c: &Client) -> (Value, Value) {
+    let (master, master_pub) = cross_signing_pair();
+    let (_, ssk_pub) = cross_signing_pair();
+    let key = |usage: &str, public: &str| json!({"user_id": c.user_id, "usage": [usage], "keys": {format!("ed25519:{public}"): public}});
+    let master_key = signed(&c.user_id, &master, key("master", &master_pub));
+    let self_signing = signed(&c.user_id, &master, key("self_signing", &ssk_pub));
+    let body = json!({"master_key": master_key, "self_signing_key": self_signing});
+    c.request("POST", &keys_path("device_signing/upload"), body).await.must_status(200);
+    (master_key, self_signing)
+}
+
+fn claim_body(user_id: &str, device_id: &str) -> Value {
+    json!({"one_time_keys": {user_id: {device_id: "signed_curve25519"}}})
+}
+
+/// TestFederationKeyUploadQuery: hs2's user sees hs1's user's device keys (signatures
+/// intact) and claims their one-time keys, one per claim, until none are left.
+#[tokio::test]
+async fn test_federation_key_upload_query() {
+    let Some(d) = Deployment::federated(2).await else { return };
+    let alice = d.register_user(0, "alice").await;
+    let bob = d.register_user(1, "bob").await;
+    let uploaded = upload_keys(&alice).await;
+    let (master, self_signing) = upload_cross_signing(&alice).await;
+    let r = bob
+        .request("POST", &keys_path("query"), json!({"device_keys": {&alice.user_id: []}}))
+        .await
+        .must_status(200);
+    assert_eq!(r["failures"], json!({}), "{r}");
+    assert_eq!(r["master_keys"][&alice.user_id], master, "{r}");
+    assert_eq!(r["self_signing_keys"][&alice.user_id], self_signing, "{r}");
+    assert!(r["user_signing_keys"].get(&alice.user_id).is_none(), "{r}");
+    let got = &r["device_keys"][&alice.user_id][&alice.device_id];
+    for field in ["user_id", "device_id", "algorithms", "keys", "signatures"] {
+        assert_eq!(got[field], uploaded[field], "{field} in {r}");
+    }
+    // Asking for one device by ID works too; an unknown device is simply absent.
+    let body = json!({"device_keys": {&alice.user_id: ["NOSUCHDEVICE"]}});
+    let r = bob.request("POST", &keys_path("query"), body).await.must_status(200);
+    assert_eq!(r["device_keys"][&alice.user_id], json!({}), "{r}");
+
+    let mut claimed = vec![];
+    for _ in 0..2 {
+        let body = claim_body(&alice.user_id, &alice.device_id);
+        let r = bob.request("POST", &keys_path("claim"), body).await.must_status(200);
+        assert_eq!(r["failures"], json!({}), "{r}");
+        let keys = r["one_time_keys"][&alice.user_id][&alice.device_id]
+            .as_object()
+            .unwrap_or_else(|| panic!("a key claimed: {r}"))
+            .clone();
+        assert_eq!(keys.len(), 1, "{r}");
+        let (id, key) = keys.into_iter().next().expect("one");
+        assert!(id.starts_with("signed_curve25519:"), "{id}");
+        assert!(key["signatures"][&alice.user_id].is_object(), "{key}");
+        claimed.push(id);
+    }
+    assert_ne!(claimed[0], claimed[1], "each claim takes another key");
+    let r = bob
+        .request("POST", &keys_path("claim"), claim_body(&alice.user_id, &alice.device_id))
+        .await
+        .must_status(200);
+    assert_eq!(r["one_time_keys"], json!({}), "none left: {r}");
+    let counts = alice.request("POST", &keys_path("upload"), json!({})).await.must_status(200);
+    assert_eq!(counts["one_time_key_counts"]["signed_curve25519"].as_u64().unwrap_or(0), 0);
+    d.destroy().await;
+}
+
+/// The inbound endpoints, asked by a fake server: `/user/devices` (no display names over
+/// federation, stream_id), `/user/keys/query`, `/user/keys/claim`; unknown users and
+/// devices are empty answers; other servers' users and bad bodies are 400.
+#[tokio::test]
+async fn test_inbound_user_keys_endpoints() {
+    let Some(d) = one_trusting("").await else { return };
+    let alice = d.register_user(0, "alice").await;
+    alice
+        .must_do(
+            "PUT",
+            &["_matrix", "client", "v3", "devices", &alice.device_id],
+            json!({"display_name": "Alice's secret phone"}),
+        )
+        .await;
+    let uploaded = upload_keys(&alice).await;
+    let (master, self_signing) = upload_cross_signing(&alice).await;
+    let dest = server_of(&alice.user_id);
+    let base = d.hs(0).base_url.clone();
+    let fake = FakeServer::start().await;
+    let enc = glia_harness::client::encode_segment;
+    let devices = |u: &str| format!("/_matrix/federation/v1/user/devices/{}", enc(u));
+
+    let r = fake.request(&base, &dest, "GET", &devices(&alice.user_id), None).await;
+    let r = r.must_status(200);
+    assert_eq!(r["user_id"], alice.user_id.as_str());
+    assert!(r["stream_id"].as_i64().is_some_and(|s| s > 0), "{r}");
+    let list = r["devices"].as_array().expect("devices");
+    assert_eq!(list.len(), 1, "{r}");
+    assert_eq!(list[0]["device_id"], alice.device_id.as_str());
+    assert_eq!(list[0]["keys"]["keys"], uploaded["keys"]);
+    assert!(!r.to_string().contains("secret phone"), "no display names over federation: {r}");
+    assert_eq!((&r["master_key"], &r["self_signing_key"]), (&master, &self_signing), "{r}");
+
+    let nobody = format!("@nobody:{dest}");
+    let r = fake.request(&base, &dest, "GET", &devices(&nobody), None).await.must_status(200);
+    assert_eq!(r["devices"], json!([]), "{r}");
+    fake.request(&base, &dest, "GET", &devices("@x:elsewhere.example"), None)
+        .await
+        .must_error(400, "M_INVALID_PARAM");
+    fake.request(&base, &dest, "GET", &devices("not-a-user"), None)
+        .await
+        .must_error(400, "M_INVALID_PARAM");
+
+    let q = "/_matrix/federation/v1/user/keys/query";
+    let body =
+        json!({"device_keys": {&alice.user_id: [], &nobody: [], "@x:elsewhere.example": []}});
+    let r = fake.request(&base, &dest, "POST", q, Some(body)).await.must_status(200);
+    assert_eq!(r["device_keys"][&alice.user_id][&alice.device_id]["keys"], uploaded["keys"]);
+    assert_eq!(r["device_keys"][&nobody], json!({}), "{r}");
+    assert!(r["device_keys"].get("@x:elsewhere.example").is_none(), "{r}");
+    assert!(r.get("user_signing_keys").is_none(), "never another user's: {r}");
+    fake.request(&base, &dest, "POST", q, Some(json!({"device_keys": [1]})))
+        .await
+        .must_error(400, "M_BAD_JSON");
+
+    let c = "/_matrix/federation/v1/user/keys/claim";
+    let body = json!({"one_time_keys": {
+        &alice.user_id: {&alice.device_id: "signed_curve25519", "NODEVICE": "signed_curve25519"},
+    }});
+    let r = fake.request(&base, &dest, "POST", c, Some(body)).await.must_status(200);
+    let keys = &r["one_time_keys"][&alice.user_id];
+    assert_eq!(keys[&alice.device_id].as_object().map(|o| o.len()), Some(1), "{r}");
+    assert!(keys.get("NODEVICE").is_none(), "{r}");
+    fake.request(&base, &dest, "POST", c, Some(json!({"one_time_keys": {"@a:b": 1}})))
+        .await
+        .must_error(400, "M_BAD_JSON");
+    // Unsigned: refused before any work.
+    fake.raw_request(&base, "POST", c, Some(json!({"one_time_keys": {}})), None)
+        .await
+        .must_error(401, "M_UNAUTHORIZED");
+    // Oversized JSON is refused by size alone.
+    let huge = json!({"device_keys": {&alice.user_id: ["x".repeat(9 * 1024 * 1024)]}});
+    let r = fake.request(&base, &dest, "POST", q, Some(huge)).await;
+    r.must_error(413, "M_TOO_LARGE");
+    d.destroy().await;
+}
+
+/// Servers that are down, hang, or answer garbage end up in `failures` (within the
+/// client's `timeout`), while the answers of working servers and local users still come
+/// back; a server's answer about another server's users is dropped.
+#[tokio::test]
+async fn test_key_query_failures_are_per_server() {
+    let Some(d) = one_trusting("").await else { return };
+    let bob = d.register_user(0, "bob").await;
+    let fake = FakeServer::start().await;
+    let garbage = FakeServer::start().await;
+    let eve = format!("@eve:{}", fake.server_name);
+    let (down, hung) = (unreachable_server(), hanging_server().await);
+    let eve2 = eve.clone();
+    fake.on("POST", "/_matrix/federation/v1/user/keys/query", move |_| {
+        let dk = json!({"user_id": eve2, "device_id": "E", "algorithms": [], "keys": {}});
+        (200, json!({"device_keys": {&eve2: {"E": dk}, "@mallory:other.example": {"M": {}}}}))
+    });
+    fake.on("POST", "/_matrix/federation/v1/user/keys/claim", move |r| {
+        (
+            200,
+            json!({"one_time_keys": r.body["one_time_keys"].clone().as_object().map(|u| {
+                u.keys().map(|k| (k.clone(), json!({"E": {"signed_curve25519:1": {"key": "k"}}})))
+                    .collect::<serde_json::Map<_, _>>()
+            })}),
+        )
+    });
+    garbage.on("POST", "/_matrix/federation/v1/user/keys", |_| (200, json!("garbage")));
+    let body = json!({
+        "timeout": 2000,
+        "device_keys": {
+            &eve: [], &bob.user_id: [], format!("@a:{down}"): [], format!("@b:{hung}"): [],
+            format!("@c:{}", garbage.server_name): [],
+        },
+    });
+    let started = Instant::now();
+    let r = bob.request("POST", &keys_path("query"), body).await.must_status(200);
+    assert!(started.elapsed() < Duration::from_secs(15), "the hung server did not hold us");
+    assert_eq!(r["device_keys"][&eve]["E"]["device_id"], "E", "{r}");
+    assert!(r["device_keys"].get("@mallory:other.example").is_none(), "{r}");
+    assert!(r["device_keys"][&bob.user_id].is_object(), "{r}");
+    for server in [&down, &hung, &garbage.server_name] {
+        assert!(r["failures"][server]["status"].is_u64(), "{server} in failures: {r}");
+    }
+    assert!(r["failures"].get(&fake.server_name).is_none(), "{r}");
+    let body = json!({
+        "timeout": 2000,
+        "one_time_keys": {&eve: {"E": "signed_curve25519"}, format!("@b:{hung}"): {"D": "x"}},
+    });
+    let r = bob.request("POST", &keys_path("claim"), body).await.must_status(200);
+    assert_eq!(r["one_time_keys"][&eve]["E"]["signed_curve25519:1"]["key"], "k", "{r}");
+    assert!(r["failures"][&hung].is_object(), "{r}");
+    d.destroy().await;
+}
+
+/// A query naming many servers that all hang still answers within the client's
+/// `timeout` (servers are asked a few at a time, against one deadline), each in `failures`.
+#[tokio::test]
+async fn test_key_query_many_hanging_servers_bounded_by_timeout() {
+    let Some(d) = one_trusting("").await else { return };
+    let bob = d.register_user(0, "bob").await;
+    let mut users = serde_json::Map::new();
+    let mut servers = vec![];
+    for _ in 0..45 {
+        let s = hanging_server().await;
+        users.insert(format!("@u:{s}"), json!([]));
+        servers.push(s);
+    }
+    let started = Instant::now();
+    let body = json!({"timeout": 1500, "device_keys": users});
+    let r = bob.request("POST", &keys_path("query"), body).await.must_status(200);
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    for s in &servers {
+        assert!(r["failures"][s].is_object(), "{s} in failures: {r}");
+    }
+    d.destroy().await;
+}
