@@ -4,7 +4,14 @@
 //! requests to the server under test. Its server name is `localhost:<port>`, which
 //! resolves without DNS; the server under test must trust `fixtures/tls/ca.crt` and may
 //! reach loopback (see [`trusting_config_yaml`]).
+//!
+//! It can also act as a homeserver in rooms ([`room`]): its own rooms, whose requests it
+//! answers, and rooms of the server under test it joins ([`actions`]).
 
+pub mod actions;
+pub mod room;
+
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -31,7 +38,17 @@ pub struct Received {
     pub body: Value,
 }
 
-type Handler = Arc<dyn Fn(&Received) -> (u16, Value) + Send + Sync>;
+/// What a handler answers.
+pub enum Answer {
+    Json(u16, Value),
+    /// Any bytes (garbage, truncated JSON), with this status.
+    Raw(u16, Vec<u8>),
+    /// Never answer: the request hangs until the caller gives up.
+    Hang,
+}
+
+type Handler = Arc<dyn Fn(&Received) -> Answer + Send + Sync>;
+type Rooms = Arc<Mutex<HashMap<String, room::FakeRoom>>>;
 
 pub struct FakeServer {
     pub server_name: String,
@@ -40,6 +57,8 @@ pub struct FakeServer {
     key: Arc<Ed25519KeyPair>,
     handlers: Arc<Mutex<Vec<(String, String, Handler)>>>,
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// Rooms the fake server is in, by room ID.
+    pub rooms: Rooms,
     http: reqwest::Client,
 }
 
@@ -52,7 +71,7 @@ pub fn trusting_config_yaml() -> String {
     )
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -94,23 +113,25 @@ impl FakeServer {
             key,
             handlers: Arc::default(),
             received: Arc::default(),
+            rooms: Arc::default(),
             http: crate::client::http_client(Some(&fixtures_dir().join("tls/ca.crt"))),
         };
-        let (handlers, received, key, name) =
-            (server.handlers.clone(), server.received.clone(), server.key.clone(), server_name);
+        let shared = Shared {
+            handlers: server.handlers.clone(),
+            received: server.received.clone(),
+            rooms: server.rooms.clone(),
+            key: server.key.clone(),
+            name: server_name,
+        };
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
-                let (tls, handlers, received, key, name) =
-                    (tls.clone(), handlers.clone(), received.clone(), key.clone(), name.clone());
+                let (tls, shared) = (tls.clone(), shared.clone());
                 tokio::spawn(async move {
                     let Ok(stream) = tls.accept(stream).await else { return };
                     let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                        let (handlers, received, key, name) =
-                            (handlers.clone(), received.clone(), key.clone(), name.clone());
-                        async move {
-                            Ok::<_, Infallible>(serve(req, &handlers, &received, &key, &name).await)
-                        }
+                        let shared = shared.clone();
+                        async move { Ok::<_, Infallible>(serve(req, &shared).await) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), svc)
@@ -121,18 +142,39 @@ impl FakeServer {
         server
     }
 
-    /// Answer `method` requests whose path starts with `path_prefix`.
+    /// Answer `method` requests whose path starts with `path_prefix` with JSON. The
+    /// latest handler installed for a path wins, and handlers win over the built-in
+    /// answers about the fake server's rooms.
     pub fn on(
         &self,
         method: &str,
         path_prefix: &str,
         f: impl Fn(&Received) -> (u16, Value) + Send + Sync + 'static,
     ) {
+        self.on_answer(method, path_prefix, move |r| {
+            let (s, v) = f(r);
+            Answer::Json(s, v)
+        });
+    }
+
+    /// Like [`FakeServer::on`], for any [`Answer`] (garbage, or none at all).
+    pub fn on_answer(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        f: impl Fn(&Received) -> Answer + Send + Sync + 'static,
+    ) {
         self.handlers.lock().expect("handlers").push((
             method.to_string(),
             path_prefix.to_string(),
             Arc::new(f),
         ));
+    }
+
+    /// The requests received so far with this method whose path starts with `prefix`.
+    pub fn received_on(&self, method: &str, prefix: &str) -> Vec<Received> {
+        let all = self.received.lock().expect("received");
+        all.iter().filter(|r| r.method == method && r.uri.starts_with(prefix)).cloned().collect()
     }
 
     pub fn public_key_base64(&self) -> String {
@@ -205,13 +247,17 @@ impl FakeServer {
     }
 }
 
-async fn serve(
-    req: hyper::Request<Incoming>,
-    handlers: &Mutex<Vec<(String, String, Handler)>>,
-    received: &Mutex<Vec<Received>>,
-    key: &Ed25519KeyPair,
-    name: &str,
-) -> hyper::Response<Full<Bytes>> {
+/// What every connection task of the fake server shares.
+#[derive(Clone)]
+struct Shared {
+    handlers: Arc<Mutex<Vec<(String, String, Handler)>>>,
+    received: Arc<Mutex<Vec<Received>>>,
+    rooms: Rooms,
+    key: Arc<Ed25519KeyPair>,
+    name: String,
+}
+
+async fn serve(req: hyper::Request<Incoming>, s: &Shared) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let r = Received {
@@ -224,11 +270,12 @@ async fn serve(
             .map(str::to_string),
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     };
-    received.lock().expect("received").push(r.clone());
-    let (status, value) = if r.method == "GET" && r.uri.starts_with("/_matrix/key/v2/server") {
-        (200, key_response(key, name))
+    s.received.lock().expect("received").push(r.clone());
+    let answer = if r.method == "GET" && r.uri.starts_with("/_matrix/key/v2/server") {
+        Answer::Json(200, key_response(&s.key, &s.name))
     } else {
-        let found = handlers
+        let found = s
+            .handlers
             .lock()
             .expect("handlers")
             .iter()
@@ -237,10 +284,21 @@ async fn serve(
             .map(|(_, _, h)| h.clone());
         match found {
             Some(h) => h(&r),
-            None => (404, json!({"errcode": "M_UNRECOGNIZED", "error": "fake server: no handler"})),
+            None => match room::answer(&s.rooms, &s.name, &r) {
+                Some((status, v)) => Answer::Json(status, v),
+                None => Answer::Json(
+                    404,
+                    json!({"errcode": "M_UNRECOGNIZED", "error": "fake server: no handler"}),
+                ),
+            },
         }
     };
-    let mut resp = hyper::Response::new(Full::new(Bytes::from(value.to_string())));
+    let (status, body) = match answer {
+        Answer::Json(status, v) => (status, v.to_string().into_bytes()),
+        Answer::Raw(status, b) => (status, b),
+        Answer::Hang => std::future::pending().await,
+    };
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() =
         hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()

@@ -1,0 +1,104 @@
+//! What the scenarios against a fake federation server share: a federating Glia with
+//! Alice's public room that the fake server's Charlie joined, and client-side checks.
+
+use std::time::Duration;
+
+use glia_harness::federation::FakeServer;
+use glia_harness::federation::actions::Peer;
+use glia_harness::{Client, Deployment, HsConfig};
+use serde_json::{Value, json};
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn cs<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    let mut p = vec!["_matrix", "client", "v3"];
+    p.extend_from_slice(rest);
+    p
+}
+
+pub fn server_of(user_id: &str) -> String {
+    user_id.split_once(':').map(|(_, s)| s.to_string()).expect("user ID has a server")
+}
+
+pub struct Setup {
+    pub d: Deployment,
+    pub fake: FakeServer,
+    /// Glia, as the fake server reaches it.
+    pub peer: Peer,
+    pub alice: Client,
+    pub room: String,
+    /// The fake server's user, joined to `room`.
+    pub charlie: String,
+}
+
+/// One federating Glia (with `extra_yaml` in its config) and a fake server, nothing
+/// shared yet.
+pub async fn start_with(extra_yaml: String) -> Option<(Deployment, FakeServer, Client, Peer)> {
+    let d = Deployment::federated_with(1, HsConfig { extra_yaml, ..Default::default() }).await?;
+    let fake = FakeServer::start().await;
+    let alice = d.register_user(0, "alice").await;
+    let peer = Peer::new(&d.hs(0).base_url, &server_of(&alice.user_id));
+    Some((d, fake, alice, peer))
+}
+
+/// Alice's public room (room version `version`, Glia's default when None), joined by
+/// the fake server's Charlie.
+pub async fn joined_room(version: Option<&str>) -> Option<Setup> {
+    joined_room_with(version, String::new()).await
+}
+
+pub async fn joined_room_with(version: Option<&str>, extra_yaml: String) -> Option<Setup> {
+    let (d, fake, alice, peer) = start_with(extra_yaml).await?;
+    let mut body = json!({"preset": "public_chat"});
+    if let Some(v) = version {
+        body["room_version"] = json!(v);
+    }
+    let room = alice.must_do("POST", &cs(&["createRoom"]), body).await["room_id"]
+        .as_str()
+        .expect("room_id")
+        .to_string();
+    let charlie = fake.user_id("charlie");
+    fake.join(&peer, &room, &charlie).await;
+    Some(Setup { d, fake, peer, alice, room, charlie })
+}
+
+/// What `c` gets for `GET /rooms/{room}/event/{id}`.
+pub async fn get_event(c: &Client, room: &str, id: &str) -> glia_harness::Response {
+    c.get(&cs(&["rooms", room, "event", id])).await
+}
+
+/// The event IDs of the room's timeline as `c` pages it, oldest first.
+pub async fn timeline_ids(c: &Client, room: &str) -> Vec<String> {
+    let r = c.get(&cs(&["rooms", room, "messages", "?dir=b&limit=100"])).await.must_status(200);
+    let mut ids: Vec<String> = r["chunk"]
+        .as_array()
+        .expect("chunk")
+        .iter()
+        .filter_map(|e| e["event_id"].as_str().map(str::to_string))
+        .collect();
+    ids.reverse();
+    ids
+}
+
+pub async fn send_text(c: &Client, room: &str, text: &str) -> String {
+    let txn = format!("t{}", rand::random::<u32>());
+    let r = c
+        .must_do(
+            "PUT",
+            &cs(&["rooms", room, "send", "m.room.message", &txn]),
+            json!({"msgtype": "m.text", "body": text}),
+        )
+        .await;
+    r["event_id"].as_str().expect("event_id").to_string()
+}
+
+/// `user`'s membership in the room's current state, as `c` reads it.
+pub async fn membership(c: &Client, room: &str, user: &str) -> String {
+    let m = c.get(&cs(&["rooms", room, "state", "m.room.member", user])).await.must_status(200);
+    m["membership"].as_str().unwrap_or_default().to_string()
+}
+
+/// The per-PDU result a transaction answer gives for `id`.
+pub fn pdu_result<'a>(answer: &'a Value, id: &str) -> &'a Value {
+    &answer["pdus"][id]
+}

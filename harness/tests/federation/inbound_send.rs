@@ -1,0 +1,319 @@
+//! Inbound `/send` with bad input from a fake server in the room (spec: server-server
+//! API, "Checks performed on receipt of a PDU"): forged signatures, wrong origins,
+//! content hash mismatches, events failing auth or citing rejected auth events,
+//! soft-failed events of a banned user, oversized PDUs and oversized transactions; and
+//! the good paths next to them (gap filling with get_missing_events, both ways).
+
+use glia_harness::federation::FakeServer;
+use glia_harness::federation::room::Ev;
+use glia_harness::wait_until;
+use serde_json::{Value, json};
+
+use crate::fakes::{
+    WAIT, cs, get_event, joined_room, membership, pdu_result, send_text, timeline_ids,
+};
+
+/// A PDU whose signature is not its sender's server's is refused (200, with a per-PDU
+/// error) and never shown; a request whose X-Matrix signature is forged is 401.
+#[tokio::test]
+async fn test_inbound_federation_rejects_forged_signature() {
+    let Some(s) = joined_room(None).await else { return };
+    let good = s.fake.build(&s.room, Ev::message(&s.charlie, "genuine"));
+    let other = s.fake.build(&s.room, Ev::message(&s.charlie, "another"));
+    // The first event carrying the second's signature.
+    let mut forged = good.clone();
+    forged["signatures"] = other["signatures"].clone();
+    let id = s.fake.event_id(&s.room, &forged);
+    let answer = s.fake.send_transaction(&s.peer, &[forged], &[]).await.must_status(200);
+    assert!(pdu_result(&answer, &id).get("error").is_some(), "forged PDU accepted: {answer}");
+    get_event(&s.alice, &s.room, &id).await.must_error(404, "M_NOT_FOUND");
+
+    // The same transaction signed (X-Matrix) by another server's key in our name: 401.
+    let impostor = FakeServer::start().await;
+    let path = "/_matrix/federation/v1/send/forged1";
+    let body =
+        json!({"origin": s.fake.server_name, "origin_server_ts": 1, "pdus": [good], "edus": []});
+    let header = impostor
+        .x_matrix("PUT", path, &s.peer.server_name, Some(&body))
+        .replace(&impostor.server_name, &s.fake.server_name);
+    s.fake
+        .raw_request(&s.peer.base_url, "PUT", path, Some(body), Some(header))
+        .await
+        .must_error(401, "M_UNAUTHORIZED");
+    get_event(&s.alice, &s.room, &id).await.must_error(404, "M_NOT_FOUND");
+
+    // The genuine event, properly sent, is accepted: the refusals above were about the
+    // signatures.
+    let answer = s.fake.send_transaction(&s.peer, &[good], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &id), &json!({}), "{answer}");
+    assert_eq!(
+        get_event(&s.alice, &s.room, &id).await.must_status(200)["content"]["body"],
+        "genuine"
+    );
+    s.d.destroy().await;
+}
+
+/// Wrong origins: a transaction whose `origin` is not the server that signed the
+/// request is 400; a server not in the room relaying a member's event, and a user of a
+/// server not in the room sending into it, are refused per PDU.
+#[tokio::test]
+async fn test_inbound_federation_rejects_wrong_origin() {
+    let Some(s) = joined_room(None).await else { return };
+    let outsider = FakeServer::start().await;
+    let ev = s.fake.build(&s.room, Ev::message(&s.charlie, "relayed"));
+    let id = s.fake.event_id(&s.room, &ev);
+
+    // The body claims another origin than the signed request.
+    let path = "/_matrix/federation/v1/send/wrong-origin";
+    let body =
+        json!({"origin": outsider.server_name, "origin_server_ts": 1, "pdus": [ev], "edus": []});
+    s.fake
+        .request(&s.peer.base_url, &s.peer.server_name, "PUT", path, Some(body))
+        .await
+        .must_status(400);
+
+    // A server that is not in the room relays Charlie's (validly signed) event.
+    let answer = outsider.send_transaction(&s.peer, std::slice::from_ref(&ev), &[]).await;
+    let answer = answer.must_status(200);
+    assert!(pdu_result(&answer, &id).get("error").is_some(), "relay accepted: {answer}");
+    get_event(&s.alice, &s.room, &id).await.must_error(404, "M_NOT_FOUND");
+
+    // A user of a server that is not in the room, signed by their own server.
+    let dave = outsider.user_id("dave");
+    let mut intruder = s.fake.build(&s.room, Ev::message(&dave, "let me in"));
+    intruder["origin"] = json!(outsider.server_name);
+    let intruder = outsider.sign(&s.fake.room(&s.room, |r| r.version.clone()), intruder);
+    let iid = s.fake.event_id(&s.room, &intruder);
+    let answer = outsider.send_transaction(&s.peer, &[intruder], &[]).await.must_status(200);
+    assert!(pdu_result(&answer, &iid).get("error").is_some(), "intruder accepted: {answer}");
+    get_event(&s.alice, &s.room, &iid).await.must_error(404, "M_NOT_FOUND");
+
+    // From its own server, Charlie's event goes in.
+    let answer = s.fake.send_transaction(&s.peer, &[ev], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &id), &json!({}), "{answer}");
+    s.d.destroy().await;
+}
+
+/// An event whose content no longer matches its hash (the signature, over the redacted
+/// form, still holds) is stored redacted: clients see it without its content.
+#[tokio::test]
+async fn test_inbound_federation_redacts_content_hash_mismatch() {
+    let Some(s) = joined_room(None).await else { return };
+    let mut ev = s.fake.build(&s.room, Ev::message(&s.charlie, "original"));
+    ev["content"]["body"] = json!("tampered");
+    let id = s.fake.event_id(&s.room, &ev);
+    let answer = s.fake.send_transaction(&s.peer, &[ev], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &id), &json!({}), "{answer}");
+    let got = get_event(&s.alice, &s.room, &id).await.must_status(200);
+    assert_eq!(got["type"], "m.room.message", "{got}");
+    assert_eq!(got["content"], json!({}), "content kept despite the hash mismatch: {got}");
+    s.d.destroy().await;
+}
+
+/// Events failing the auth rules (Charlie, at power 0, raising himself to 100 and
+/// renaming the room) are rejected and never reach current state.
+#[tokio::test]
+async fn test_inbound_federation_rejects_events_failing_auth() {
+    let Some(s) = joined_room(None).await else { return };
+    s.alice
+        .must_do(
+            "PUT",
+            &cs(&["rooms", &s.room, "state", "m.room.name", ""]),
+            json!({"name": "Old"}),
+        )
+        .await;
+    // Build on the DAG with the name in it, so the rename is about that state.
+    wait_until("the name event at the fake server", WAIT, || {
+        let name = s.fake.room(&s.room, |r| r.state_id("m.room.name", ""));
+        async move { name }
+    })
+    .await;
+    let pl = s.fake.room(&s.room, |r| r.state_event("m.room.power_levels", "").cloned());
+    let mut content = pl.expect("power levels")["content"].clone();
+    content["users"][&s.charlie] = json!(100);
+    let coup = s.fake.build(&s.room, Ev::state("m.room.power_levels", "", &s.charlie, content));
+    let rename = s
+        .fake
+        .build(&s.room, Ev::state("m.room.name", "", &s.charlie, json!({"name": "Charlie's"})));
+    let ids = [s.fake.event_id(&s.room, &coup), s.fake.event_id(&s.room, &rename)];
+    let answer = s.fake.send_transaction(&s.peer, &[coup, rename], &[]).await.must_status(200);
+    for id in &ids {
+        assert!(pdu_result(&answer, id).get("error").is_some(), "{id} accepted: {answer}");
+        get_event(&s.alice, &s.room, id).await.must_error(404, "M_NOT_FOUND");
+    }
+    let pl = s
+        .alice
+        .get(&cs(&["rooms", &s.room, "state", "m.room.power_levels", ""]))
+        .await
+        .must_status(200);
+    assert!(pl["users"].get(&s.charlie).is_none(), "Charlie gained power: {pl}");
+    let name =
+        s.alice.get(&cs(&["rooms", &s.room, "state", "m.room.name", ""])).await.must_status(200);
+    assert_eq!(name["name"], "Old");
+    s.d.destroy().await;
+}
+
+/// TestInboundFederationRejectsEventsWithRejectedAuthEvents: an event citing a rejected
+/// event among its auth events is rejected too, though it would pass on its own.
+#[tokio::test]
+async fn test_inbound_federation_rejects_events_with_rejected_auth_events() {
+    let Some(s) = joined_room(None).await else { return };
+    let mut content = s
+        .fake
+        .room(&s.room, |r| r.state_event("m.room.power_levels", "").cloned())
+        .expect("power levels")["content"]
+        .clone();
+    content["users"][&s.charlie] = json!(100);
+    let bad_pl = s.fake.build(&s.room, Ev::state("m.room.power_levels", "", &s.charlie, content));
+    let bad_id = s.fake.event_id(&s.room, &bad_pl);
+    let answer = s.fake.send_transaction(&s.peer, &[bad_pl], &[]).await.must_status(200);
+    assert!(pdu_result(&answer, &bad_id).get("error").is_some(), "{answer}");
+
+    // A message citing the rejected power levels (instead of the real ones).
+    let (create, member) = s.fake.room(&s.room, |r| {
+        (r.state_id("m.room.create", "").expect("create"), r.state_id("m.room.member", &s.charlie))
+    });
+    let auth = vec![create, bad_id.clone(), member.expect("charlie's join")];
+    let msg = s
+        .fake
+        .build(&s.room, Ev::message(&s.charlie, "on rejected ground").prev(&[bad_id]).auth(&auth));
+    let msg_id = s.fake.event_id(&s.room, &msg);
+    let answer = s.fake.send_transaction(&s.peer, &[msg], &[]).await.must_status(200);
+    assert!(pdu_result(&answer, &msg_id).get("error").is_some(), "accepted: {answer}");
+    get_event(&s.alice, &s.room, &msg_id).await.must_error(404, "M_NOT_FOUND");
+
+    // The same message on the real auth events is fine.
+    let (ok_id, ok) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "on solid ground"));
+    let answer = s.fake.send_transaction(&s.peer, &[ok], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &ok_id), &json!({}), "{answer}");
+    get_event(&s.alice, &s.room, &ok_id).await.must_status(200);
+    s.d.destroy().await;
+}
+
+/// A banned user's event built on the DAG from before the ban passes auth against the
+/// state before it but not against the current state: it is soft-failed, never shown.
+#[tokio::test]
+async fn test_inbound_federation_soft_fails_banned_user() {
+    let Some(s) = joined_room(None).await else { return };
+    // What Charlie's server knew before the ban.
+    let (tips, auth) =
+        s.fake.room(&s.room, |r| (r.tips.clone(), r.auth_events_for(&Ev::message(&s.charlie, ""))));
+    s.alice.must_do("POST", &cs(&["rooms", &s.room, "ban"]), json!({"user_id": s.charlie})).await;
+    let late = s
+        .fake
+        .build(&s.room, Ev::message(&s.charlie, "sent before I knew").prev(&tips).auth(&auth));
+    let late_id = s.fake.event_id(&s.room, &late);
+    s.fake.send_transaction(&s.peer, &[late], &[]).await.must_status(200);
+    let after = send_text(&s.alice, &s.room, "after the ban").await;
+    let ids = timeline_ids(&s.alice, &s.room).await;
+    assert!(ids.contains(&after), "alice's message missing: {ids:?}");
+    assert!(!ids.contains(&late_id), "soft-failed event in the timeline: {ids:?}");
+    let resp = s.alice.sync(None, 0, None).await;
+    let timeline = resp["rooms"]["join"][&s.room]["timeline"]["events"].to_string();
+    assert!(!timeline.contains(&late_id), "soft-failed event in /sync: {timeline}");
+    assert_eq!(membership(&s.alice, &s.room, &s.charlie).await, "ban");
+    s.d.destroy().await;
+}
+
+/// A transaction of 51 PDUs or 101 EDUs is refused whole with 400; 50 and 100 are fine.
+#[tokio::test]
+async fn test_inbound_federation_rejects_oversized_transactions() {
+    let Some(s) = joined_room(None).await else { return };
+    let mut pdus = vec![];
+    for i in 0..51 {
+        pdus.push(s.fake.send_in(&s.room, Ev::message(&s.charlie, &format!("m{i}"))).1);
+    }
+    let first = s.fake.event_id(&s.room, &pdus[0]);
+    s.fake.send_transaction(&s.peer, &pdus, &[]).await.must_status(400);
+    get_event(&s.alice, &s.room, &first).await.must_error(404, "M_NOT_FOUND");
+    let answer = s.fake.send_transaction(&s.peer, &pdus[..50], &[]).await.must_status(200);
+    assert_eq!(answer["pdus"].as_object().map(|o| o.len()), Some(50), "{answer}");
+    get_event(&s.alice, &s.room, &first).await.must_status(200);
+
+    let typing = |on: bool| json!({"edu_type": "m.typing", "content": {"room_id": s.room, "user_id": s.charlie, "typing": on}});
+    let edus: Vec<Value> = (0..101).map(|_| typing(true)).collect();
+    s.fake.send_transaction(&s.peer, &[], &edus).await.must_status(400);
+    s.fake.send_transaction(&s.peer, &[], &edus[..100]).await.must_status(200);
+    s.d.destroy().await;
+}
+
+/// A PDU over 65536 bytes is refused and not stored; the transaction still answers 200.
+#[tokio::test]
+async fn test_inbound_federation_rejects_oversized_pdu() {
+    let Some(s) = joined_room(None).await else { return };
+    // Signing refuses oversized events, so grow one after signing: were the size not
+    // checked, the content hash mismatch would store it redacted, and visible.
+    let mut huge = s.fake.build(&s.room, Ev::message(&s.charlie, "huge"));
+    huge["content"]["body"] = json!("x".repeat(70_000));
+    let id = s.fake.event_id(&s.room, &huge);
+    let answer = s.fake.send_transaction(&s.peer, &[huge], &[]).await.must_status(200);
+    assert!(pdu_result(&answer, &id).get("error").is_some(), "oversized PDU accepted: {answer}");
+    get_event(&s.alice, &s.room, &id).await.must_error(404, "M_NOT_FOUND");
+    s.d.destroy().await;
+}
+
+/// TestGetMissingEventsGapFilling: an event whose prev_events Glia lacks makes it ask the
+/// origin's get_missing_events for the gap, and the events found there are shown too.
+#[tokio::test]
+async fn test_get_missing_events_gap_filling() {
+    let Some(s) = joined_room(None).await else { return };
+    let (a, _) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "gap 1"));
+    let (b, _) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "gap 2"));
+    let (c, last) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "after the gap"));
+    let answer = s.fake.send_transaction(&s.peer, &[last], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &c), &json!({}), "{answer}");
+    assert!(
+        !s.fake.received_on("POST", "/_matrix/federation/v1/get_missing_events/").is_empty(),
+        "Glia did not ask for the missing events"
+    );
+    let ids = timeline_ids(&s.alice, &s.room).await;
+    let pos = |id: &String| ids.iter().position(|x| x == id);
+    assert!(
+        pos(&a).is_some() && pos(&a) < pos(&b) && pos(&b) < pos(&c),
+        "gap not filled in order: {ids:?} (want {a}, {b}, {c})"
+    );
+    s.d.destroy().await;
+}
+
+/// TestInboundCanReturnMissingEvents: Glia answers get_missing_events with the events
+/// between what the asker has and what it names, oldest first.
+#[tokio::test]
+async fn test_inbound_can_return_missing_events() {
+    let Some(s) = joined_room(None).await else { return };
+    let join = s.fake.room(&s.room, |r| r.tips.clone());
+    let mut sent = vec![];
+    for i in 0..4 {
+        sent.push(send_text(&s.alice, &s.room, &format!("missed {i}")).await);
+    }
+    let body = json!({
+        "earliest_events": join,
+        "latest_events": [sent[3]],
+        "limit": 10,
+        "min_depth": 0,
+    });
+    let path = format!(
+        "/_matrix/federation/v1/get_missing_events/{}",
+        glia_harness::client::encode_segment(&s.room)
+    );
+    let r = s
+        .fake
+        .request(&s.peer.base_url, &s.peer.server_name, "POST", &path, Some(body))
+        .await
+        .must_status(200);
+    let got: Vec<String> = r["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| s.fake.event_id(&s.room, e))
+        .collect();
+    assert_eq!(got, sent[..3].to_vec(), "{r}");
+
+    // A server that is not in the room gets nothing.
+    let outsider = FakeServer::start().await;
+    let body = json!({"earliest_events": [], "latest_events": [sent[3]], "limit": 10});
+    outsider
+        .request(&s.peer.base_url, &s.peer.server_name, "POST", &path, Some(body))
+        .await
+        .must_error(403, "M_FORBIDDEN");
+    s.d.destroy().await;
+}

@@ -1,0 +1,196 @@
+//! Glia talking to a fake server's rooms and to peers that misbehave: joining a room
+//! whose send_join answer carries unverifiable events, sending into it, catching up a
+//! destination that refused transactions, and peers that hang or answer garbage.
+//! After Complement's TestOutboundFederationSend and
+//! TestJoinFederatedRoomWithUnverifiableEvents.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use glia_harness::federation::Answer;
+use glia_harness::federation::room::{self, Ev};
+use glia_harness::{Client, wait_until};
+use serde_json::{Value, json};
+
+use crate::fakes::{WAIT, cs, get_event, joined_room_with, send_text, start_with};
+
+/// Glia's client timeout for federation requests in these scenarios.
+const FED_TIMEOUT_YAML: &str = "federation:\n  client_timeout: 2s\n";
+
+async fn join_via(c: &Client, room: &str, server: &str) -> glia_harness::Response {
+    let q = format!("?server_name={}", glia_harness::client::encode_segment(server));
+    c.request("POST", &cs(&["join", room, &q]), json!({})).await
+}
+
+/// Check `pdu` carries a valid signature of `server` with the key it serves.
+async fn assert_signed_by(base_url: &str, server: &str, version: &str, pdu: &Value) {
+    let keys = Client::new(base_url).get(&["_matrix", "key", "v2", "server"]).await;
+    let keys = keys.must_status(200);
+    let mut set = BTreeMap::new();
+    for (id, k) in keys["verify_keys"].as_object().expect("verify_keys") {
+        let b = ruma::serde::Base64::parse(k["key"].as_str().expect("key")).expect("base64");
+        set.insert(id.clone(), b);
+    }
+    let map = BTreeMap::from([(server.to_string(), set)]);
+    let obj: ruma::canonical_json::CanonicalJsonObject =
+        serde_json::from_value(pdu.clone()).expect("canonical");
+    let verified = ruma::signatures::verify_event(&map, &obj, &room::rules_of(version))
+        .unwrap_or_else(|e| panic!("PDU not signed by {server}: {e}: {pdu}"));
+    assert!(matches!(verified, ruma::signatures::Verified::All), "content hash wrong: {pdu}");
+}
+
+/// TestOutboundFederationSend: Alice joins the fake server's room through it and sends a
+/// message; the fake server receives it in a transaction, signed by Glia.
+#[tokio::test]
+async fn test_outbound_federation_send() {
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let bob = fake.user_id("bob");
+    let room = fake.create_room("10", &bob);
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    let joined = fake.room(&room, |r| r.state_id("m.room.member", &alice.user_id));
+    assert!(joined.is_some(), "the fake server did not get Alice's join");
+
+    let id = send_text(&alice, &room, "hello fake").await;
+    let rules = room::rules_of("10");
+    let pdu = wait_until("the message at the fake server", WAIT, || {
+        let found =
+            fake.received_on("PUT", "/_matrix/federation/v1/send/").into_iter().find_map(|r| {
+                r.body["pdus"]
+                    .as_array()?
+                    .iter()
+                    .find(|p| room::event_id_of(p, &rules) == id)
+                    .cloned()
+            });
+        async move { found }
+    })
+    .await;
+    assert_eq!(pdu["content"]["body"], "hello fake");
+    assert_eq!(pdu["sender"], alice.user_id.as_str());
+    assert_signed_by(&peer.base_url, &peer.server_name, "10", &pdu).await;
+    d.destroy().await;
+}
+
+/// TestJoinFederatedRoomWithUnverifiableEvents: the send_join answer carries a member
+/// event without signatures and one with a bad signature; the join succeeds, those
+/// events are dropped, and the room works.
+#[tokio::test]
+async fn test_join_federated_room_with_unverifiable_events() {
+    let Some((d, fake, alice, _peer)) = start_with(String::new()).await else { return };
+    let bob = fake.user_id("bob");
+    let room = fake.create_room("10", &bob);
+    let unsigned = fake.user_id("unsigned");
+    let mut ev = fake.build(&room, Ev::member(&unsigned, "join"));
+    ev.as_object_mut().expect("event").remove("signatures");
+    fake.add(&room, ev);
+    let forged = fake.user_id("forged");
+    let mut ev = fake.build(&room, Ev::member(&forged, "join"));
+    ev["signatures"] = fake.build(&room, Ev::message(&bob, "other"))["signatures"].clone();
+    fake.add(&room, ev);
+
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    for user in [&unsigned, &forged] {
+        let r = alice.get(&cs(&["rooms", &room, "state", "m.room.member", user])).await;
+        r.must_error(404, "M_NOT_FOUND");
+    }
+    let members = alice.get(&cs(&["rooms", &room, "joined_members"])).await.must_status(200);
+    let joined = members["joined"].as_object().expect("joined");
+    assert!(joined.contains_key(&alice.user_id) && joined.contains_key(&bob), "{members}");
+    assert_eq!(joined.len(), 2, "{members}");
+
+    // The room works: Bob's next message reaches Alice.
+    let (msg, pdu) = fake.send_in(&room, Ev::message(&bob, "welcome"));
+    let peer = glia_harness::federation::actions::Peer::new(
+        &d.hs(0).base_url,
+        &crate::fakes::server_of(&alice.user_id),
+    );
+    fake.send_transaction(&peer, &[pdu], &[]).await.must_status(200);
+    assert_eq!(get_event(&alice, &room, &msg).await.must_status(200)["content"]["body"], "welcome");
+    d.destroy().await;
+}
+
+/// A destination that hangs, answers garbage, then refuses transactions is caught up
+/// once it accepts: every PDU queued for it arrives, in order.
+#[tokio::test]
+async fn test_outbound_catch_up_after_refusals() {
+    let Some(s) = joined_room_with(None, FED_TIMEOUT_YAML.into()).await else { return };
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (a, acc) = (attempts.clone(), accepted.clone());
+    s.fake.on_answer("PUT", "/_matrix/federation/v1/send/", move |r| {
+        match a.fetch_add(1, Ordering::SeqCst) {
+            0 => Answer::Hang,
+            1 => Answer::Raw(502, b"<html>bad gateway".to_vec()),
+            2 => Answer::Json(500, json!({"errcode": "M_UNKNOWN", "error": "down"})),
+            _ => {
+                let rules = room::rules_of("10");
+                let mut acc = acc.lock().expect("accepted");
+                for p in r.body["pdus"].as_array().into_iter().flatten() {
+                    acc.push(room::event_id_of(p, &rules));
+                }
+                Answer::Json(200, json!({"pdus": {}}))
+            }
+        }
+    });
+    let mut sent = vec![];
+    for i in 0..5 {
+        sent.push(send_text(&s.alice, &s.room, &format!("queued {i}")).await);
+    }
+    let got = wait_until("every queued PDU at the fake server", WAIT, || {
+        let acc = accepted.lock().expect("accepted").clone();
+        let ours: Vec<String> = acc.into_iter().filter(|id| sent.contains(id)).collect();
+        let done = (ours.len() >= sent.len()).then_some(ours);
+        async move { done }
+    })
+    .await;
+    assert_eq!(got, sent, "PDUs lost, repeated or out of order");
+    assert!(attempts.load(Ordering::SeqCst) >= 4, "the refusals were not retried");
+    s.d.destroy().await;
+}
+
+/// A peer that never answers, or answers garbage, makes a join through it fail within
+/// Glia's federation timeout, with an error, while Glia keeps serving; once the peer
+/// behaves the join works.
+#[tokio::test]
+async fn test_join_through_hanging_or_garbage_peer_fails_cleanly() {
+    let Some((d, fake, alice, _peer)) = start_with(FED_TIMEOUT_YAML.into()).await else { return };
+    let bob = fake.user_id("bob");
+    let room = fake.create_room("10", &bob);
+    fake.on_answer("GET", "/_matrix/federation/v1/make_join/", |_| Answer::Hang);
+
+    let started = Instant::now();
+    let (a2, room2, name) = (alice.clone(), room.clone(), fake.server_name.clone());
+    let join = tokio::spawn(async move { join_via(&a2, &room2, &name).await });
+    // Glia serves other requests while the join waits on the peer.
+    let other = alice.must_do("POST", &cs(&["createRoom"]), json!({})).await["room_id"]
+        .as_str()
+        .expect("room_id")
+        .to_string();
+    send_text(&alice, &other, "still here").await;
+    let r = tokio::time::timeout(Duration::from_secs(20), join)
+        .await
+        .expect("the join returned within 20 s")
+        .expect("join task");
+    assert!(started.elapsed() >= Duration::from_secs(2), "no wait for the peer at all?");
+    assert!(r.status >= 400 && r.json()["errcode"].is_string(), "join: {} {}", r.status, r.text());
+    assert_eq!(r.status, 502, "an unreachable peer is a gateway error: {}", r.text());
+
+    fake.on_answer("GET", "/_matrix/federation/v1/make_join/", |_| {
+        Answer::Raw(200, b"{\"event\": [garbage".to_vec())
+    });
+    let r = join_via(&alice, &room, &fake.server_name).await;
+    assert!(r.status >= 400 && r.json()["errcode"].is_string(), "join: {} {}", r.status, r.text());
+    assert_eq!(r.status, 502, "garbage from a peer is a gateway error: {}", r.text());
+
+    // The peer behaves again (its built-in answer): the join goes through.
+    let (rooms, name) = (fake.rooms.clone(), fake.server_name.clone());
+    fake.on_answer("GET", "/_matrix/federation/v1/make_join/", move |r| {
+        match room::answer(&rooms, &name, r) {
+            Some((s, v)) => Answer::Json(s, v),
+            None => Answer::Json(404, json!({})),
+        }
+    });
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    d.destroy().await;
+}
