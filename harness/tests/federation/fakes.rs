@@ -62,6 +62,12 @@ pub async fn joined_room_with(version: Option<&str>, extra_yaml: String) -> Opti
     Some(Setup { d, fake, peer, alice, room, charlie })
 }
 
+/// `POST /join/{room}?server_name={server}`.
+pub async fn join_via(c: &Client, room: &str, server: &str) -> glia_harness::Response {
+    let q = format!("?server_name={}", glia_harness::client::encode_segment(server));
+    c.request("POST", &cs(&["join", room, &q]), json!({})).await
+}
+
 /// What `c` gets for `GET /rooms/{room}/event/{id}`.
 pub async fn get_event(c: &Client, room: &str, id: &str) -> glia_harness::Response {
     c.get(&cs(&["rooms", room, "event", id])).await

@@ -10,7 +10,8 @@ use glia_harness::wait_until;
 use serde_json::{Value, json};
 
 use crate::fakes::{
-    WAIT, cs, get_event, joined_room, membership, pdu_result, send_text, timeline_ids,
+    WAIT, cs, get_event, join_via, joined_room, membership, pdu_result, send_text, start_with,
+    timeline_ids,
 };
 
 /// A PDU whose signature is not its sender's server's is refused (200, with a per-PDU
@@ -256,7 +257,13 @@ async fn test_inbound_federation_rejects_oversized_pdu() {
 /// origin's get_missing_events for the gap, and the events found there are shown too.
 #[tokio::test]
 async fn test_get_missing_events_gap_filling() {
-    let Some(s) = joined_room(None).await else { return };
+    for version in [None, Some("1")] {
+        gap_filling(version).await;
+    }
+}
+
+async fn gap_filling(version: Option<&str>) {
+    let Some(s) = joined_room(version).await else { return };
     let (a, _) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "gap 1"));
     let (b, _) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "gap 2"));
     let (c, last) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "after the gap"));
@@ -316,4 +323,60 @@ async fn test_inbound_can_return_missing_events() {
         .await
         .must_error(403, "M_FORBIDDEN");
     s.d.destroy().await;
+}
+
+/// An event whose prev events Glia has never seen, one of them also an auth event (a new
+/// user's join, then their message; only the message is sent): Glia fills the gap
+/// first, so the join is part of the room (in its state and timeline), not a mere
+/// outlier the message then fails against.
+#[tokio::test]
+async fn test_inbound_federation_fetches_unknown_auth_and_prev_events() {
+    let Some(s) = joined_room(None).await else { return };
+    let dan = s.fake.user_id("dan");
+    let (join, _) = s.fake.send_in(&s.room, Ev::member(&dan, "join"));
+    let (msg, pdu) = s.fake.send_in(&s.room, Ev::message(&dan, "first words"));
+    let auth = s.fake.room(&s.room, |r| r.events[&msg]["auth_events"].clone());
+    assert!(auth.to_string().contains(&join), "the message cites the join: {auth}");
+    let answer = s.fake.send_transaction(&s.peer, &[pdu], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &msg), &json!({}), "{answer}");
+    assert_eq!(membership(&s.alice, &s.room, &dan).await, "join");
+    let ids = timeline_ids(&s.alice, &s.room).await;
+    let pos = |id: &String| ids.iter().position(|x| x == id);
+    assert!(pos(&join).is_some() && pos(&join) < pos(&msg), "{ids:?} (want {join}, {msg})");
+    s.d.destroy().await;
+}
+
+/// An event citing an auth event Glia has never seen and that is not among its
+/// prev_events (power levels changed on a fork): Glia fetches it with event_auth from
+/// the origin and accepts the event.
+#[tokio::test]
+async fn test_inbound_federation_fetches_unknown_auth_events() {
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let bob = fake.user_id("bob");
+    let room = fake.create_room("10", &bob);
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    let (tips, mut pl) = fake.room(&room, |r| {
+        let pl = r.state_event("m.room.power_levels", "").cloned();
+        (r.tips.clone(), pl.expect("power levels")["content"].clone())
+    });
+    pl["events_default"] = json!(10);
+    let (new_pl, _) = fake.send_in(&room, Ev::state("m.room.power_levels", "", &bob, pl));
+    let auth = fake.room(&room, |r| {
+        let ids = ["m.room.create", "m.room.power_levels"].map(|t| r.state_id(t, ""));
+        let member = r.state_id("m.room.member", &bob);
+        [ids[0].clone(), ids[1].clone(), member].map(|i| i.expect("auth event")).to_vec()
+    });
+    assert!(auth.contains(&new_pl));
+    let (msg, pdu) = fake.send_in(&room, Ev::message(&bob, "on a fork").prev(&tips).auth(&auth));
+    let answer = fake.send_transaction(&peer, &[pdu], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &msg), &json!({}), "{answer}");
+    assert!(
+        !fake.received_on("GET", "/_matrix/federation/v1/event_auth/").is_empty(),
+        "Glia did not fetch the auth chain"
+    );
+    assert_eq!(
+        get_event(&alice, &room, &msg).await.must_status(200)["content"]["body"],
+        "on a fork"
+    );
+    d.destroy().await;
 }

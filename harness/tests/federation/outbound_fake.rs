@@ -14,15 +14,10 @@ use glia_harness::federation::room::{self, Ev};
 use glia_harness::{Client, wait_until};
 use serde_json::{Value, json};
 
-use crate::fakes::{WAIT, cs, get_event, joined_room_with, send_text, start_with};
+use crate::fakes::{WAIT, cs, get_event, join_via, joined_room_with, send_text, start_with};
 
 /// Glia's client timeout for federation requests in these scenarios.
 const FED_TIMEOUT_YAML: &str = "federation:\n  client_timeout: 2s\n";
-
-async fn join_via(c: &Client, room: &str, server: &str) -> glia_harness::Response {
-    let q = format!("?server_name={}", glia_harness::client::encode_segment(server));
-    c.request("POST", &cs(&["join", room, &q]), json!({})).await
-}
 
 /// Check `pdu` carries a valid signature of `server` with the key it serves.
 async fn assert_signed_by(base_url: &str, server: &str, version: &str, pdu: &Value) {
@@ -42,33 +37,38 @@ async fn assert_signed_by(base_url: &str, server: &str, version: &str, pdu: &Val
 }
 
 /// TestOutboundFederationSend: Alice joins the fake server's room through it and sends a
-/// message; the fake server receives it in a transaction, signed by Glia.
+/// message; the fake server receives it in a transaction, signed by Glia. In room
+/// versions with event IDs of each format (carried, v3 hashes, v4+ URL-safe hashes) and
+/// both redaction algorithms the hashes depend on.
 #[tokio::test]
 async fn test_outbound_federation_send() {
     let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
     let bob = fake.user_id("bob");
-    let room = fake.create_room("10", &bob);
-    join_via(&alice, &room, &fake.server_name).await.must_status(200);
-    let joined = fake.room(&room, |r| r.state_id("m.room.member", &alice.user_id));
-    assert!(joined.is_some(), "the fake server did not get Alice's join");
+    for version in ["1", "3", "10", "11"] {
+        let room = fake.create_room(version, &bob);
+        let r = join_via(&alice, &room, &fake.server_name).await;
+        assert_eq!(r.status, 200, "join v{version}: {}", r.text());
+        let joined = fake.room(&room, |r| r.state_id("m.room.member", &alice.user_id));
+        assert!(joined.is_some(), "v{version}: the fake server did not get Alice's join");
 
-    let id = send_text(&alice, &room, "hello fake").await;
-    let rules = room::rules_of("10");
-    let pdu = wait_until("the message at the fake server", WAIT, || {
-        let found =
-            fake.received_on("PUT", "/_matrix/federation/v1/send/").into_iter().find_map(|r| {
-                r.body["pdus"]
-                    .as_array()?
-                    .iter()
-                    .find(|p| room::event_id_of(p, &rules) == id)
-                    .cloned()
-            });
-        async move { found }
-    })
-    .await;
-    assert_eq!(pdu["content"]["body"], "hello fake");
-    assert_eq!(pdu["sender"], alice.user_id.as_str());
-    assert_signed_by(&peer.base_url, &peer.server_name, "10", &pdu).await;
+        let id = send_text(&alice, &room, "hello fake").await;
+        let rules = room::rules_of(version);
+        let pdu = wait_until("the message at the fake server", WAIT, || {
+            let found =
+                fake.received_on("PUT", "/_matrix/federation/v1/send/").into_iter().find_map(|r| {
+                    r.body["pdus"]
+                        .as_array()?
+                        .iter()
+                        .find(|p| room::event_id_of(p, &rules) == id)
+                        .cloned()
+                });
+            async move { found }
+        })
+        .await;
+        assert_eq!(pdu["content"]["body"], "hello fake");
+        assert_eq!(pdu["sender"], alice.user_id.as_str());
+        assert_signed_by(&peer.base_url, &peer.server_name, version, &pdu).await;
+    }
     d.destroy().await;
 }
 

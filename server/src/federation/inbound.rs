@@ -165,6 +165,13 @@ async fn process_inner(
     if app.db.read(move |c| events::by_id(c, &id)).await?.is_some() {
         return Ok(Outcome::Known);
     }
+    // Missing prev_events first: ask the origin for the gap. The events found there are
+    // processed as part of the DAG (with their state), so an auth event that is also in
+    // the gap (a new member's join before their message) is not left an outlier.
+    let missing = missing_events(app, &pdu.prev_events).await?;
+    if !missing.is_empty() && fetch {
+        fill_gap(app, room, origin, &pdu).await?;
+    }
     // Auth events: known, or fetched from the origin.
     let mut auth = load(app, room, &pdu.auth_events).await?;
     if auth.len() < pdu.auth_events.len() && fetch {
@@ -181,11 +188,6 @@ async fn process_inner(
     if let Err(why) = check_auth(room, &pdu, &auth) {
         return reject(app, room, &pdu, &format!("fails auth against its auth events: {why}"))
             .await;
-    }
-    // Missing prev_events: ask the origin for the gap.
-    let missing = missing_events(app, &pdu.prev_events).await?;
-    if !missing.is_empty() && fetch {
-        fill_gap(app, room, origin, &pdu).await?;
     }
     // The state before the event, from its prev_events' states.
     let rules = room.rules.clone();
