@@ -283,46 +283,73 @@ async fn gap_filling(version: Option<&str>) {
 }
 
 /// TestInboundCanReturnMissingEvents: Glia answers get_missing_events with the events
-/// between what the asker has and what it names, oldest first.
+/// between what the asker has and what it names, oldest first; for each history
+/// visibility, the message sent before the asker's server joined comes redacted when
+/// the room's history is only for those invited or joined.
 #[tokio::test]
 async fn test_inbound_can_return_missing_events() {
-    let Some(s) = joined_room(None).await else { return };
-    let join = s.fake.room(&s.room, |r| r.tips.clone());
-    let mut sent = vec![];
-    for i in 0..4 {
-        sent.push(send_text(&s.alice, &s.room, &format!("missed {i}")).await);
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let charlie = fake.user_id("charlie");
+    for visibility in ["world_readable", "shared", "invited", "joined"] {
+        let room = alice
+            .must_do("POST", &cs(&["createRoom"]), json!({"preset": "public_chat"}))
+            .await["room_id"]
+            .as_str()
+            .expect("room_id")
+            .to_string();
+        let hv = json!({"history_visibility": visibility});
+        alice
+            .must_do("PUT", &cs(&["rooms", &room, "state", "m.room.history_visibility", ""]), hv)
+            .await;
+        let msg = send_text(&alice, &room, "1").await;
+        let join = fake.join(&peer, &room, &charlie).await;
+        let create = fake.room(&room, |r| r.state_id("m.room.create", "")).expect("create");
+        let body = json!({
+            "earliest_events": [create],
+            "latest_events": [join],
+            "limit": 10,
+            "min_depth": 1,
+        });
+        let path = format!(
+            "/_matrix/federation/v1/get_missing_events/{}",
+            glia_harness::client::encode_segment(&room)
+        );
+        let r = fake
+            .request(&peer.base_url, &peer.server_name, "POST", &path, Some(body))
+            .await
+            .must_status(200);
+        let events = r["events"].as_array().expect("events");
+        let ids: Vec<String> = events.iter().map(|e| fake.event_id(&room, e)).collect();
+        assert!(
+            events.first().is_some_and(
+                |e| e["type"] == "m.room.member" && e["state_key"] == alice.user_id.as_str()
+            ),
+            "{visibility}: first is not the creator's join: {r}"
+        );
+        assert_eq!(ids.last(), Some(&msg), "{visibility}: the message is not last: {r}");
+        let depths: Vec<u64> = events.iter().filter_map(|e| e["depth"].as_u64()).collect();
+        assert!(depths.windows(2).all(|w| w[0] <= w[1]), "{visibility}: not oldest first: {r}");
+        let content = &events[events.len() - 1]["content"];
+        if matches!(visibility, "invited" | "joined") {
+            assert_eq!(content, &json!({}), "{visibility}: history leaked: {r}");
+        } else {
+            assert_eq!(content["body"], "1", "{visibility}: {r}");
+        }
     }
-    let body = json!({
-        "earliest_events": join,
-        "latest_events": [sent[3]],
-        "limit": 10,
-        "min_depth": 0,
-    });
-    let path = format!(
-        "/_matrix/federation/v1/get_missing_events/{}",
-        glia_harness::client::encode_segment(&s.room)
-    );
-    let r = s
-        .fake
-        .request(&s.peer.base_url, &s.peer.server_name, "POST", &path, Some(body))
-        .await
-        .must_status(200);
-    let got: Vec<String> = r["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| s.fake.event_id(&s.room, e))
-        .collect();
-    assert_eq!(got, sent[..3].to_vec(), "{r}");
 
     // A server that is not in the room gets nothing.
     let outsider = FakeServer::start().await;
-    let body = json!({"earliest_events": [], "latest_events": [sent[3]], "limit": 10});
+    let room = fake.rooms.lock().expect("rooms").keys().next().cloned().expect("a room");
+    let path = format!(
+        "/_matrix/federation/v1/get_missing_events/{}",
+        glia_harness::client::encode_segment(&room)
+    );
+    let body = json!({"earliest_events": [], "latest_events": [], "limit": 10});
     outsider
-        .request(&s.peer.base_url, &s.peer.server_name, "POST", &path, Some(body))
+        .request(&peer.base_url, &peer.server_name, "POST", &path, Some(body))
         .await
         .must_error(403, "M_FORBIDDEN");
-    s.d.destroy().await;
+    d.destroy().await;
 }
 
 /// An event whose prev events Glia has never seen, one of them also an auth event (a new
