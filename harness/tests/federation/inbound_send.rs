@@ -407,3 +407,103 @@ async fn test_inbound_federation_fetches_unknown_auth_events() {
     );
     d.destroy().await;
 }
+
+/// Malformed transactions: a body that is not JSON is 400 M_NOT_JSON, `pdus` that is not a
+/// list 400 M_BAD_JSON; PDUs that are not events, or are for rooms Glia does not know,
+/// get a per-PDU error in a 200 answer, next to a good PDU that is accepted; a retried
+/// transaction ID gets the same answer without processing it again.
+#[tokio::test]
+async fn test_inbound_federation_malformed_transactions() {
+    let Some(s) = joined_room(None).await else { return };
+    let path = "/_matrix/federation/v1/send/malformed1";
+    let header = s.fake.x_matrix("PUT", path, &s.peer.server_name, None);
+    let url = format!("{}{path}", s.peer.base_url);
+    let r = glia_harness::client::http_client(None)
+        .put(&url)
+        .header("authorization", header)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let err: Value = r.json().await.unwrap_or_default();
+    assert_eq!((status, &err["errcode"]), (400, &json!("M_NOT_JSON")), "{err}");
+    let body = json!({"origin": s.fake.server_name, "origin_server_ts": 1, "pdus": {"a": 1}});
+    s.fake
+        .request(&s.peer.base_url, &s.peer.server_name, "PUT", path, Some(body))
+        .await
+        .must_error(400, "M_BAD_JSON");
+
+    let mut unknown_room = s.fake.build(&s.room, Ev::message(&s.charlie, "nowhere"));
+    unknown_room["room_id"] = json!(format!("!nowhere:{}", s.fake.server_name));
+    let version = s.fake.room(&s.room, |r| r.version.clone());
+    let unknown_room = s.fake.sign(&version, unknown_room);
+    let (good_id, good) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "good"));
+    let pdus =
+        vec![json!(42), json!({"type": "m.room.message", "room_id": s.room}), unknown_room, good];
+    let answer = s.fake.send_transaction(&s.peer, &pdus, &[json!("not an EDU")]).await;
+    let answer = answer.must_status(200);
+    let results = answer["pdus"].as_object().expect("pdus");
+    assert_eq!(results.get(&good_id), Some(&json!({})), "{answer}");
+    // Every other entry is an error (PDUs without an ID Glia can compute share one key).
+    let refused = results.iter().filter(|(k, r)| **k != good_id && r.get("error").is_some());
+    assert!(refused.count() >= 1, "{answer}");
+    assert!(results.iter().all(|(k, r)| *k == good_id || r.get("error").is_some()), "{answer}");
+    get_event(&s.alice, &s.room, &good_id).await.must_status(200);
+
+    // A retried transaction is answered the same, and processed once.
+    let (again_id, again) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "once"));
+    let body = json!({"origin": s.fake.server_name, "origin_server_ts": 1, "pdus": [again]});
+    let path = "/_matrix/federation/v1/send/retried1";
+    let first = s
+        .fake
+        .request(&s.peer.base_url, &s.peer.server_name, "PUT", path, Some(body.clone()))
+        .await
+        .must_status(200);
+    let second = s
+        .fake
+        .request(&s.peer.base_url, &s.peer.server_name, "PUT", path, Some(body))
+        .await
+        .must_status(200);
+    assert_eq!(first, second);
+    let ids = timeline_ids(&s.alice, &s.room).await;
+    assert_eq!(ids.iter().filter(|i| **i == again_id).count(), 1, "{ids:?}");
+    s.d.destroy().await;
+}
+
+/// EDUs about users the origin does not own are ignored: typing and receipts for Alice,
+/// a to-device message claiming to be from her. Charlie's own typing goes through.
+#[tokio::test]
+async fn test_inbound_federation_ignores_spoofed_edus() {
+    let Some(s) = joined_room(None).await else { return };
+    let since =
+        s.alice.sync(None, 0, None).await["next_batch"].as_str().expect("batch").to_string();
+    let msg = send_text(&s.alice, &s.room, "read me").await;
+    let edus = vec![
+        json!({"edu_type": "m.typing", "content": {"room_id": s.room, "user_id": s.alice.user_id, "typing": true}}),
+        json!({"edu_type": "m.receipt", "content": {&s.room: {"m.read": {&s.alice.user_id: {"event_ids": [msg], "data": {"ts": 1}}}}}}),
+        json!({"edu_type": "m.direct_to_device", "content": {
+            "sender": s.alice.user_id, "type": "m.spoof", "message_id": "m1",
+            "messages": {&s.alice.user_id: {&s.alice.device_id: {"spoofed": true}}},
+        }}),
+        json!({"edu_type": "m.typing", "content": {"room_id": s.room, "user_id": s.charlie, "typing": true}}),
+    ];
+    s.fake.send_transaction(&s.peer, &[], &edus).await.must_status(200);
+    let (room, charlie) = (s.room.clone(), s.charlie.clone());
+    let mut seen = vec![];
+    s.alice
+        .sync_until(Some(&since), "charlie typing", WAIT, |r| {
+            seen.push(r.clone());
+            r["rooms"]["join"][&room]["ephemeral"]["events"].as_array().is_some_and(|evs| {
+                evs.iter().any(|e| {
+                    e["type"] == "m.typing" && e["content"]["user_ids"] == json!([charlie])
+                })
+            })
+        })
+        .await;
+    let all = json!(seen).to_string();
+    assert!(!all.contains("m.spoof"), "spoofed to-device delivered: {all}");
+    assert!(!all.contains("m.receipt"), "spoofed receipt applied: {all}");
+    s.d.destroy().await;
+}
