@@ -186,4 +186,44 @@ impl FakeServer {
         self.rooms.lock().expect("rooms").insert(room_id.to_string(), r);
         id
     }
+
+    /// Invite `target` (a user of the server under test) to one of the fake server's
+    /// rooms with `PUT /v2/invite`; once the invitee's server countersigned it, the
+    /// invite joins the room's DAG. Returns the answer.
+    pub async fn invite(&self, peer: &Peer, room_id: &str, sender: &str, target: &str) -> Response {
+        let invite = Ev::state("m.room.member", target, sender, json!({"membership": "invite"}));
+        let ev = self.build(room_id, invite);
+        let (id, version) = self.room(room_id, |r| (r.event_id(&ev), r.version.clone()));
+        let stripped: Vec<Value> = self.room(room_id, |r| {
+            ["m.room.create", "m.room.join_rules", "m.room.name"]
+                .iter()
+                .filter_map(|t| r.state_event(t, ""))
+                .map(|e| {
+                    json!({"type": e["type"], "state_key": "", "sender": e["sender"], "content": e["content"]})
+                })
+                .collect()
+        });
+        let body = json!({"event": ev, "room_version": version, "invite_room_state": stripped});
+        let r = self.send_invite(peer, room_id, &id, body).await;
+        if r.status == 200 {
+            self.add(room_id, r.json()["event"].clone());
+        }
+        r
+    }
+
+    /// `PUT /v2/invite/{roomId}/{eventId}` with any body, for crafted invites.
+    pub async fn send_invite(
+        &self,
+        peer: &Peer,
+        room_id: &str,
+        event_id: &str,
+        body: Value,
+    ) -> Response {
+        let path = format!(
+            "/_matrix/federation/v2/invite/{}/{}",
+            encode_segment(room_id),
+            encode_segment(event_id)
+        );
+        self.request(&peer.base_url, &peer.server_name, "PUT", &path, Some(body)).await
+    }
 }

@@ -1,7 +1,7 @@
 //! Rooms as the fake server keeps them: a DAG of signed PDUs (any room version 1-11),
 //! its current state, the state before each event and the forward extremities. The fake
 //! server builds and signs events with its own key, and answers the server under test's
-//! requests about its rooms (make_join, send_join, /event, /event_auth, /state,
+//! requests about its rooms (make_join, send_join, make_leave, send_leave, /event, /event_auth, /state,
 //! /state_ids, /get_missing_events, /backfill, /send) from here.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -390,37 +390,42 @@ pub fn answer(
         }
         return Some((200, json!({"pdus": results})));
     }
-    if m == "GET"
-        && let Some((segs, q)) = parse(&r.uri, &format!("{F}/v1/make_join/"))
-    {
-        let [room_id, user_id] = &segs[..] else { return Some(not_found("path")) };
-        let Some(room) = rooms.get(room_id) else { return Some(not_found("unknown room")) };
-        let vers: Vec<&str> =
-            q.iter().filter(|(k, _)| k == "ver").map(|(_, v)| v.as_str()).collect();
-        if !vers.contains(&room.version.as_str()) {
+    for kind in ["join", "leave"] {
+        if m == "GET"
+            && let Some((segs, q)) = parse(&r.uri, &format!("{F}/v1/make_{kind}/"))
+        {
+            let [room_id, user_id] = &segs[..] else { return Some(not_found("path")) };
+            let Some(room) = rooms.get(room_id) else { return Some(not_found("unknown room")) };
+            let vers: Vec<&str> =
+                q.iter().filter(|(k, _)| k == "ver").map(|(_, v)| v.as_str()).collect();
+            if kind == "join" && !vers.contains(&room.version.as_str()) {
+                return Some((
+                    400,
+                    json!({"errcode": "M_INCOMPATIBLE_ROOM_VERSION", "room_version": room.version}),
+                ));
+            }
+            let mut t = room.template(name, &Ev::member(user_id, kind));
+            if let Some(o) = t.as_object_mut() {
+                o.remove("event_id");
+            }
+            return Some((200, json!({"event": t, "room_version": room.version})));
+        }
+        if m == "PUT"
+            && let Some((segs, _)) = parse(&r.uri, &format!("{F}/v2/send_{kind}/"))
+        {
+            let Some(room) = segs.first().and_then(|id| rooms.get_mut(id)) else {
+                return Some(not_found("unknown room"));
+            };
+            let id = room.add(r.body.clone());
+            if kind == "leave" {
+                return Some((200, json!({})));
+            }
+            let (state, auth_chain) = room.state_and_chain(&id);
             return Some((
-                400,
-                json!({"errcode": "M_INCOMPATIBLE_ROOM_VERSION", "room_version": room.version}),
+                200,
+                json!({"origin": name, "state": state, "auth_chain": auth_chain, "members_omitted": false, "servers_in_room": [name]}),
             ));
         }
-        let mut t = room.template(name, &Ev::member(user_id, "join"));
-        if let Some(o) = t.as_object_mut() {
-            o.remove("event_id");
-        }
-        return Some((200, json!({"event": t, "room_version": room.version})));
-    }
-    if m == "PUT"
-        && let Some((segs, _)) = parse(&r.uri, &format!("{F}/v2/send_join/"))
-    {
-        let Some(room) = segs.first().and_then(|id| rooms.get_mut(id)) else {
-            return Some(not_found("unknown room"));
-        };
-        let id = room.add(r.body.clone());
-        let (state, auth_chain) = room.state_and_chain(&id);
-        return Some((
-            200,
-            json!({"origin": name, "state": state, "auth_chain": auth_chain, "members_omitted": false, "servers_in_room": [name]}),
-        ));
     }
     if m == "GET"
         && let Some((segs, _)) = parse(&r.uri, &format!("{F}/v1/event/"))

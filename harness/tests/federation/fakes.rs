@@ -108,3 +108,24 @@ pub async fn membership(c: &Client, room: &str, user: &str) -> String {
 pub fn pdu_result<'a>(answer: &'a Value, id: &str) -> &'a Value {
     &answer["pdus"][id]
 }
+
+/// Check `pdu` carries a valid signature of `server` with the key it serves.
+pub async fn assert_signed_by(base_url: &str, server: &str, version: &str, pdu: &Value) {
+    let keys = Client::new(base_url).get(&["_matrix", "key", "v2", "server"]).await;
+    let keys = keys.must_status(200);
+    let mut set = std::collections::BTreeMap::new();
+    for (id, k) in keys["verify_keys"].as_object().expect("verify_keys") {
+        let b = ruma::serde::Base64::parse(k["key"].as_str().expect("key")).expect("base64");
+        set.insert(id.clone(), b);
+    }
+    let map = std::collections::BTreeMap::from([(server.to_string(), set)]);
+    let obj: ruma::canonical_json::CanonicalJsonObject =
+        serde_json::from_value(pdu.clone()).expect("canonical");
+    let verified = ruma::signatures::verify_event(
+        &map,
+        &obj,
+        &glia_harness::federation::room::rules_of(version),
+    )
+    .unwrap_or_else(|e| panic!("PDU not signed by {server}: {e}: {pdu}"));
+    assert!(matches!(verified, ruma::signatures::Verified::All), "content hash wrong: {pdu}");
+}

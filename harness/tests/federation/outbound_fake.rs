@@ -4,37 +4,21 @@
 //! After Complement's TestOutboundFederationSend and
 //! TestJoinFederatedRoomWithUnverifiableEvents.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use glia_harness::federation::Answer;
 use glia_harness::federation::room::{self, Ev};
-use glia_harness::{Client, wait_until};
-use serde_json::{Value, json};
+use glia_harness::wait_until;
+use serde_json::json;
 
-use crate::fakes::{WAIT, cs, get_event, join_via, joined_room_with, send_text, start_with};
+use crate::fakes::{
+    WAIT, assert_signed_by, cs, get_event, join_via, joined_room_with, send_text, start_with,
+};
 
 /// Glia's client timeout for federation requests in these scenarios.
 const FED_TIMEOUT_YAML: &str = "federation:\n  client_timeout: 2s\n";
-
-/// Check `pdu` carries a valid signature of `server` with the key it serves.
-async fn assert_signed_by(base_url: &str, server: &str, version: &str, pdu: &Value) {
-    let keys = Client::new(base_url).get(&["_matrix", "key", "v2", "server"]).await;
-    let keys = keys.must_status(200);
-    let mut set = BTreeMap::new();
-    for (id, k) in keys["verify_keys"].as_object().expect("verify_keys") {
-        let b = ruma::serde::Base64::parse(k["key"].as_str().expect("key")).expect("base64");
-        set.insert(id.clone(), b);
-    }
-    let map = BTreeMap::from([(server.to_string(), set)]);
-    let obj: ruma::canonical_json::CanonicalJsonObject =
-        serde_json::from_value(pdu.clone()).expect("canonical");
-    let verified = ruma::signatures::verify_event(&map, &obj, &room::rules_of(version))
-        .unwrap_or_else(|e| panic!("PDU not signed by {server}: {e}: {pdu}"));
-    assert!(matches!(verified, ruma::signatures::Verified::All), "content hash wrong: {pdu}");
-}
 
 /// TestOutboundFederationSend: Alice joins the fake server's room through it and sends a
 /// message; the fake server receives it in a transaction, signed by Glia. In room
