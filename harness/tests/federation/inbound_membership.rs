@@ -77,3 +77,47 @@ async fn test_cannot_send_non_leave_via_send_leave_v2() {
     assert_eq!(membership(&s.alice, &s.room, &s.charlie).await, "leave");
     s.d.destroy().await;
 }
+
+/// make_join refusals: a user of another server than the requester (403), a room Glia
+/// does not know (404), a requester not offering the room's version (400
+/// M_INCOMPATIBLE_ROOM_VERSION). send_join refusals: the event for another room, under
+/// another event ID, or with a forged signature.
+#[tokio::test]
+async fn test_make_join_and_send_join_refusals() {
+    let Some(s) = joined_room(None).await else { return };
+    let version = s.fake.room(&s.room, |r| r.version.clone());
+    let dora = s.fake.user_id("dora");
+    let alien = format!("@dora:{}", s.peer.server_name);
+    s.fake.make_membership(&s.peer, "join", &s.room, &alien).await.must_error(403, "M_FORBIDDEN");
+    let nowhere = format!("!nowhere:{}", s.peer.server_name);
+    s.fake.make_membership(&s.peer, "join", &nowhere, &dora).await.must_error(404, "M_NOT_FOUND");
+    let path = format!(
+        "/_matrix/federation/v1/make_join/{}/{}?ver=1",
+        glia_harness::client::encode_segment(&s.room),
+        glia_harness::client::encode_segment(&dora)
+    );
+    if version != "1" {
+        s.fake
+            .request(&s.peer.base_url, &s.peer.server_name, "GET", &path, None)
+            .await
+            .must_error(400, "M_INCOMPATIBLE_ROOM_VERSION");
+    }
+
+    let made = s.fake.make_membership(&s.peer, "join", &s.room, &dora).await.must_status(200);
+    let join = s.fake.sign_template(&made);
+    let id = s.fake.event_id(&s.room, &join);
+    let r = s.fake.send_membership(&s.peer, "join", &nowhere, &id, &join).await;
+    assert_eq!(r.status, 400, "the event is for another room: {}", r.text());
+    let r = s.fake.send_membership(&s.peer, "join", &s.room, "$another", &join).await;
+    assert_eq!(r.status, 400, "another event ID: {}", r.text());
+    let mut forged = join.clone();
+    forged["signatures"] = s.fake.build(&s.room, Ev::message(&dora, "x"))["signatures"].clone();
+    let r = s.fake.send_membership(&s.peer, "join", &s.room, &id, &forged).await;
+    assert_eq!(r.status, 403, "forged signature: {}", r.text());
+    let members = s.alice.get(&cs(&["rooms", &s.room, "joined_members"])).await.must_status(200);
+    assert!(members["joined"].get(&dora).is_none(), "dora joined: {members}");
+    // The genuine join goes in.
+    s.fake.send_membership(&s.peer, "join", &s.room, &id, &join).await.must_status(200);
+    assert_eq!(membership(&s.alice, &s.room, &dora).await, "join");
+    s.d.destroy().await;
+}

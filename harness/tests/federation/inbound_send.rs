@@ -507,3 +507,69 @@ async fn test_inbound_federation_ignores_spoofed_edus() {
     assert!(!all.contains("m.receipt"), "spoofed receipt applied: {all}");
     s.d.destroy().await;
 }
+
+/// Glia serves its room's DAG to a server in the room (/event, /state_ids, /state,
+/// /event_auth, /backfill) and to no one else (403).
+#[tokio::test]
+async fn test_inbound_federation_serves_room_dag() {
+    let Some(s) = joined_room(None).await else { return };
+    let msg = send_text(&s.alice, &s.room, "served").await;
+    let room = glia_harness::client::encode_segment(&s.room);
+    let ev = glia_harness::client::encode_segment(&msg);
+    let f = "/_matrix/federation/v1";
+    let paths = [
+        format!("{f}/event/{ev}"),
+        format!("{f}/state_ids/{room}?event_id={ev}"),
+        format!("{f}/state/{room}?event_id={ev}"),
+        format!("{f}/event_auth/{room}/{ev}"),
+        format!("{f}/backfill/{room}?v={ev}&limit=5"),
+    ];
+    let mut answers = vec![];
+    for p in &paths {
+        let r = s.fake.request(&s.peer.base_url, &s.peer.server_name, "GET", p, None).await;
+        answers.push(r.must_status(200));
+    }
+    let id_of = |e: &Value| s.fake.event_id(&s.room, e);
+    assert_eq!(
+        answers[0]["pdus"].as_array().map(|a| a.iter().map(id_of).collect::<Vec<_>>()),
+        Some(vec![msg.clone()])
+    );
+    let (create, alice_join, charlie_join) = s.fake.room(&s.room, |r| {
+        (
+            r.state_id("m.room.create", "").expect("create"),
+            r.state_id("m.room.member", &s.alice.user_id).expect("alice"),
+            r.state_id("m.room.member", &s.charlie).expect("charlie"),
+        )
+    });
+    let state_ids: Vec<String> = answers[1]["pdu_ids"]
+        .as_array()
+        .expect("pdu_ids")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    for want in [&create, &alice_join, &charlie_join] {
+        assert!(state_ids.contains(want), "{want} missing from state_ids: {}", answers[1]);
+    }
+    assert!(!state_ids.contains(&msg), "a message in the state: {}", answers[1]);
+    let state: Vec<String> =
+        answers[2]["pdus"].as_array().expect("pdus").iter().map(id_of).collect();
+    let mut a = state.clone();
+    let mut b = state_ids.clone();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "/state and /state_ids disagree");
+    let chain: Vec<String> =
+        answers[3]["auth_chain"].as_array().expect("auth_chain").iter().map(id_of).collect();
+    assert!(chain.contains(&create) && chain.contains(&alice_join), "{}", answers[3]);
+    let back: Vec<String> =
+        answers[4]["pdus"].as_array().expect("pdus").iter().map(id_of).collect();
+    assert_eq!(back.first(), Some(&msg), "{}", answers[4]);
+    assert!(back.len() <= 5, "{}", answers[4]);
+
+    let outsider = FakeServer::start().await;
+    for p in &paths {
+        let r = outsider.request(&s.peer.base_url, &s.peer.server_name, "GET", p, None).await;
+        r.must_error(403, "M_FORBIDDEN");
+    }
+    s.d.destroy().await;
+}
