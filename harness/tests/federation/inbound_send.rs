@@ -573,3 +573,37 @@ async fn test_inbound_federation_serves_room_dag() {
     }
     s.d.destroy().await;
 }
+
+/// A redaction from the fake server applies to its target (room versions 10 and 11,
+/// which moved `redacts` into the content); one by a user of another server without the
+/// power to redact leaves its target intact (the check happens when it would apply).
+#[tokio::test]
+async fn test_inbound_federation_redaction() {
+    for version in ["10", "11"] {
+        let Some(s) = joined_room(Some(version)).await else { return };
+        let (msg, pdu) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "regrettable"));
+        s.fake.send_transaction(&s.peer, &[pdu], &[]).await.must_status(200);
+        let mut redaction = Ev::new("m.room.redaction", &s.charlie, json!({"redacts": msg}));
+        redaction.extra.insert("redacts".into(), json!(msg));
+        let (rid, pdu) = s.fake.send_in(&s.room, redaction);
+        let answer = s.fake.send_transaction(&s.peer, &[pdu], &[]).await.must_status(200);
+        assert_eq!(pdu_result(&answer, &rid), &json!({}), "v{version}: {answer}");
+        let got = get_event(&s.alice, &s.room, &msg).await.must_status(200);
+        assert_eq!(got["content"], json!({}), "v{version}: not redacted: {got}");
+
+        // Charlie (power 0) cannot redact Alice's message.
+        let alices = send_text(&s.alice, &s.room, "mine").await;
+        wait_until("alice's message at the fake server", WAIT, || {
+            let has = s.fake.room(&s.room, |r| r.events.contains_key(&alices));
+            async move { has.then_some(()) }
+        })
+        .await;
+        let mut redaction = Ev::new("m.room.redaction", &s.charlie, json!({"redacts": alices}));
+        redaction.extra.insert("redacts".into(), json!(alices));
+        let pdu = s.fake.build(&s.room, redaction);
+        s.fake.send_transaction(&s.peer, &[pdu], &[]).await.must_status(200);
+        let got = get_event(&s.alice, &s.room, &alices).await.must_status(200);
+        assert_eq!(got["content"]["body"], "mine", "v{version}: redacted by charlie: {got}");
+        s.d.destroy().await;
+    }
+}

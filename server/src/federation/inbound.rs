@@ -247,6 +247,9 @@ async fn process_inner(
     .is_err();
     let relay = relay.then(|| origin.to_string());
     persist(app, room, &pdu, Some((before_ids, base_group)), soft_failed, None, relay).await?;
+    if !soft_failed && pdu.type_str() == "m.room.redaction" {
+        crate::rooms::redaction::apply_remote(app, room, &pdu).await?;
+    }
     Ok(if soft_failed { Outcome::SoftFailed } else { Outcome::Accepted })
 }
 

@@ -11,6 +11,7 @@ pub mod format;
 pub mod membership;
 pub mod pdu;
 pub mod push;
+pub mod redaction;
 pub mod resolve;
 pub mod server_notices;
 pub mod shutdown;

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use ruma::canonical_json::{CanonicalJsonObject, RedactedBecause};
 use serde_json::{Value, json};
 
 use crate::app::App;
@@ -128,31 +127,6 @@ async fn redact(app: Arc<App>, req: Req) -> Result<Resp> {
         Some(txn(&user, scope2, req.param(2))),
     )
     .await?;
-    // Apply the redaction to the stored event (the room version's algorithm).
-    let rules = room.rules.clone();
-    let redaction_id = id.to_string();
-    let was_state = target_row.state_key.is_some();
-    app.db
-        .write(move |c| {
-            let Some(row) = events::by_id(c, &target)? else { return Ok(()) };
-            let Some(by) = events::by_id(c, &redaction_id)? else { return Ok(()) };
-            let obj: CanonicalJsonObject =
-                serde_json::from_str(&row.json).map_err(Error::internal)?;
-            let because: CanonicalJsonObject =
-                serde_json::from_str(&by.json).map_err(Error::internal)?;
-            let redacted = ruma::canonical_json::redact(
-                obj,
-                &rules.redaction,
-                Some(RedactedBecause::from_json(because)),
-            )
-            .map_err(Error::internal)?;
-            let text = serde_json::to_string(&redacted).map_err(Error::internal)?;
-            events::mark_redacted(c, &target, &redaction_id, &text)
-        })
-        .await?;
-    if was_state {
-        // Auth reads state contents: reload the room so it sees the redacted form.
-        rooms::Rooms::invalidate(&mut room);
-    }
+    rooms::redaction::apply(&app, &mut room, &target, id.as_str()).await?;
     Ok(ok(&json!({"event_id": id})))
 }

@@ -1,0 +1,72 @@
+//! Applying a redaction to the event it redacts: the stored event is replaced by its
+//! redacted form (the room version's algorithm), with `redacted_because`. Local
+//! redactions are authorised before they are sent; for redactions from other servers
+//! the spec leaves the check to the time they are applied: the redaction's sender must
+//! be of the same server as the target's, or have the power level `redact`.
+
+use ruma::canonical_json::{CanonicalJsonObject, RedactedBecause};
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::rooms::{self, Locked, Pdu};
+use crate::store::events;
+
+fn server_of(user_id: &str) -> &str {
+    user_id.split_once(':').map(|(_, s)| s).unwrap_or("")
+}
+
+/// Store `target` redacted by `redaction_id` (both already stored in `room`).
+pub async fn apply(app: &App, room: &mut Locked, target: &str, redaction_id: &str) -> Result<()> {
+    let rules = room.rules.clone();
+    let (target, redaction_id) = (target.to_string(), redaction_id.to_string());
+    let was_state = app
+        .db
+        .write(move |c| {
+            let Some(row) = events::by_id(c, &target)? else { return Ok(false) };
+            let Some(by) = events::by_id(c, &redaction_id)? else { return Ok(false) };
+            let obj: CanonicalJsonObject =
+                serde_json::from_str(&row.json).map_err(Error::internal)?;
+            let because: CanonicalJsonObject =
+                serde_json::from_str(&by.json).map_err(Error::internal)?;
+            let redacted = ruma::canonical_json::redact(
+                obj,
+                &rules.redaction,
+                Some(RedactedBecause::from_json(because)),
+            )
+            .map_err(Error::internal)?;
+            let text = serde_json::to_string(&redacted).map_err(Error::internal)?;
+            events::mark_redacted(c, &target, &redaction_id, &text)?;
+            Ok(row.state_key.is_some())
+        })
+        .await?;
+    if was_state {
+        // Auth reads state contents: reload the room so it sees the redacted form.
+        rooms::Rooms::invalidate(room);
+    }
+    Ok(())
+}
+
+/// Apply an accepted redaction from another server, if its sender may redact the target:
+/// same server as the target's sender, or the power level `redact` in current state.
+/// A target we do not have (yet) is left alone.
+pub async fn apply_remote(app: &App, room: &mut Locked, redaction: &Pdu) -> Result<()> {
+    let Some(target) = redaction.redacts.as_ref().map(|t| t.to_string()) else { return Ok(()) };
+    let t = target.clone();
+    let Some(row) = app.db.read(move |c| events::by_id(c, &t)).await? else { return Ok(()) };
+    if row.room_nid != room.nid || row.redacted_by.is_some() {
+        return Ok(());
+    }
+    let sender = redaction.sender.as_str();
+    let allowed = server_of(&row.sender) == server_of(sender) || {
+        let power = rooms::state_content(room, "m.room.power_levels", "").unwrap_or_default();
+        let level = power["users"][sender]
+            .as_i64()
+            .unwrap_or_else(|| power["users_default"].as_i64().unwrap_or(0));
+        level >= power["redact"].as_i64().unwrap_or(50)
+    };
+    if !allowed {
+        tracing::info!(redaction = %redaction.event_id, %target, "not applying a redaction its sender may not make");
+        return Ok(());
+    }
+    apply(app, room, &target, redaction.event_id.as_str()).await
+}
