@@ -104,6 +104,16 @@ pub async fn membership(c: &Client, room: &str, user: &str) -> String {
     m["membership"].as_str().unwrap_or_default().to_string()
 }
 
+/// The prev_events of Glia's event `id`, once the fake server (in the room) received it.
+pub async fn prev_events_at_fake(fake: &FakeServer, room: &str, id: &str) -> Vec<String> {
+    glia_harness::wait_until("the event at the fake server", WAIT, || {
+        let ev = fake.room(room, |r| r.events.get(id).cloned());
+        async move { ev }
+    })
+    .await;
+    fake.room(room, |r| glia_harness::federation::room::ids_in(&r.events[id], "prev_events"))
+}
+
 /// The per-PDU result a transaction answer gives for `id`.
 pub fn pdu_result<'a>(answer: &'a Value, id: &str) -> &'a Value {
     &answer["pdus"][id]

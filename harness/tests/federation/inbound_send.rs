@@ -10,8 +10,8 @@ use glia_harness::wait_until;
 use serde_json::{Value, json};
 
 use crate::fakes::{
-    WAIT, cs, get_event, join_via, joined_room, membership, pdu_result, send_text, start_with,
-    timeline_ids,
+    WAIT, cs, get_event, join_via, joined_room, membership, pdu_result, prev_events_at_fake,
+    send_text, start_with, timeline_ids,
 };
 
 /// A PDU whose signature is not its sender's server's is refused (200, with a per-PDU
@@ -151,6 +151,9 @@ async fn test_inbound_federation_rejects_events_failing_auth() {
     let name =
         s.alice.get(&cs(&["rooms", &s.room, "state", "m.room.name", ""])).await.must_status(200);
     assert_eq!(name["name"], "Old");
+    let next = send_text(&s.alice, &s.room, "next").await;
+    let prevs = prev_events_at_fake(&s.fake, &s.room, &next).await;
+    assert!(ids.iter().all(|id| !prevs.contains(id)), "Glia built on a rejected event: {prevs:?}");
     s.d.destroy().await;
 }
 
@@ -196,6 +199,8 @@ async fn test_inbound_federation_rejects_events_with_rejected_auth_events() {
 #[tokio::test]
 async fn test_inbound_federation_soft_fails_banned_user() {
     let Some(s) = joined_room(None).await else { return };
+    // Eve keeps Charlie's server in the room after the ban, so it sees what Glia sends.
+    s.fake.join(&s.peer, &s.room, &s.fake.user_id("eve")).await;
     // What Charlie's server knew before the ban.
     let (tips, auth) =
         s.fake.room(&s.room, |r| (r.tips.clone(), r.auth_events_for(&Ev::message(&s.charlie, ""))));
@@ -209,6 +214,8 @@ async fn test_inbound_federation_soft_fails_banned_user() {
     let ids = timeline_ids(&s.alice, &s.room).await;
     assert!(ids.contains(&after), "alice's message missing: {ids:?}");
     assert!(!ids.contains(&late_id), "soft-failed event in the timeline: {ids:?}");
+    let prevs = prev_events_at_fake(&s.fake, &s.room, &after).await;
+    assert!(!prevs.contains(&late_id), "Glia built on the soft-failed event: {prevs:?}");
     let resp = s.alice.sync(None, 0, None).await;
     let timeline = resp["rooms"]["join"][&s.room]["timeline"]["events"].to_string();
     assert!(!timeline.contains(&late_id), "soft-failed event in /sync: {timeline}");
