@@ -616,3 +616,43 @@ async fn test_inbound_federation_redaction() {
         s.d.destroy().await;
     }
 }
+
+/// Signed PDUs that break the format rules (negative depth, too many prev or auth events,
+/// an oversized type, a state_key that is not a string, a sender that is not a user ID)
+/// each get a per-PDU error in a 200 answer; Glia keeps working.
+#[tokio::test]
+async fn test_inbound_federation_rejects_malformed_pdus() {
+    let Some(s) = joined_room(None).await else { return };
+    let many: Vec<String> = (0..21).map(|i| format!("$missing{i}")).collect();
+    let msg = |extra: serde_json::Value| {
+        let mut ev = Ev::message(&s.charlie, "malformed");
+        for (k, v) in extra.as_object().expect("object") {
+            ev.extra.insert(k.clone(), v.clone());
+        }
+        ev
+    };
+    let cases = [
+        ("negative depth", msg(json!({"depth": -1}))),
+        ("21 prev_events", msg(json!({})).prev(&many)),
+        ("11 auth_events", msg(json!({})).auth(&many[..11])),
+        ("type over 255 bytes", msg(json!({"type": "t".repeat(300)}))),
+        ("numeric state_key", msg(json!({"state_key": 5}))),
+        ("sender not a user ID", msg(json!({"sender": "charlie"}))),
+    ];
+    for (what, ev) in cases {
+        let pdu = s.fake.build(&s.room, ev);
+        let answer = s.fake.send_transaction(&s.peer, &[pdu], &[]).await.must_status(200);
+        let results = answer["pdus"].as_object().expect("pdus");
+        assert!(
+            !results.is_empty() && results.values().all(|r| r.get("error").is_some()),
+            "{what}: {answer}"
+        );
+    }
+    let ids = timeline_ids(&s.alice, &s.room).await;
+    let (ok_id, ok) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "well formed"));
+    let answer = s.fake.send_transaction(&s.peer, &[ok], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &ok_id), &json!({}), "{answer}");
+    let after = timeline_ids(&s.alice, &s.room).await;
+    assert_eq!(after.len(), ids.len() + 1, "only the good event was added: {after:?}");
+    s.d.destroy().await;
+}

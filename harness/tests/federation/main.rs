@@ -3,6 +3,7 @@
 
 mod auth;
 mod fakes;
+mod inbound_forks;
 mod inbound_invite;
 mod inbound_membership;
 mod inbound_send;
