@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use glia_harness::federation::Answer;
 use glia_harness::federation::room::{self, Ev};
+use glia_harness::federation::{Answer, Received};
 use glia_harness::wait_until;
 use serde_json::json;
 
@@ -94,6 +94,27 @@ async fn test_join_federated_room_with_unverifiable_events() {
     d.destroy().await;
 }
 
+/// Accept a transaction, recording its PDUs' IDs in order.
+fn accept(version: &str, accepted: &Mutex<Vec<String>>, r: &Received) -> Answer {
+    let rules = room::rules_of(version);
+    let mut acc = accepted.lock().expect("accepted");
+    for p in r.body["pdus"].as_array().into_iter().flatten() {
+        acc.push(room::event_id_of(p, &rules));
+    }
+    Answer::Json(200, json!({"pdus": {}}))
+}
+
+/// Wait until every one of `sent` was accepted; the accepted ones of them, in order.
+async fn all_accepted(accepted: &Mutex<Vec<String>>, sent: &[String]) -> Vec<String> {
+    wait_until("the PDUs accepted by the fake server", WAIT, || {
+        let acc = accepted.lock().expect("accepted").clone();
+        let ours: Vec<String> = acc.into_iter().filter(|id| sent.contains(id)).collect();
+        let done = (ours.len() >= sent.len()).then_some(ours);
+        async move { done }
+    })
+    .await
+}
+
 /// A destination that hangs, answers garbage, then refuses transactions is caught up
 /// once it accepts: every PDU queued for it arrives, in order.
 #[tokio::test]
@@ -102,32 +123,20 @@ async fn test_outbound_catch_up_after_refusals() {
     let attempts = Arc::new(AtomicUsize::new(0));
     let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
     let (a, acc) = (attempts.clone(), accepted.clone());
+    let version = s.fake.room(&s.room, |r| r.version.clone());
     s.fake.on_answer("PUT", "/_matrix/federation/v1/send/", move |r| {
         match a.fetch_add(1, Ordering::SeqCst) {
             0 => Answer::Hang,
             1 => Answer::Raw(502, b"<html>bad gateway".to_vec()),
             2 => Answer::Json(500, json!({"errcode": "M_UNKNOWN", "error": "down"})),
-            _ => {
-                let rules = room::rules_of("10");
-                let mut acc = acc.lock().expect("accepted");
-                for p in r.body["pdus"].as_array().into_iter().flatten() {
-                    acc.push(room::event_id_of(p, &rules));
-                }
-                Answer::Json(200, json!({"pdus": {}}))
-            }
+            _ => accept(&version, &acc, r),
         }
     });
     let mut sent = vec![];
     for i in 0..5 {
         sent.push(send_text(&s.alice, &s.room, &format!("queued {i}")).await);
     }
-    let got = wait_until("every queued PDU at the fake server", WAIT, || {
-        let acc = accepted.lock().expect("accepted").clone();
-        let ours: Vec<String> = acc.into_iter().filter(|id| sent.contains(id)).collect();
-        let done = (ours.len() >= sent.len()).then_some(ours);
-        async move { done }
-    })
-    .await;
+    let got = all_accepted(&accepted, &sent).await;
     assert_eq!(got, sent, "PDUs lost, repeated or out of order");
     assert!(attempts.load(Ordering::SeqCst) >= 4, "the refusals were not retried");
     s.d.destroy().await;
@@ -177,4 +186,43 @@ async fn test_join_through_hanging_or_garbage_peer_fails_cleanly() {
     });
     join_via(&alice, &room, &fake.server_name).await.must_status(200);
     d.destroy().await;
+}
+
+/// The outbound queue survives a restart: PDUs a refusing destination missed before Glia
+/// stopped are sent, in order, once it is back and accepting, and before newer ones.
+#[tokio::test]
+async fn test_outbound_catch_up_after_restart() {
+    let Some(mut s) = joined_room_with(None, FED_TIMEOUT_YAML.into()).await else { return };
+    let refusing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (refuse, a, acc) = (refusing.clone(), attempts.clone(), accepted.clone());
+    let version = s.fake.room(&s.room, |r| r.version.clone());
+    s.fake.on_answer("PUT", "/_matrix/federation/v1/send/", move |r| {
+        a.fetch_add(1, Ordering::SeqCst);
+        if refuse.load(Ordering::SeqCst) {
+            return Answer::Json(500, json!({"errcode": "M_UNKNOWN", "error": "down"}));
+        }
+        accept(&version, &acc, r)
+    });
+    let mut sent = vec![];
+    for i in 0..3 {
+        sent.push(send_text(&s.alice, &s.room, &format!("before restart {i}")).await);
+    }
+    wait_until("a refused attempt", WAIT, || {
+        let n = attempts.load(Ordering::SeqCst);
+        async move { (n > 0).then_some(()) }
+    })
+    .await;
+    s.d.restart(0).await;
+    let mut alice = s.alice.clone();
+    alice.base_url = s.d.hs(0).base_url.clone();
+    refusing.store(false, Ordering::SeqCst);
+    // The backlog goes out on its own after the restart, with nothing new queued.
+    let got = all_accepted(&accepted, &sent).await;
+    assert_eq!(got, sent, "PDUs lost, repeated or out of order across the restart");
+    sent.push(send_text(&alice, &s.room, "after restart").await);
+    let got = all_accepted(&accepted, &sent).await;
+    assert_eq!(got, sent, "the new PDU came before the backlog or twice");
+    s.d.destroy().await;
 }
