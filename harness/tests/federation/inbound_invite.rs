@@ -112,3 +112,36 @@ async fn test_inbound_federation_refuses_crafted_invites() {
     fake.send_invite(&peer, &room, &id, body(&good, "10")).await.must_status(200);
     d.destroy().await;
 }
+
+/// An invite into a room Glia is already in (Alice joined it) is an event of the room's
+/// DAG: Bob sees it, joins without asking the fake server for a template, and the fake
+/// server receives his join.
+#[tokio::test]
+async fn test_inbound_federation_invite_into_room_glia_is_in() {
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let bob_glia = d.register_user(0, "bob").await;
+    let owner = fake.user_id("owner");
+    let room = fake.create_room("10", &owner);
+    crate::fakes::join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    fake.invite(&peer, &room, &owner, &bob_glia.user_id).await.must_status(200);
+    let room2 = room.clone();
+    bob_glia
+        .sync_until(None, "the invite", WAIT, move |r| r["rooms"]["invite"].get(&room2).is_some())
+        .await;
+    let m = alice.get(&cs(&["rooms", &room, "state", "m.room.member", &bob_glia.user_id])).await;
+    assert_eq!(m.must_status(200)["membership"], "invite");
+    let make_joins = fake.received_on("GET", "/_matrix/federation/v1/make_join/").len();
+    bob_glia.must_do("POST", &cs(&["rooms", &room, "join"]), json!({})).await;
+    glia_harness::wait_until("bob's join at the fake server", WAIT, || {
+        let m = fake.room(&room, |r| r.state_event("m.room.member", &bob_glia.user_id).cloned());
+        let joined = m.filter(|e| e["content"]["membership"] == "join");
+        async move { joined }
+    })
+    .await;
+    assert_eq!(
+        fake.received_on("GET", "/_matrix/federation/v1/make_join/").len(),
+        make_joins,
+        "Glia asked for a join template for a room it is in"
+    );
+    d.destroy().await;
+}
