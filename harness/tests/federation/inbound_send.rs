@@ -656,3 +656,27 @@ async fn test_inbound_federation_rejects_malformed_pdus() {
     assert_eq!(after.len(), ids.len() + 1, "only the good event was added: {after:?}");
     s.d.destroy().await;
 }
+
+/// Once no user of Glia is in the room, PDUs pushed into it are ignored, as Synapse does:
+/// nothing is stored, and nothing is fetched from the origin for them (no
+/// get_missing_events for their gap).
+#[tokio::test]
+async fn test_inbound_federation_ignores_pdus_for_rooms_glia_left() {
+    let Some(s) = joined_room(None).await else { return };
+    s.alice.must_do("POST", &cs(&["rooms", &s.room, "leave"]), json!({})).await;
+    s.fake.send_in(&s.room, Ev::message(&s.charlie, "unseen gap"));
+    let (late_id, late) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "after everyone left"));
+    let answer = s.fake.send_transaction(&s.peer, &[late], &[]).await.must_status(200);
+    assert!(answer["pdus"].get(&late_id).is_some(), "{answer}");
+    assert!(
+        s.fake.received_on("POST", "/_matrix/federation/v1/get_missing_events/").is_empty(),
+        "Glia fetched a gap for a room it is not in"
+    );
+    // Alice comes back through Charlie's server: the message pushed while nobody was in
+    // is not in her timeline.
+    let joined = crate::fakes::join_via(&s.alice, &s.room, &s.fake.server_name).await;
+    joined.must_status(200);
+    let ids = timeline_ids(&s.alice, &s.room).await;
+    assert!(!ids.contains(&late_id), "a PDU for a room Glia had left was kept: {ids:?}");
+    s.d.destroy().await;
+}

@@ -98,6 +98,8 @@ type StateByKey = HashMap<(String, String), PduRef>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Known,
+    /// For a room this server has no user in: dropped unprocessed, as Synapse does.
+    Ignored,
     Accepted,
     SoftFailed,
     Rejected(String),
@@ -115,6 +117,19 @@ pub async fn receive(app: &App, origin: &str, raw: &Value) -> Result<(OwnedEvent
         .ok_or_else(|| Error::NotFound(format!("Unknown room {room_id}")))?;
     let (_, rules) = crate::rooms::rules_for(&room_row.room_version)?;
     let pdu = verify_pdu(app, &rules, raw).await?;
+    // A server that comes back thinking we are still in the room: nothing to store, and
+    // nothing to fetch for it.
+    let resident = app
+        .db
+        .read({
+            let (n, own) = (room_row.nid, app.config.server_name.to_string());
+            move |c| crate::store::federation::server_in_room(c, n, &own)
+        })
+        .await?;
+    if !resident {
+        tracing::info!(%origin, event_id = %pdu.event_id, "ignoring a PDU for a room we are not in");
+        return Ok((pdu.event_id.clone(), Outcome::Ignored));
+    }
     let origin_ok = server_of(pdu.sender.as_str()) == Some(origin)
         || app
             .db
