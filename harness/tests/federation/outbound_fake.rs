@@ -57,8 +57,8 @@ async fn test_outbound_federation_send() {
 }
 
 /// TestJoinFederatedRoomWithUnverifiableEvents: the send_join answer carries a member
-/// event without signatures and one with a bad signature; the join succeeds, those
-/// events are dropped, and the room works.
+/// event without signatures, one with a bad signature, and a valid one whose auth events
+/// include the bad one; the join succeeds, those events are dropped, and the room works.
 #[tokio::test]
 async fn test_join_federated_room_with_unverifiable_events() {
     let Some((d, fake, alice, _peer)) = start_with(String::new()).await else { return };
@@ -72,6 +72,14 @@ async fn test_join_federated_room_with_unverifiable_events() {
     let mut ev = fake.build(&room, Ev::member(&forged, "join"));
     ev["signatures"] = fake.build(&room, Ev::message(&bob, "other"))["signatures"].clone();
     fake.add(&room, ev);
+    // A valid event whose auth events include the forged one: it cannot be authorised.
+    let profile = json!({"membership": "join", "displayname": "Forged"});
+    let (changed, _) = fake.send_in(&room, Ev::state("m.room.member", &forged, &forged, profile));
+    let auth = fake.room(&room, |r| r.events[&changed]["auth_events"].to_string());
+    let forged_join = fake.room(&room, |r| {
+        r.state_before[&changed][&("m.room.member".to_string(), forged.clone())].clone()
+    });
+    assert!(auth.contains(&forged_join), "the profile change cites the forged join");
 
     join_via(&alice, &room, &fake.server_name).await.must_status(200);
     for user in [&unsigned, &forged] {
