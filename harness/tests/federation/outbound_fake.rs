@@ -234,3 +234,27 @@ async fn test_outbound_catch_up_after_restart() {
     assert_eq!(got, sent, "the new PDU came before the backlog or twice");
     s.d.destroy().await;
 }
+
+/// The origin hangs when Glia asks it for a gap (get_missing_events) and for the auth
+/// chain: the transaction is still answered once Glia's federation timeout passes, and
+/// Glia goes on serving the room.
+#[tokio::test]
+async fn test_gap_filling_from_hanging_origin_times_out() {
+    let Some(s) = joined_room_with(None, FED_TIMEOUT_YAML.into()).await else { return };
+    s.fake.on_answer("POST", "/_matrix/federation/v1/get_missing_events/", |_| Answer::Hang);
+    s.fake.on_answer("GET", "/_matrix/federation/v1/event_auth/", |_| Answer::Hang);
+    s.fake.send_in(&s.room, Ev::message(&s.charlie, "never delivered"));
+    let (id, pdu) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "after a gap"));
+    let started = Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(20),
+        s.fake.send_transaction(&s.peer, &[pdu], &[]),
+    )
+    .await
+    .expect("the transaction was answered within 20 s");
+    let answer = answer.must_status(200);
+    assert!(answer["pdus"].get(&id).is_some(), "{answer}");
+    assert!(started.elapsed() >= Duration::from_secs(2), "Glia did not wait for the gap");
+    send_text(&s.alice, &s.room, "still serving").await;
+    s.d.destroy().await;
+}
