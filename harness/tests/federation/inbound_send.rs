@@ -186,6 +186,24 @@ async fn test_inbound_federation_rejects_events_with_rejected_auth_events() {
     assert!(pdu_result(&answer, &msg_id).get("error").is_some(), "accepted: {answer}");
     get_event(&s.alice, &s.room, &msg_id).await.must_error(404, "M_NOT_FOUND");
 
+    // Power levels Glia never got, which it fetches (event_auth) for a message citing
+    // them: they fail auth, so the message is rejected too.
+    let mut content = s
+        .fake
+        .room(&s.room, |r| r.state_event("m.room.power_levels", "").cloned())
+        .expect("power levels")["content"]
+        .clone();
+    content["users"][&s.charlie] = json!(99);
+    let unseen = s.fake.build(&s.room, Ev::state("m.room.power_levels", "", &s.charlie, content));
+    let unseen_id = s.fake.room(&s.room, |r| r.remember(unseen));
+    let auth = vec![auth[0].clone(), unseen_id, auth[2].clone()];
+    let msg2 = s.fake.build(&s.room, Ev::message(&s.charlie, "on unseen ground").auth(&auth));
+    let msg2_id = s.fake.room(&s.room, |r| r.remember(msg2.clone()));
+    let answer = s.fake.send_transaction(&s.peer, &[msg2], &[]).await.must_status(200);
+    assert!(pdu_result(&answer, &msg2_id).get("error").is_some(), "accepted: {answer}");
+    assert!(!s.fake.received_on("GET", "/_matrix/federation/v1/event_auth/").is_empty());
+    get_event(&s.alice, &s.room, &msg2_id).await.must_error(404, "M_NOT_FOUND");
+
     // The same message on the real auth events is fine.
     let (ok_id, ok) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "on solid ground"));
     let answer = s.fake.send_transaction(&s.peer, &[ok], &[]).await.must_status(200);
