@@ -10,7 +10,7 @@ use glia_harness::wait_until;
 use serde_json::{Value, json};
 
 use crate::fakes::{
-    WAIT, cs, get_event, join_via, joined_room, membership, pdu_result, prev_events_at_fake,
+    Setup, WAIT, cs, get_event, join_via, joined_room, membership, pdu_result, prev_events_at_fake,
     send_text, start_with, timeline_ids,
 };
 
@@ -111,6 +111,14 @@ async fn test_inbound_federation_redacts_content_hash_mismatch() {
     s.d.destroy().await;
 }
 
+/// Charlie (at power 0) raising himself to `level`: signed, failing auth, not added.
+fn self_promotion(s: &Setup, level: i64) -> Value {
+    let pl = s.fake.room(&s.room, |r| r.state_event("m.room.power_levels", "").cloned());
+    let mut content = pl.expect("power levels")["content"].clone();
+    content["users"][&s.charlie] = json!(level);
+    s.fake.build(&s.room, Ev::state("m.room.power_levels", "", &s.charlie, content))
+}
+
 /// Events failing the auth rules (Charlie, at power 0, raising himself to 100 and
 /// renaming the room) are rejected and never reach current state.
 #[tokio::test]
@@ -129,10 +137,7 @@ async fn test_inbound_federation_rejects_events_failing_auth() {
         async move { name }
     })
     .await;
-    let pl = s.fake.room(&s.room, |r| r.state_event("m.room.power_levels", "").cloned());
-    let mut content = pl.expect("power levels")["content"].clone();
-    content["users"][&s.charlie] = json!(100);
-    let coup = s.fake.build(&s.room, Ev::state("m.room.power_levels", "", &s.charlie, content));
+    let coup = self_promotion(&s, 100);
     let rename = s
         .fake
         .build(&s.room, Ev::state("m.room.name", "", &s.charlie, json!({"name": "Charlie's"})));
@@ -162,13 +167,7 @@ async fn test_inbound_federation_rejects_events_failing_auth() {
 #[tokio::test]
 async fn test_inbound_federation_rejects_events_with_rejected_auth_events() {
     let Some(s) = joined_room(None).await else { return };
-    let mut content = s
-        .fake
-        .room(&s.room, |r| r.state_event("m.room.power_levels", "").cloned())
-        .expect("power levels")["content"]
-        .clone();
-    content["users"][&s.charlie] = json!(100);
-    let bad_pl = s.fake.build(&s.room, Ev::state("m.room.power_levels", "", &s.charlie, content));
+    let bad_pl = self_promotion(&s, 100);
     let bad_id = s.fake.event_id(&s.room, &bad_pl);
     let answer = s.fake.send_transaction(&s.peer, &[bad_pl], &[]).await.must_status(200);
     assert!(pdu_result(&answer, &bad_id).get("error").is_some(), "{answer}");
@@ -188,13 +187,7 @@ async fn test_inbound_federation_rejects_events_with_rejected_auth_events() {
 
     // Power levels Glia never got, which it fetches (event_auth) for a message citing
     // them: they fail auth, so the message is rejected too.
-    let mut content = s
-        .fake
-        .room(&s.room, |r| r.state_event("m.room.power_levels", "").cloned())
-        .expect("power levels")["content"]
-        .clone();
-    content["users"][&s.charlie] = json!(99);
-    let unseen = s.fake.build(&s.room, Ev::state("m.room.power_levels", "", &s.charlie, content));
+    let unseen = self_promotion(&s, 99);
     let unseen_id = s.fake.room(&s.room, |r| r.remember(unseen));
     let auth = vec![auth[0].clone(), unseen_id, auth[2].clone()];
     let msg2 = s.fake.build(&s.room, Ev::message(&s.charlie, "on unseen ground").auth(&auth));
