@@ -4,6 +4,7 @@
 //! soft-failed events of a banned user, oversized PDUs and oversized transactions; and
 //! the good paths next to them (gap filling with get_missing_events, both ways).
 
+use glia_harness::client::encode_segment;
 use glia_harness::federation::FakeServer;
 use glia_harness::federation::room::Ev;
 use glia_harness::wait_until;
@@ -302,8 +303,8 @@ async fn gap_filling(version: Option<&str>) {
 
 /// TestInboundCanReturnMissingEvents: Glia answers get_missing_events with the events
 /// between what the asker has and what it names, oldest first; for each history
-/// visibility, the message sent before the asker's server joined comes redacted when
-/// the room's history is only for those invited or joined.
+/// visibility, the message sent before the asker's server joined comes redacted (there
+/// and from /event) when the room's history is only for those invited or joined.
 #[tokio::test]
 async fn test_inbound_can_return_missing_events() {
     let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
@@ -348,11 +349,16 @@ async fn test_inbound_can_return_missing_events() {
         assert_eq!(ids.last(), Some(&msg), "{visibility}: the message is not last: {r}");
         let depths: Vec<u64> = events.iter().filter_map(|e| e["depth"].as_u64()).collect();
         assert!(depths.windows(2).all(|w| w[0] <= w[1]), "{visibility}: not oldest first: {r}");
-        let content = &events[events.len() - 1]["content"];
-        if matches!(visibility, "invited" | "joined") {
-            assert_eq!(content, &json!({}), "{visibility}: history leaked: {r}");
-        } else {
-            assert_eq!(content["body"], "1", "{visibility}: {r}");
+        // The same through /event.
+        let path = format!("/_matrix/federation/v1/event/{}", encode_segment(&msg));
+        let one = fake.request(&peer.base_url, &peer.server_name, "GET", &path, None).await;
+        let one = one.must_status(200);
+        for content in [&events[events.len() - 1]["content"], &one["pdus"][0]["content"]] {
+            if matches!(visibility, "invited" | "joined") {
+                assert_eq!(content, &json!({}), "{visibility}: history leaked: {r} {one}");
+            } else {
+                assert_eq!(content["body"], "1", "{visibility}: {r} {one}");
+            }
         }
         last_room = Some(room);
     }

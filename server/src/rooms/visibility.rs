@@ -67,10 +67,10 @@ pub fn filter(
     Ok(out)
 }
 
-/// May the server `server` see `row` (spec: server-server API, history visibility on
-/// `/backfill` and `/get_missing_events`)? World-readable and shared history is for any
-/// server in the room; `invited` and `joined` history only for a server that had a user
-/// invited (for `invited`) or joined at the event. Others get the event redacted.
+/// May the server `server` see `row` (history visibility on `/event`, `/backfill` and
+/// `/get_missing_events`, as Synapse filters them)? World-readable and shared history is
+/// for any server in the room; `invited` and `joined` history only for a server that had
+/// a user invited (for `invited`) or joined at the event. Others get the event redacted.
 pub fn server_may_see(c: &Connection, row: &EventRow, server: &str) -> Result<bool> {
     let Some(group) = row.state_before else { return Ok(true) };
     let hv = content_field(

@@ -75,9 +75,15 @@ async fn event(app: Arc<App>, req: Req) -> Result<Resp> {
         .await?
         .map(|r| r.room_id)
         .unwrap_or_default();
-    room_for(&app, &origin, &room_id).await?;
-    let row = app.db.read(move |c| events::by_id(c, &id)).await?;
-    let pdus: Vec<Value> = row.iter().map(|r| pdu_json(&r.json)).collect();
+    let (_, rules) = room_for(&app, &origin, &room_id).await?;
+    // As the requester may see it (redacted when the history is not for it).
+    let pdus: Vec<Value> = app
+        .db
+        .read(move |c| match events::by_id(c, &id)? {
+            Some(r) => Ok(vec![for_server(c, &r, &origin, &rules)?]),
+            None => Ok(vec![]),
+        })
+        .await?;
     Ok(ok(&json!({
         "origin": app.config.server_name.as_str(),
         "origin_server_ts": now_ms(),
