@@ -117,19 +117,6 @@ pub async fn receive(app: &App, origin: &str, raw: &Value) -> Result<(OwnedEvent
         .ok_or_else(|| Error::NotFound(format!("Unknown room {room_id}")))?;
     let (_, rules) = crate::rooms::rules_for(&room_row.room_version)?;
     let pdu = verify_pdu(app, &rules, raw).await?;
-    // A server that comes back thinking we are still in the room: nothing to store, and
-    // nothing to fetch for it.
-    let resident = app
-        .db
-        .read({
-            let (n, own) = (room_row.nid, app.config.server_name.to_string());
-            move |c| crate::store::federation::server_in_room(c, n, &own)
-        })
-        .await?;
-    if !resident {
-        tracing::info!(%origin, event_id = %pdu.event_id, "ignoring a PDU for a room we are not in");
-        return Ok((pdu.event_id.clone(), Outcome::Ignored));
-    }
     let origin_ok = server_of(pdu.sender.as_str()) == Some(origin)
         || app
             .db
@@ -143,6 +130,20 @@ pub async fn receive(app: &App, origin: &str, raw: &Value) -> Result<(OwnedEvent
     }
     let mut room = app.rooms.lock(app, pdu.room_id.as_str()).await?;
     let id = pdu.event_id.clone();
+    // A server that comes back thinking we are still in the room: nothing to store, and
+    // nothing to fetch for it. Checked under the room's lock, so a join of ours being
+    // persisted (remote joins hold it) counts.
+    let resident = app
+        .db
+        .read({
+            let (n, own) = (room.nid, app.config.server_name.to_string());
+            move |c| crate::store::federation::server_in_room(c, n, &own)
+        })
+        .await?;
+    if !resident {
+        tracing::info!(%origin, event_id = %id, "ignoring a PDU for a room we are not in");
+        return Ok((id, Outcome::Ignored));
+    }
     let outcome = process(app, &mut room, origin, pdu, true).await?;
     Ok((id, outcome))
 }
