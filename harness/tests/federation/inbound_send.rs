@@ -697,3 +697,19 @@ async fn test_inbound_federation_ignores_pdus_for_rooms_glia_left() {
     assert!(!ids.contains(&late_id), "a PDU for a room Glia had left was kept: {ids:?}");
     s.d.destroy().await;
 }
+
+/// TestOutboundFederationEventSizeGetMissingEvents: the gap Glia fetches holds a state
+/// event whose state_key is 70 codepoints but 280 bytes; whatever Glia makes of that
+/// event, the message sent after it reaches Alice.
+#[tokio::test]
+async fn test_event_size_get_missing_events() {
+    let Some(s) = joined_room(None).await else { return };
+    let key = "💥".repeat(70);
+    s.fake.send_in(&s.room, Ev::state("my.room.breaker", &key, &s.charlie, json!({})));
+    let (id, pdu) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "Message 2"));
+    let answer = s.fake.send_transaction(&s.peer, &[pdu], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &id), &json!({}), "{answer}");
+    let ids = timeline_ids(&s.alice, &s.room).await;
+    assert!(ids.contains(&id), "the message is missing: {ids:?}");
+    s.d.destroy().await;
+}
