@@ -68,6 +68,8 @@ pub struct Homeserver {
     pub server: Option<glia::Server>,
     pub data_dir: Option<tempfile::TempDir>,
     pub db_path: Option<PathBuf>,
+    /// The configuration an in-process server was started with, to restart it.
+    pub config_yaml: Option<String>,
 }
 
 pub struct Deployment {
@@ -96,6 +98,7 @@ impl Deployment {
                         server: None,
                         data_dir: None,
                         db_path: None,
+                        config_yaml: None,
                     })
                     .collect();
                 Deployment { servers, target: Target::External(urls) }
@@ -154,6 +157,20 @@ impl Deployment {
         Deployment { servers, target: Target::InProcess }
     }
 
+    /// Stop in-process server `i` and start it again on the same data and configuration.
+    /// Its client listener comes back on another port: `base_url` changes.
+    pub async fn restart(&mut self, i: usize) {
+        let hs = &mut self.servers[i];
+        let server = hs.server.take().expect("an in-process server");
+        server.shutdown().await;
+        let yaml = hs.config_yaml.clone().expect("its configuration");
+        let (config, _) = glia::config::Config::from_yaml_str(&yaml)
+            .unwrap_or_else(|r| panic!("harness config invalid: {:?}", r.errors));
+        let server = glia::Server::start(config).await.expect("restart glia");
+        hs.base_url = format!("http://{}", server.addrs[0]);
+        hs.server = Some(server);
+    }
+
     pub fn hs(&self, i: usize) -> &Homeserver {
         &self.servers[i]
     }
@@ -201,6 +218,7 @@ async fn start_in_process(server_name: &str, cfg: &HsConfig) -> Homeserver {
         server: Some(server),
         data_dir: Some(dir),
         db_path: Some(db_path),
+        config_yaml: Some(yaml),
     }
 }
 

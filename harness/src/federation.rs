@@ -4,7 +4,14 @@
 //! requests to the server under test. Its server name is `localhost:<port>`, which
 //! resolves without DNS; the server under test must trust `fixtures/tls/ca.crt` and may
 //! reach loopback (see [`trusting_config_yaml`]).
+//!
+//! It can also act as a homeserver in rooms ([`room`]): its own rooms, whose requests it
+//! answers, and rooms of the server under test it joins ([`actions`]).
 
+pub mod actions;
+pub mod room;
+
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -39,15 +46,19 @@ pub struct RawReply {
     pub body: Vec<u8>,
 }
 
-type Handler = Arc<dyn Fn(&Received) -> RawReply + Send + Sync>;
-
-fn json_reply(status: u16, value: &Value) -> RawReply {
-    RawReply {
-        status,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: value.to_string().into_bytes(),
-    }
+/// What a handler answers.
+pub enum Answer {
+    Json(u16, Value),
+    /// Any bytes (garbage, truncated JSON), with this status.
+    Raw(u16, Vec<u8>),
+    /// Any status, headers and bytes.
+    Full(RawReply),
+    /// Never answer: the request hangs until the caller gives up.
+    Hang,
 }
+
+type Handler = Arc<dyn Fn(&Received) -> Answer + Send + Sync>;
+type Rooms = Arc<Mutex<HashMap<String, room::FakeRoom>>>;
 
 pub struct FakeServer {
     pub server_name: String,
@@ -56,6 +67,8 @@ pub struct FakeServer {
     key: Arc<Ed25519KeyPair>,
     handlers: Arc<Mutex<Vec<(String, String, Handler)>>>,
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// Rooms the fake server is in, by room ID.
+    pub rooms: Rooms,
     http: reqwest::Client,
 }
 
@@ -68,7 +81,7 @@ pub fn trusting_config_yaml() -> String {
     )
 }
 
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -110,23 +123,25 @@ impl FakeServer {
             key,
             handlers: Arc::default(),
             received: Arc::default(),
+            rooms: Arc::default(),
             http: crate::client::http_client(Some(&fixtures_dir().join("tls/ca.crt"))),
         };
-        let (handlers, received, key, name) =
-            (server.handlers.clone(), server.received.clone(), server.key.clone(), server_name);
+        let shared = Shared {
+            handlers: server.handlers.clone(),
+            received: server.received.clone(),
+            rooms: server.rooms.clone(),
+            key: server.key.clone(),
+            name: server_name,
+        };
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
-                let (tls, handlers, received, key, name) =
-                    (tls.clone(), handlers.clone(), received.clone(), key.clone(), name.clone());
+                let (tls, shared) = (tls.clone(), shared.clone());
                 tokio::spawn(async move {
                     let Ok(stream) = tls.accept(stream).await else { return };
                     let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                        let (handlers, received, key, name) =
-                            (handlers.clone(), received.clone(), key.clone(), name.clone());
-                        async move {
-                            Ok::<_, Infallible>(serve(req, &handlers, &received, &key, &name).await)
-                        }
+                        let shared = shared.clone();
+                        async move { Ok::<_, Infallible>(serve(req, &shared).await) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), svc)
@@ -137,18 +152,19 @@ impl FakeServer {
         server
     }
 
-    /// Answer `method` requests whose path starts with `path_prefix`. The latest matching
-    /// handler wins, and handlers come before the built-in key server (`GET "/"` shadows
-    /// `/_matrix/key/v2/server` too).
+    /// Answer `method` requests whose path starts with `path_prefix` with JSON. The
+    /// latest handler installed for a path wins; handlers come before the built-in key
+    /// server (`GET "/"` shadows `/_matrix/key/v2/server` too) and the built-in answers
+    /// about the fake server's rooms.
     pub fn on(
         &self,
         method: &str,
         path_prefix: &str,
         f: impl Fn(&Received) -> (u16, Value) + Send + Sync + 'static,
     ) {
-        self.on_raw(method, path_prefix, move |r| {
-            let (status, v) = f(r);
-            json_reply(status, &v)
+        self.on_answer(method, path_prefix, move |r| {
+            let (s, v) = f(r);
+            Answer::Json(s, v)
         });
     }
 
@@ -158,6 +174,16 @@ impl FakeServer {
         method: &str,
         path_prefix: &str,
         f: impl Fn(&Received) -> RawReply + Send + Sync + 'static,
+    ) {
+        self.on_answer(method, path_prefix, move |r| Answer::Full(f(r)));
+    }
+
+    /// Like [`FakeServer::on`], for any [`Answer`] (garbage, or none at all).
+    pub fn on_answer(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        f: impl Fn(&Received) -> Answer + Send + Sync + 'static,
     ) {
         self.handlers.lock().expect("handlers").push((
             method.to_string(),
@@ -182,6 +208,12 @@ impl FakeServer {
         let mut obj: CanonicalJsonObject = serde_json::from_value(v.clone()).expect("canonical");
         ruma::signatures::sign_json(name, &*self.key, &mut obj).expect("sign");
         serde_json::to_value(&obj).expect("json")
+    }
+
+    /// The requests received so far with this method whose path starts with `prefix`.
+    pub fn received_on(&self, method: &str, prefix: &str) -> Vec<Received> {
+        let all = self.received.lock().expect("received");
+        all.iter().filter(|r| r.method == method && r.uri.starts_with(prefix)).cloned().collect()
     }
 
     pub fn public_key_base64(&self) -> String {
@@ -261,13 +293,17 @@ impl FakeServer {
     }
 }
 
-async fn serve(
-    req: hyper::Request<Incoming>,
-    handlers: &Mutex<Vec<(String, String, Handler)>>,
-    received: &Mutex<Vec<Received>>,
-    key: &Ed25519KeyPair,
-    name: &str,
-) -> hyper::Response<Full<Bytes>> {
+/// What every connection task of the fake server shares.
+#[derive(Clone)]
+struct Shared {
+    handlers: Arc<Mutex<Vec<(String, String, Handler)>>>,
+    received: Arc<Mutex<Vec<Received>>>,
+    rooms: Rooms,
+    key: Arc<Ed25519KeyPair>,
+    name: String,
+}
+
+async fn serve(req: hyper::Request<Incoming>, s: &Shared) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let r = Received {
@@ -280,24 +316,35 @@ async fn serve(
             .map(str::to_string),
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     };
-    received.lock().expect("received").push(r.clone());
-    // Installed handlers first (a scenario may refuse to serve keys), then the key server.
-    let found = handlers
+    s.received.lock().expect("received").push(r.clone());
+    // Installed handlers first (a scenario may refuse to serve keys), then the key server,
+    // then the fake server's rooms.
+    let found = s
+        .handlers
         .lock()
         .expect("handlers")
         .iter()
         .rev()
         .find(|(m, p, _)| *m == r.method && r.uri.starts_with(p.as_str()))
         .map(|(_, _, h)| h.clone());
-    let reply = match found {
+    let answer = match found {
         Some(h) => h(&r),
         None if r.method == "GET" && r.uri.starts_with("/_matrix/key/v2/server") => {
-            json_reply(200, &key_response(key, name))
+            Answer::Json(200, key_response(&s.key, &s.name))
         }
-        None => json_reply(
-            404,
-            &json!({"errcode": "M_UNRECOGNIZED", "error": "fake server: no handler"}),
-        ),
+        None => match room::answer(&s.rooms, &s.name, &r) {
+            Some((status, v)) => Answer::Json(status, v),
+            None => Answer::Json(
+                404,
+                json!({"errcode": "M_UNRECOGNIZED", "error": "fake server: no handler"}),
+            ),
+        },
+    };
+    let reply = match answer {
+        Answer::Json(status, v) => json_reply(status, v.to_string().into_bytes()),
+        Answer::Raw(status, b) => json_reply(status, b),
+        Answer::Full(reply) => reply,
+        Answer::Hang => std::future::pending().await,
     };
     let mut resp = hyper::Response::new(Full::new(Bytes::from(reply.body)));
     *resp.status_mut() = hyper::StatusCode::from_u16(reply.status)
@@ -311,6 +358,11 @@ async fn serve(
         }
     }
     resp
+}
+
+/// A reply with a JSON content type (the body may be anything: garbage scenarios).
+fn json_reply(status: u16, body: Vec<u8>) -> RawReply {
+    RawReply { status, headers: vec![("content-type".into(), "application/json".into())], body }
 }
 
 fn key_response(key: &Ed25519KeyPair, name: &str) -> Value {

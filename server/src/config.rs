@@ -53,6 +53,9 @@ pub struct Config {
     /// `federation_domain_whitelist`: `None` federates with everyone; `Some` only with the
     /// listed server names (an empty list: with no one). See [`Config::federation_allowed`].
     pub federation_domain_whitelist: Option<BTreeSet<String>>,
+    /// `federation.client_timeout` (default 60 s): how long an outbound federation request
+    /// may take before it fails, so a peer that hangs cannot hold a request or a sender.
+    pub federation_client_timeout: std::time::Duration,
     pub admin_contact: Option<String>,
     /// `enable_metrics`: serve Prometheus metrics on `type: metrics` listeners.
     pub enable_metrics: bool,
@@ -313,6 +316,7 @@ impl Config {
             recaptcha_private_key: None,
             recaptcha_siteverify_api: DEFAULT_RECAPTCHA_SITEVERIFY_API.into(),
             federation_domain_whitelist: None,
+            federation_client_timeout: std::time::Duration::from_secs(60),
             admin_contact: None,
             enable_metrics: false,
             rate_limits: Default::default(),
@@ -457,6 +461,12 @@ impl Config {
             }
         }
         read_key_servers(&mut r, &mut c);
+        if let Some(mut f) = r.child("federation") {
+            if let Some(d) = f.duration("client_timeout") {
+                c.federation_client_timeout = d;
+            }
+            f.warn_unknown();
+        }
         read_test_setup(&mut r, &mut c.test_setup);
         read_url_preview(&mut r, &mut c.url_preview);
         read_rate_limits(&mut r, &mut c.rate_limits);
@@ -1036,6 +1046,23 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A duration: milliseconds, or Synapse's "500ms" / "30s" / "5m" / "1h" / "2d" strings.
+    fn duration(&mut self, key: &str) -> Option<std::time::Duration> {
+        let d = match self.get(key)? {
+            Value::Number(n) => n.as_u64().map(std::time::Duration::from_millis),
+            Value::String(s) => parse_duration(s),
+            _ => None,
+        };
+        if d.is_none_or(|d| d.is_zero()) {
+            self.error(
+                key,
+                "must be a positive duration like 30s or a number of milliseconds".into(),
+            );
+            return None;
+        }
+        d
+    }
+
     fn list(&mut self, key: &str) -> Option<&'a Vec<Value>> {
         match self.get(key)? {
             Value::Sequence(s) => Some(s),
@@ -1067,6 +1094,26 @@ impl<'a> Reader<'a> {
             }
         }
     }
+}
+
+/// Synapse's duration strings: a number with an optional unit (ms, s, m, h, d, w, y);
+/// no unit means milliseconds.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let ms: u64 = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        "y" => 365 * 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(ms).map(std::time::Duration::from_millis)
 }
 
 pub fn parse_size(s: &str) -> Option<u64> {
@@ -1314,6 +1361,26 @@ rc_registration:
         let err = Config::from_yaml_str(&yaml.replace("require_digit: true", "require_digit: 1"))
             .expect_err("invalid");
         assert_eq!(err.errors, ["password_config.policy.require_digit: must be true or false"]);
+    }
+
+    #[test]
+    fn federation_client_timeout() {
+        let (c, _) = Config::from_yaml_str("server_name: a.b\n").expect("valid");
+        assert_eq!(c.federation_client_timeout, std::time::Duration::from_secs(60));
+        for (v, ms) in [("2500", 2500), ("'500ms'", 500), ("'30s'", 30_000), ("'2m'", 120_000)] {
+            let y = format!("server_name: a.b\nfederation:\n  client_timeout: {v}\n");
+            let (c, _) = Config::from_yaml_str(&y).expect("valid");
+            assert_eq!(c.federation_client_timeout.as_millis(), ms, "{v}");
+        }
+        for v in ["'soon'", "0", "'5x'"] {
+            let y = format!("server_name: a.b\nfederation:\n  client_timeout: {v}\n");
+            let r = Config::from_yaml_str(&y).expect_err("invalid");
+            assert!(
+                r.errors.iter().any(|e| e.contains("federation.client_timeout")),
+                "{v}: {:?}",
+                r.errors
+            );
+        }
     }
 
     #[test]

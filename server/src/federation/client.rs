@@ -24,7 +24,6 @@ use crate::error::{Error, Result};
 use crate::keys::SigningKey;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest response accepted (a send_join of a big room is tens of MB).
 const MAX_RESPONSE: usize = 200 * 1024 * 1024;
 
@@ -50,6 +49,8 @@ pub struct FederationClient {
     allowed: Vec<IpRange>,
     /// `federation_domain_whitelist` (None: every destination).
     domain_whitelist: Option<BTreeSet<String>>,
+    /// `federation.client_timeout`: the bound on a whole request, connect to last byte.
+    timeout: Duration,
 }
 
 /// Addresses a federation request must not reach unless allow-listed (SSRF).
@@ -177,6 +178,7 @@ impl FederationClient {
             tls: Arc::new(tls),
             allowed: setup.ip_range_whitelist.clone(),
             domain_whitelist: config.federation_domain_whitelist.clone(),
+            timeout: config.federation_client_timeout,
         })
     }
 
@@ -234,11 +236,11 @@ impl FederationClient {
                 .resolver
                 .as_ref()
                 .ok_or_else(|| {
-                    Error::Unknown(format!("cannot resolve {}: no DNS resolver", target.host))
+                    Error::BadGateway(format!("cannot resolve {}: no DNS resolver", target.host))
                 })?
                 .lookup_ip(format!("{}.", target.host))
                 .await
-                .map_err(|e| Error::Unknown(format!("cannot resolve {}: {e}", target.host)))?
+                .map_err(|e| Error::BadGateway(format!("cannot resolve {}: {e}", target.host)))?
                 .iter()
                 .collect(),
         };
@@ -273,13 +275,13 @@ impl FederationClient {
             let bytes = Limited::new(body, limit)
                 .collect()
                 .await
-                .map_err(|e| Error::Unknown(format!("reading response: {e}")))?
+                .map_err(|e| Error::BadGateway(format!("reading response: {e}")))?
                 .to_bytes();
             Ok((status, parts.headers, bytes))
         };
-        tokio::time::timeout(REQUEST_TIMEOUT, fut)
+        tokio::time::timeout(self.timeout, fut)
             .await
-            .map_err(|_| Error::Unknown(format!("request to {} timed out", target.host)))?
+            .map_err(|_| Error::BadGateway(format!("request to {} timed out", target.host)))?
     }
 
     /// Connect, send, and return the response with its body still to be read (within
@@ -306,7 +308,7 @@ impl FederationClient {
                 }
             }
             let stream = stream.ok_or_else(|| {
-                Error::Unknown(format!(
+                Error::BadGateway(format!(
                     "cannot connect to {}:{}: {}",
                     target.host,
                     target.port,
@@ -314,14 +316,14 @@ impl FederationClient {
                 ))
             })?;
             let name = ServerName::try_from(target.tls_name.clone())
-                .map_err(|e| Error::Unknown(e.to_string()))?;
+                .map_err(|e| Error::BadGateway(e.to_string()))?;
             let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
                 .connect(name, stream)
                 .await
-                .map_err(|e| Error::Unknown(format!("TLS to {}: {e}", target.tls_name)))?;
+                .map_err(|e| Error::BadGateway(format!("TLS to {}: {e}", target.tls_name)))?;
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
                 .await
-                .map_err(|e| Error::Unknown(e.to_string()))?;
+                .map_err(|e| Error::BadGateway(e.to_string()))?;
             tokio::spawn(conn);
             let mut req =
                 Request::builder().method(method).uri(path).header("host", &target.host_header);
@@ -332,11 +334,11 @@ impl FederationClient {
                 req = req.header("content-type", "application/json");
             }
             let req = req.body(Full::new(body)).map_err(Error::internal)?;
-            sender.send_request(req).await.map_err(|e| Error::Unknown(e.to_string()))
+            sender.send_request(req).await.map_err(|e| Error::BadGateway(e.to_string()))
         };
-        tokio::time::timeout(REQUEST_TIMEOUT, fut)
+        tokio::time::timeout(self.timeout, fut)
             .await
-            .map_err(|_| Error::Unknown(format!("request to {} timed out", target.host)))?
+            .map_err(|_| Error::BadGateway(format!("request to {} timed out", target.host)))?
     }
 
     /// A signed request to another server; returns the status and JSON body.

@@ -98,6 +98,8 @@ type StateByKey = HashMap<(String, String), PduRef>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Known,
+    /// For a room this server has no user in: dropped unprocessed, as Synapse does.
+    Ignored,
     Accepted,
     SoftFailed,
     Rejected(String),
@@ -132,6 +134,20 @@ pub async fn receive(app: &App, origin: &str, raw: &Value) -> Result<(OwnedEvent
     }
     let mut room = app.rooms.lock(app, pdu.room_id.as_str()).await?;
     let id = pdu.event_id.clone();
+    // A server that comes back thinking we are still in the room: nothing to store, and
+    // nothing to fetch for it. Checked under the room's lock, so a join of ours being
+    // persisted (remote joins hold it) counts.
+    let resident = app
+        .db
+        .read({
+            let (n, own) = (room.nid, app.config.server_name.to_string());
+            move |c| crate::store::federation::server_in_room(c, n, &own)
+        })
+        .await?;
+    if !resident {
+        tracing::info!(%origin, event_id = %id, "ignoring a PDU for a room we are not in");
+        return Ok((id, Outcome::Ignored));
+    }
     let outcome = process(app, &mut room, origin, pdu, true).await?;
     Ok((id, outcome))
 }
@@ -169,6 +185,13 @@ async fn process_inner(
     if app.db.read(move |c| events::by_id(c, &id)).await?.is_some() {
         return Ok(Outcome::Known);
     }
+    // Missing prev_events first: ask the origin for the gap. The events found there are
+    // processed as part of the DAG (with their state), so an auth event that is also in
+    // the gap (a new member's join before their message) is not left an outlier.
+    let missing = missing_events(app, &pdu.prev_events).await?;
+    if !missing.is_empty() && fetch {
+        fill_gap(app, room, origin, &pdu).await?;
+    }
     // Auth events: known, or fetched from the origin.
     let mut auth = load(app, room, &pdu.auth_events).await?;
     if auth.len() < pdu.auth_events.len() && fetch {
@@ -185,11 +208,6 @@ async fn process_inner(
     if let Err(why) = check_auth(room, &pdu, &auth) {
         return reject(app, room, &pdu, &format!("fails auth against its auth events: {why}"))
             .await;
-    }
-    // Missing prev_events: ask the origin for the gap.
-    let missing = missing_events(app, &pdu.prev_events).await?;
-    if !missing.is_empty() && fetch {
-        fill_gap(app, room, origin, &pdu).await?;
     }
     // The state before the event, from its prev_events' states.
     let rules = room.rules.clone();
@@ -249,6 +267,9 @@ async fn process_inner(
     .is_err();
     let relay = relay.then(|| origin.to_string());
     persist(app, room, &pdu, Some((before_ids, base_group)), soft_failed, None, relay).await?;
+    if !soft_failed && pdu.type_str() == "m.room.redaction" {
+        crate::rooms::redaction::apply_remote(app, room, &pdu).await?;
+    }
     Ok(if soft_failed { Outcome::SoftFailed } else { Outcome::Accepted })
 }
 
@@ -508,26 +529,6 @@ pub async fn persist(
     let reloaded = Rooms::reload(app, room).await;
     let woken = outcome?;
     reloaded?;
-    if accepted
-        && pdu.type_str() == "m.room.redaction"
-        && let Some(target) = &pdu.redacts
-    {
-        let t = target.to_string();
-        let target_row = app.db.read(move |c| events::by_id(c, &t)).await?;
-        let power = room.get("m.room.power_levels", "").map(|e| e.content_value());
-        if let Some(row) = target_row
-            && row.room_nid == room.nid
-            && crate::rooms::redaction::allowed(power.as_ref(), pdu.sender.as_str(), &row.sender)
-        {
-            crate::rooms::redaction::apply(
-                app,
-                &room.rules,
-                target.as_str(),
-                pdu.event_id.as_str(),
-            )
-            .await?;
-        }
-    }
     for d in woken {
         app.fed_sender.wake(&d);
     }

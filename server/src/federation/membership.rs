@@ -111,7 +111,12 @@ pub async fn join_remote(
             }
         }
     }
-    Err(last)
+    // A peer that could not be reached or answered nonsense is a gateway failure (502,
+    // as in Synapse), not a bad request of the client's; refusals pass through.
+    Err(match last {
+        Error::Unknown(m) => Error::BadGateway(format!("Failed to join the room: {m}")),
+        e => e,
+    })
 }
 
 async fn join_via(

@@ -1,27 +1,29 @@
-//! Applying a redaction to the event it redacts: the stored JSON becomes the room
-//! version's redacted form, with `redacted_because`, for every later read.
+//! Applying a redaction to the event it redacts: the stored event is replaced by its
+//! redacted form (the room version's algorithm), with `redacted_because`. Local
+//! redactions are authorised before they are sent; for redactions from other servers
+//! the spec leaves the check to the time they are applied: the redaction's sender must
+//! be of the same server as the target's, or have the power level `redact`.
 
 use ruma::canonical_json::{CanonicalJsonObject, RedactedBecause};
-use ruma::room_version_rules::RoomVersionRules;
 
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::rooms::{self, Locked, Pdu};
 use crate::store::events;
 
-/// Redact `target` by the stored redaction `redaction_id` (nothing happens when either is
-/// unknown: a redaction may arrive before its target).
-pub async fn apply(
-    app: &App,
-    rules: &RoomVersionRules,
-    target: &str,
-    redaction_id: &str,
-) -> Result<()> {
-    let (rules, target, redaction_id) =
-        (rules.clone(), target.to_string(), redaction_id.to_string());
-    app.db
+fn server_of(user_id: &str) -> &str {
+    user_id.split_once(':').map(|(_, s)| s).unwrap_or("")
+}
+
+/// Store `target` redacted by `redaction_id` (both already stored in `room`).
+pub async fn apply(app: &App, room: &mut Locked, target: &str, redaction_id: &str) -> Result<()> {
+    let rules = room.rules.clone();
+    let (target, redaction_id) = (target.to_string(), redaction_id.to_string());
+    let was_state = app
+        .db
         .write(move |c| {
-            let Some(row) = events::by_id(c, &target)? else { return Ok(()) };
-            let Some(by) = events::by_id(c, &redaction_id)? else { return Ok(()) };
+            let Some(row) = events::by_id(c, &target)? else { return Ok(false) };
+            let Some(by) = events::by_id(c, &redaction_id)? else { return Ok(false) };
             let obj: CanonicalJsonObject =
                 serde_json::from_str(&row.json).map_err(Error::internal)?;
             let because: CanonicalJsonObject =
@@ -33,25 +35,38 @@ pub async fn apply(
             )
             .map_err(Error::internal)?;
             let text = serde_json::to_string(&redacted).map_err(Error::internal)?;
-            events::mark_redacted(c, &target, &redaction_id, &text)
+            events::mark_redacted(c, &target, &redaction_id, &text)?;
+            Ok(row.state_key.is_some())
         })
-        .await
+        .await?;
+    if was_state {
+        // Auth reads state contents: reload the room so it sees the redacted form.
+        rooms::Rooms::invalidate(room);
+    }
+    Ok(())
 }
 
-/// Whether a redaction from another server may take effect on `target`: the sender's
-/// server sent the target too, or the sender has the room's `redact` power level.
-pub fn allowed(
-    power_levels: Option<&serde_json::Value>,
-    redaction_sender: &str,
-    target_sender: &str,
-) -> bool {
-    let server = |u: &str| u.split_once(':').map(|(_, s)| s.to_string());
-    if server(redaction_sender) == server(target_sender) {
-        return true;
+/// Apply an accepted redaction from another server, if its sender may redact the target:
+/// same server as the target's sender, or the power level `redact` in current state.
+/// A target we do not have (yet) is left alone.
+pub async fn apply_remote(app: &App, room: &mut Locked, redaction: &Pdu) -> Result<()> {
+    let Some(target) = redaction.redacts.as_ref().map(|t| t.to_string()) else { return Ok(()) };
+    let t = target.clone();
+    let Some(row) = app.db.read(move |c| events::by_id(c, &t)).await? else { return Ok(()) };
+    if row.room_nid != room.nid || row.redacted_by.is_some() {
+        return Ok(());
     }
-    let empty = serde_json::json!({});
-    let p = power_levels.unwrap_or(&empty);
-    let level =
-        p["users"][redaction_sender].as_i64().unwrap_or(p["users_default"].as_i64().unwrap_or(0));
-    level >= p["redact"].as_i64().unwrap_or(50)
+    let sender = redaction.sender.as_str();
+    let allowed = server_of(&row.sender) == server_of(sender) || {
+        let power = rooms::state_content(room, "m.room.power_levels", "").unwrap_or_default();
+        let level = power["users"][sender]
+            .as_i64()
+            .unwrap_or_else(|| power["users_default"].as_i64().unwrap_or(0));
+        level >= power["redact"].as_i64().unwrap_or(50)
+    };
+    if !allowed {
+        tracing::info!(redaction = %redaction.event_id, %target, "not applying a redaction its sender may not make");
+        return Ok(());
+    }
+    apply(app, room, &target, redaction.event_id.as_str()).await
 }

@@ -66,3 +66,32 @@ pub fn filter(
     }
     Ok(out)
 }
+
+/// May the server `server` see `row` (history visibility on `/event`, `/backfill` and
+/// `/get_missing_events`, as Synapse filters them)? World-readable and shared history is
+/// for any server in the room; `invited` and `joined` history only for a server that had
+/// a user invited (for `invited`) or joined at the event. Others get the event redacted.
+pub fn server_may_see(c: &Connection, row: &EventRow, server: &str) -> Result<bool> {
+    let Some(group) = row.state_before else { return Ok(true) };
+    let hv = content_field(
+        c,
+        state::lookup(c, group, "m.room.history_visibility", "")?,
+        "history_visibility",
+    )?
+    .unwrap_or_else(|| "shared".into());
+    if hv != "invited" && hv != "joined" {
+        return Ok(true);
+    }
+    let suffix = format!(":{server}");
+    for ((t, user), nid) in state::state_at(c, group)? {
+        if t != "m.room.member" || !user.ends_with(&suffix) {
+            continue;
+        }
+        match content_field(c, Some(nid), "membership")?.as_deref() {
+            Some("join") => return Ok(true),
+            Some("invite") if hv == "invited" => return Ok(true),
+            _ => {}
+        }
+    }
+    Ok(false)
+}

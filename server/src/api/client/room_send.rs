@@ -131,12 +131,6 @@ async fn redact(app: Arc<App>, req: Req) -> Result<Resp> {
         Some(txn(&user, scope2, req.param(2))),
     )
     .await?;
-    // Apply the redaction to the stored event (the room version's algorithm).
-    let was_state = target_row.state_key.is_some();
-    rooms::redaction::apply(&app, &room.rules, &target, id.as_str()).await?;
-    if was_state {
-        // Auth reads state contents: reload the room so it sees the redacted form.
-        rooms::Rooms::invalidate(&mut room);
-    }
+    rooms::redaction::apply(&app, &mut room, &target, id.as_str()).await?;
     Ok(ok(&json!({"event_id": id})))
 }

@@ -78,9 +78,15 @@ async fn event(app: Arc<App>, req: Req) -> Result<Resp> {
         .await?
         .map(|r| r.room_id)
         .unwrap_or_default();
-    room_for(&app, &origin, &room_id).await?;
-    let row = app.db.read(move |c| events::by_id(c, &id)).await?;
-    let pdus: Vec<Value> = row.iter().map(|r| pdu_json(&r.json)).collect();
+    let (_, rules) = room_for(&app, &origin, &room_id).await?;
+    // As the requester may see it (redacted when the history is not for it).
+    let pdus: Vec<Value> = app
+        .db
+        .read(move |c| match events::by_id(c, &id)? {
+            Some(r) => Ok(vec![for_server(c, &r, &origin, &rules)?]),
+            None => Ok(vec![]),
+        })
+        .await?;
     Ok(ok(&json!({
         "origin": app.config.server_name.as_str(),
         "origin_server_ts": now_ms(),
@@ -154,10 +160,37 @@ async fn room_state_ids(app: Arc<App>, req: Req) -> Result<Resp> {
     Ok(ok(&json!({"pdu_ids": pdu_ids, "auth_chain_ids": auth_chain_ids})))
 }
 
-/// Walk back through prev_events from `start`, newest first, skipping `stop`.
+/// What a server gets of an event: the PDU, redacted when the room's history
+/// visibility hides it from that server.
+fn for_server(
+    c: &rusqlite::Connection,
+    row: &events::EventRow,
+    server: &str,
+    rules: &ruma::room_version_rules::RoomVersionRules,
+) -> Result<Value> {
+    let v = pdu_json(&row.json);
+    if crate::rooms::visibility::server_may_see(c, row, server)? {
+        return Ok(v);
+    }
+    let obj: ruma::canonical_json::CanonicalJsonObject =
+        serde_json::from_value(v).map_err(Error::internal)?;
+    let redacted = ruma::canonical_json::redact(obj, &rules.redaction, None)
+        .map_err(|e| Error::internal(format!("redacting: {e}")))?;
+    serde_json::to_value(&redacted).map_err(Error::internal)
+}
+
+/// The room a walk is in, and the server it is for.
+struct Scope<'a> {
+    room_nid: i64,
+    server: &'a str,
+    rules: &'a ruma::room_version_rules::RoomVersionRules,
+}
+
+/// Walk back through prev_events from `start`, newest first, skipping `stop`; events are
+/// as the scope's server may see them.
 fn walk_back(
     c: &rusqlite::Connection,
-    room_nid: i64,
+    scope: &Scope<'_>,
     start: Vec<String>,
     stop: &HashSet<String>,
     limit: usize,
@@ -170,7 +203,7 @@ fn walk_back(
     let mut frontier: Vec<(i64, String)> = vec![];
     for s in start {
         if let Some(r) = events::by_id(c, &s)?
-            && r.room_nid == room_nid
+            && r.room_nid == scope.room_nid
         {
             if include_start {
                 frontier.push((depth_of(&r.json), s));
@@ -190,7 +223,7 @@ fn walk_back(
             continue;
         }
         let Some(r) = events::by_id(c, &id)? else { continue };
-        if r.room_nid != room_nid {
+        if r.room_nid != scope.room_nid {
             continue;
         }
         for p in prevs_of(&r.json) {
@@ -200,7 +233,7 @@ fn walk_back(
                 frontier.push((depth_of(&pr.json), p));
             }
         }
-        out.push(pdu_json(&r.json));
+        out.push(for_server(c, &r, scope.server, scope.rules)?);
     }
     Ok(out)
 }
@@ -225,7 +258,7 @@ fn prevs_of(json: &str) -> Vec<String> {
 
 async fn backfill(app: Arc<App>, req: Req) -> Result<Resp> {
     let origin = app.auth_server(&req).await?;
-    let (room_nid, _) = room_for(&app, &origin, req.param(0)).await?;
+    let (room_nid, rules) = room_for(&app, &origin, req.param(0)).await?;
     let start: Vec<String> =
         req.query.iter().filter(|(k, _)| k == "v").map(|(_, v)| v.clone()).collect();
     if start.is_empty() {
@@ -239,7 +272,10 @@ async fn backfill(app: Arc<App>, req: Req) -> Result<Resp> {
         .min(100);
     let pdus = app
         .db
-        .read(move |c| walk_back(c, room_nid, start, &HashSet::new(), limit, 0, true))
+        .read(move |c| {
+            let scope = Scope { room_nid, server: &origin, rules: &rules };
+            walk_back(c, &scope, start, &HashSet::new(), limit, 0, true)
+        })
         .await?;
     Ok(ok(&json!({
         "origin": app.config.server_name.as_str(),
@@ -250,7 +286,7 @@ async fn backfill(app: Arc<App>, req: Req) -> Result<Resp> {
 
 async fn get_missing_events(app: Arc<App>, req: Req) -> Result<Resp> {
     let origin = app.auth_server(&req).await?;
-    let (room_nid, _) = room_for(&app, &origin, req.param(0)).await?;
+    let (room_nid, rules) = room_for(&app, &origin, req.param(0)).await?;
     let body = req.json_value()?;
     let list = |k: &str| -> Result<Vec<String>> {
         match &body[k] {
@@ -272,7 +308,10 @@ async fn get_missing_events(app: Arc<App>, req: Req) -> Result<Resp> {
     let min_depth = body["min_depth"].as_i64().unwrap_or(0);
     let mut events = app
         .db
-        .read(move |c| walk_back(c, room_nid, latest, &earliest, limit, min_depth, false))
+        .read(move |c| {
+            let scope = Scope { room_nid, server: &origin, rules: &rules };
+            walk_back(c, &scope, latest, &earliest, limit, min_depth, false)
+        })
         .await?;
     events.reverse();
     Ok(ok(&json!({"events": events})))

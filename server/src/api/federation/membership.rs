@@ -137,7 +137,7 @@ async fn send_membership(app: &App, req: &Req, membership: &str) -> Result<Value
     }
     let outcome = inbound::process_relayed(app, &mut room, &origin, pdu.clone()).await?;
     match outcome {
-        Outcome::Accepted | Outcome::Known => {}
+        Outcome::Accepted | Outcome::Known | Outcome::Ignored => {}
         Outcome::SoftFailed => {
             return Err(Error::Forbidden("The event is not allowed by the room's state".into()));
         }

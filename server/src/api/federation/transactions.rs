@@ -56,7 +56,10 @@ async fn send(app: Arc<App>, req: Req) -> Result<Resp> {
                 results.insert(id.to_string(), json!({}));
             }
             Err(e) => {
-                let key = id.or_else(|| pdu_id(raw)).unwrap_or_else(|| "unknown".into());
+                let key = match id {
+                    Some(id) => id,
+                    None => pdu_id(&app, raw).await.unwrap_or_else(|| "unknown".into()),
+                };
                 results.insert(key, json!({"error": e.to_string()}));
             }
         }
@@ -72,11 +75,15 @@ async fn send(app: Arc<App>, req: Req) -> Result<Resp> {
     Ok(ok(&response))
 }
 
-/// A best-effort event ID for reporting an error about a PDU that did not parse.
-fn pdu_id(raw: &Value) -> Option<String> {
+/// A best-effort event ID for reporting an error about a PDU that failed early: its ID
+/// in its room's version (the reference hash differs between versions), when we know
+/// the room.
+async fn pdu_id(app: &App, raw: &Value) -> Option<String> {
     let obj: ruma::canonical_json::CanonicalJsonObject =
         serde_json::from_value(raw.clone()).ok()?;
-    let rules = crate::rooms::rules_for("10").ok()?.1;
+    let room_id = raw["room_id"].as_str()?.to_string();
+    let room = app.db.read(move |c| rooms::get(c, &room_id)).await.ok()??;
+    let rules = crate::rooms::rules_for(&room.room_version).ok()?.1;
     inbound::event_id_of(&obj, &rules).ok().map(|i| i.to_string())
 }
 
