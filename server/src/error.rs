@@ -24,6 +24,10 @@ pub enum Error {
     Unrecognized(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 400 `M_UNRECOGNIZED`: a known endpoint whose path makes no sense (push rule paths,
+    /// as Synapse's `UnrecognizedRequestError`).
+    #[error("{0}")]
+    BadPath(String),
     #[error("{0}")]
     TooLarge(String),
     /// Data the server manages itself (405 `M_BAD_JSON`, e.g. `m.push_rules` account data).
@@ -108,7 +112,8 @@ impl Error {
             | PasswordRefused(..)
             | UnsupportedRoomVersion(_)
             | RoomInUse(_)
-            | BadAlias(_) => StatusCode::BAD_REQUEST,
+            | BadAlias(_)
+            | BadPath(_) => StatusCode::BAD_REQUEST,
             Conflict(_) | CannotOverwriteMedia(_) => StatusCode::CONFLICT,
             NotYetUploaded(_) => StatusCode::GATEWAY_TIMEOUT,
             NotFound(_) | Unrecognized(_) => StatusCode::NOT_FOUND,
@@ -131,7 +136,7 @@ impl Error {
             BadJson(_) | ServerControlled(_) => "M_BAD_JSON",
             NotJson(_) => "M_NOT_JSON",
             NotFound(_) => "M_NOT_FOUND",
-            Unrecognized(_) | MethodNotAllowed(_) => "M_UNRECOGNIZED",
+            Unrecognized(_) | MethodNotAllowed(_) | BadPath(_) => "M_UNRECOGNIZED",
             TooLarge(_) | UpstreamTooLarge(_) => "M_TOO_LARGE",
             InvalidUsername(_) => "M_INVALID_USERNAME",
             UserInUse(_) => "M_USER_IN_USE",

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod media;
 pub mod metrics;
 pub mod notifier;
+pub mod push;
 pub mod ratelimit;
 pub mod rooms;
 pub mod store;

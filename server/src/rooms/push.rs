@@ -80,8 +80,7 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
         let rules: Ruleset = match stored {
             Some(text) => {
                 let v: Value = serde_json::from_str(&text).map_err(Error::internal)?;
-                serde_json::from_value(v["global"].clone())
-                    .unwrap_or_else(|_| Ruleset::server_default(&uid))
+                crate::push::ruleset::to_ruma(&crate::push::ruleset::from_stored(&v), &uid)
             }
             None => Ruleset::server_default(&uid),
         };
