@@ -257,8 +257,10 @@ pub async fn persist(
                     }),
                 };
                 let done = events::append(c, room_nid, group, &row)?;
+                let thread = push::thread_of(pdu);
                 for a in actions {
-                    events::add_push_action(c, room_nid, &a.user_id, done.stream_pos, a.highlight)?;
+                    let (user, pos) = (a.user_id.as_str(), done.stream_pos);
+                    events::add_push_action(c, room_nid, user, pos, a.highlight, &thread)?;
                 }
                 group = Some(done.state_after);
                 groups.push(done.state_after);

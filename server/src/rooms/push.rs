@@ -43,6 +43,17 @@ fn power_ctx(room: &RoomHandle) -> Option<PushConditionPowerLevelsCtx> {
     ))
 }
 
+/// The thread an event belongs to for unread counts: its thread root's event ID when it
+/// is an `m.thread` relation, else `main`.
+pub fn thread_of(pdu: &PduRef) -> String {
+    let content = pdu.content_value();
+    let rel = &content["m.relates_to"];
+    match rel["event_id"].as_str() {
+        Some(root) if rel["rel_type"] == "m.thread" => root.to_string(),
+        _ => "main".to_string(),
+    }
+}
+
 /// Evaluate `pdu` for every local joined member but its sender.
 pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<PushAction>> {
     let members: Vec<(String, String)> = room

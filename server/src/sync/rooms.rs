@@ -335,15 +335,44 @@ fn joined_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Opti
     };
     let timeline_events: Vec<Value> =
         format::client_events(c, &rows, Some(p.viewer))?.into_iter().map(strip_room_id).collect();
-    let (notifications, highlights) = events::unread_counts(c, m.room_nid, p.user_id)?;
-    Ok(Some(json!({
+    let (unread, unread_threads) = unread_section(c, p, m.room_nid)?;
+    let mut room = json!({
         "timeline": {"events": timeline_events, "limited": limited, "prev_batch": prev_batch},
         "state": {"events": state},
         "account_data": {"events": account_data},
         "ephemeral": {"events": ephemeral},
         "summary": summary(c, m.room_nid, p.user_id)?,
-        "unread_notifications": {"highlight_count": highlights, "notification_count": notifications},
-    })))
+        "unread_notifications": unread,
+    });
+    if let Some(threads) = unread_threads {
+        room["unread_thread_notifications"] = threads;
+    }
+    Ok(Some(room))
+}
+
+/// `unread_notifications`, and `unread_thread_notifications` when the timeline filter's
+/// `unread_thread_notifications` asks for counts per thread: then the former counts the
+/// main timeline only; otherwise it counts every thread. Threads with nothing unread
+/// are left out.
+fn unread_section(c: &Connection, p: &Params<'_>, room_nid: i64) -> Result<(Value, Option<Value>)> {
+    let by_thread = p
+        .room_filter
+        .and_then(|f| f.timeline.as_ref())
+        .and_then(|t| t.unread_thread_notifications)
+        .unwrap_or(false);
+    let counts = |u: events::Unread| json!({"highlight_count": u.highlights, "notification_count": u.notifications});
+    let mut main = events::Unread::default();
+    let mut threads = serde_json::Map::new();
+    for (thread, u) in events::unread_counts(c, room_nid, p.user_id)? {
+        if by_thread && thread != "main" {
+            threads.insert(thread, counts(u));
+        } else {
+            main.notifications += u.notifications;
+            main.highlights += u.highlights;
+        }
+    }
+    // Synapse leaves the key out when no thread has anything unread.
+    Ok((counts(main), (!threads.is_empty()).then_some(Value::Object(threads))))
 }
 
 /// Typing and receipts for a joined room.
