@@ -1,6 +1,6 @@
 //! Events as clients see them (the spec's ClientEvent): the PDU's client fields plus
 //! `unsigned` (age, prev_content for state, redacted_because, the sender device's
-//! transaction_id).
+//! transaction_id, the viewer's membership at the event).
 
 use rusqlite::Connection;
 use serde_json::{Map, Value, json};
@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{Error, Result};
 use crate::store::events::{self, EventRow};
 use crate::store::now_ms;
+use crate::store::state;
 
 /// The device looking at the events, for `unsigned.transaction_id`.
 #[derive(Clone, Copy)]
@@ -49,14 +50,32 @@ pub fn client_event(
     {
         unsigned.insert("redacted_because".into(), client_event(conn, &r, None)?);
     }
-    if let Some(v) = viewer
-        && v.user_id == row.sender
-        && let Some(t) = events::txn_of(conn, v.user_nid, v.device_id, &row.event_id)?
-    {
-        unsigned.insert("transaction_id".into(), json!(t));
+    if let Some(v) = viewer {
+        if v.user_id == row.sender
+            && let Some(t) = events::txn_of(conn, v.user_nid, v.device_id, &row.event_id)?
+        {
+            unsigned.insert("transaction_id".into(), json!(t));
+        }
+        unsigned.insert("membership".into(), json!(membership_at(conn, row, v.user_id)?));
     }
     ev.insert("unsigned".into(), Value::Object(unsigned));
     Ok(Value::Object(ev))
+}
+
+/// The viewer's membership in the state after `row`, "leave" if they had none (spec
+/// v1.11: `unsigned.membership`, MSC4115).
+fn membership_at(conn: &Connection, row: &EventRow, user_id: &str) -> Result<String> {
+    let Some(group) = row.state_after.or(row.state_before) else {
+        return Ok("leave".into());
+    };
+    let Some(nid) = state::lookup(conn, group, "m.room.member", user_id)? else {
+        return Ok("leave".into());
+    };
+    let Some(member) = events::by_nid(conn, nid)? else {
+        return Ok("leave".into());
+    };
+    let pdu: Value = serde_json::from_str(&member.json).map_err(Error::internal)?;
+    Ok(pdu["content"]["membership"].as_str().unwrap_or("leave").to_string())
 }
 
 pub fn client_events(

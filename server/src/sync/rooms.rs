@@ -71,7 +71,7 @@ pub async fn section(ctx: &Ctx<'_>) -> Result<Value> {
                 .and_then(|f| f.timeline.as_ref())
                 .and_then(|t| t.base.limit)
                 .unwrap_or(DEFAULT_TIMELINE_LIMIT)
-                .clamp(1, 1000) as i64;
+                .clamp(0, 1000) as i64;
             let p = Params {
                 user_id: &uid,
                 viewer: Viewer { user_nid: nid, user_id: &uid, device_id: &dev },
@@ -435,14 +435,21 @@ fn left_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Option
     let to = m.stream_pos.min(p.upto);
     let from = p.since.unwrap_or(0);
     let (rows, limited) = timeline(c, m.room_nid, from, to, p, false)?;
-    let start_group = rows.first().and_then(|r| r.state_before);
+    // An empty timeline (`limit: 0`) leaves the state at the leave, the leave included.
+    let start_group = match rows.first() {
+        Some(first) => first.state_before,
+        None => group_at(c, m.room_nid, to)?,
+    };
     let since_group = match p.since {
         Some(s) => group_at(c, m.room_nid, s)?,
         None => None,
     };
     let state =
         state_section(c, start_group, since_group, p.since.is_none() || p.full_state, &rows, p)?;
-    let prev_batch = rows.first().and_then(|r| r.stream_pos).map(|pos| format!("p{}", pos - 1));
+    let prev_batch = match rows.first().and_then(|r| r.stream_pos) {
+        Some(pos) => format!("p{}", pos - 1),
+        None => format!("p{to}"),
+    };
     let timeline_events: Vec<Value> =
         format::client_events(c, &rows, Some(p.viewer))?.into_iter().map(strip_room_id).collect();
     Ok(Some(json!({
