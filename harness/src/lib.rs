@@ -11,6 +11,7 @@ pub mod federation;
 pub mod matchers;
 pub mod process;
 pub mod python;
+pub mod stub_http;
 pub mod sync;
 pub mod wait;
 

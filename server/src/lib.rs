@@ -77,10 +77,12 @@ impl Server {
             ),
             federation: federation::client::FederationClient::new(&config)?,
             media: media::Media::open(media::MediaConfig::from_config(&config))?,
+            pushes: Default::default(),
             shutdown: rx.clone(),
             started: Instant::now(),
             config,
         });
+        push::gateway::Gateway::start(&app);
         let bound = http::bind_all(&app, rx).await.inspect_err(|_| app.db.close())?;
         tracing::info!(server_name = %app.config.server_name, "Glia {} ready", env!("CARGO_PKG_VERSION"));
         Ok(Server { addrs: bound.addrs, app, shutdown: tx, tasks: bound.tasks })

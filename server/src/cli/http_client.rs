@@ -61,10 +61,26 @@ pub async fn request_bytes(
     content_type: &str,
     body: Bytes,
 ) -> Result<(StatusCode, Bytes), String> {
+    request_bytes_at(base, None, method, path, content_type, body).await
+}
+
+/// [`request_bytes`], connecting to `addr` (an address of `base.host` the caller has
+/// checked) instead of resolving the host again.
+pub async fn request_bytes_at(
+    base: &Url,
+    addr: Option<std::net::SocketAddr>,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: Bytes,
+) -> Result<(StatusCode, Bytes), String> {
     let full_path = format!("{}{}", base.base_path.trim_end_matches('/'), path);
-    let tcp = TcpStream::connect((base.host.as_str(), base.port))
-        .await
-        .map_err(|e| format!("cannot connect to {}:{}: {e}", base.host, base.port))?;
+    let connected = match addr {
+        Some(a) => TcpStream::connect(a).await,
+        None => TcpStream::connect((base.host.as_str(), base.port)).await,
+    };
+    let tcp =
+        connected.map_err(|e| format!("cannot connect to {}:{}: {e}", base.host, base.port))?;
     let host_header = format!("{}:{}", base.host, base.port);
     let req = Request::builder()
         .method(method)

@@ -1,3 +1,4 @@
-//! Push: users' push rules and (see the submodules) what is done with their actions.
+//! Push: users' push rules (`ruleset`) and notifications to push gateways (`gateway`).
 
+pub mod gateway;
 pub mod ruleset;

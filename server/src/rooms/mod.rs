@@ -270,9 +270,12 @@ pub async fn persist(
         .await;
     match outcome {
         Ok(g) => {
-            for (pdu, _, _, _) in jobs {
+            for (pdu, _, _, actions) in jobs {
                 if let Some(k) = &pdu.state_key {
                     room.state.insert((pdu.type_str(), k.clone()), pdu.clone());
+                }
+                if !actions.is_empty() {
+                    app.pushes.enqueue(push_job(room, &pdu, actions));
                 }
                 room.tips = vec![pdu];
             }
@@ -284,6 +287,32 @@ pub async fn persist(
             Rooms::invalidate(room);
             Err(e)
         }
+    }
+}
+
+/// What push gateways are told about `pdu`, with the room's name, alias and the
+/// sender's display name as they stand after it.
+fn push_job(
+    room: &RoomHandle,
+    pdu: &PduRef,
+    actions: Vec<push::PushAction>,
+) -> crate::push::gateway::Job {
+    let text = |v: Option<Value>, key: &str| v.and_then(|c| c[key].as_str().map(str::to_string));
+    crate::push::gateway::Job {
+        room_nid: room.nid,
+        room_id: room.room_id.to_string(),
+        event_id: pdu.event_id.to_string(),
+        event_type: pdu.type_str(),
+        sender: pdu.sender.to_string(),
+        content: pdu.content_value(),
+        state_key: pdu.state_key.clone(),
+        room_name: text(state_content(room, "m.room.name", ""), "name"),
+        room_alias: text(state_content(room, "m.room.canonical_alias", ""), "alias"),
+        sender_display_name: text(
+            state_content(room, "m.room.member", pdu.sender.as_str()),
+            "displayname",
+        ),
+        targets: actions.into_iter().map(|a| (a.user_id, a.tweaks)).collect(),
     }
 }
 

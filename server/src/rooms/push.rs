@@ -17,6 +17,22 @@ use crate::store::push_rules;
 pub struct PushAction {
     pub user_id: String,
     pub highlight: bool,
+    /// The `set_tweak` actions as a map (`sound`, `highlight`, ...), for push gateways.
+    pub tweaks: serde_json::Map<String, Value>,
+}
+
+/// The tweaks of `actions`: `{"set_tweak": k, "value": v}` as `k: v` (`true` without a
+/// value), as push gateways get them.
+fn tweaks_of(actions: &[Action]) -> serde_json::Map<String, Value> {
+    let mut tweaks = serde_json::Map::new();
+    for a in actions {
+        if let Ok(v) = serde_json::to_value(a)
+            && let Some(name) = v["set_tweak"].as_str()
+        {
+            tweaks.insert(name.to_string(), v.get("value").cloned().unwrap_or(json!(true)));
+        }
+    }
+    tweaks
 }
 
 fn power_ctx(room: &RoomHandle) -> Option<PushConditionPowerLevelsCtx> {
@@ -100,7 +116,7 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
         let actions = rules.get_actions(&raw, &ctx).await;
         if actions.iter().any(Action::should_notify) {
             let highlight = actions.iter().any(Action::is_highlight);
-            out.push(PushAction { user_id, highlight });
+            out.push(PushAction { user_id, highlight, tweaks: tweaks_of(actions) });
         }
     }
     Ok(out)

@@ -15,6 +15,7 @@ pub mod membership;
 pub mod presence;
 pub mod profile;
 pub mod push_rules;
+pub mod pushers;
 pub mod receipts;
 pub mod register;
 pub mod room_events;
@@ -41,6 +42,7 @@ pub fn routes(r: &mut Router) {
     account_data::routes(r);
     filter::routes(r);
     push_rules::routes(r);
+    pushers::routes(r);
     sync::routes(r);
     create_room::routes(r);
     membership::routes(r);
