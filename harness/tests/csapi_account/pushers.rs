@@ -184,12 +184,12 @@ fn gateway_config() -> HsConfig {
 }
 
 /// A message notifies Alice's gateway with the Push Gateway API body; after a gateway
-/// failure the notification is retried.
+/// failure the notification is retried; a read receipt sends a new badge.
 #[tokio::test]
 async fn test_pusher_notifies_gateway() {
     let gw = fake_gateway().await;
     let Some(d) = Deployment::with_config(1, gateway_config()).await else { return };
-    let (_alice, bob, room) = pushed_room(&d, &gw, json!({"extra": "kept"})).await;
+    let (alice, bob, room) = pushed_room(&d, &gw, json!({"extra": "kept"})).await;
     gw.answers.lock().expect("answers").push_back((500, json!({})));
     let r = bob
         .must_do(
@@ -229,6 +229,15 @@ async fn test_pusher_notifies_gateway() {
     assert!(dev["pushkey_ts"].is_u64(), "{n}");
     assert_eq!(dev["data"], json!({"extra": "kept"}), "the url is not sent: {n}");
     assert!(dev["tweaks"].is_object(), "{n}");
+
+    // Reading the message sends the devices a zero badge.
+    alice.must_do("POST", &cs(&["rooms", &room, "receipt", "m.read", &event_id]), json!({})).await;
+    let badge = gw
+        .wait_for("a zero badge", |b| {
+            b["notification"]["counts"]["unread"] == 0 && b["notification"]["id"] == ""
+        })
+        .await;
+    assert_eq!(badge["notification"]["devices"][0]["pushkey"], "alice-key", "{badge}");
     d.destroy().await;
 }
 

@@ -5,7 +5,8 @@
 //!
 //! Gateways are reached like other outbound requests of the server's choosing: every
 //! address the host resolves to must be public, unless `ip_range_whitelist` allows it
-//! (loopback gateways in tests), and the connection goes to a checked address.
+//! (loopback gateways in tests), and the connection goes to a checked address. TLS
+//! trusts the system's roots and, for test setups, `federation_custom_ca_list`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
@@ -43,16 +44,27 @@ pub struct Job {
     pub targets: Vec<(String, Map<String, Value>)>,
 }
 
+/// What the worker does: notify about an event, or send a user's devices a new badge
+/// (after a read receipt).
+#[derive(Debug)]
+enum Work {
+    Event(Box<Job>),
+    Badge(String),
+}
+
 /// The queue of notifications; [`Gateway::start`] runs its worker.
 #[derive(Default)]
 pub struct Gateway {
-    tx: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    tx: Mutex<Option<mpsc::UnboundedSender<Work>>>,
+    /// TLS for gateways: the system's roots plus `federation_custom_ca_list` (a
+    /// test-setup key: SyTest's gateway has a certificate from its own CA).
+    tls: std::sync::OnceLock<Option<Arc<rustls::ClientConfig>>>,
 }
 
 impl Gateway {
     /// Start the worker for `app` (which it holds weakly, so that the server can stop).
     pub fn start(app: &Arc<App>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Work>();
         if let Ok(mut slot) = app.pushes.tx.lock() {
             *slot = Some(tx);
         }
@@ -64,18 +76,30 @@ impl Gateway {
                     j = rx.recv() => j,
                     _ = shutdown.wait_for(|s| *s) => None,
                 };
-                let (Some(job), Some(app)) = (job, weak.upgrade()) else { break };
-                tokio::spawn(deliver(app, job));
+                let (Some(work), Some(app)) = (job, weak.upgrade()) else { break };
+                match work {
+                    Work::Event(job) => tokio::spawn(deliver(app, *job)),
+                    Work::Badge(user_id) => tokio::spawn(send_badge(app, user_id)),
+                };
             }
         });
     }
 
     /// Queue a job; never waits.
     pub fn enqueue(&self, job: Job) {
+        self.send(Work::Event(Box::new(job)));
+    }
+
+    /// Queue a badge update for the user's pushers; never waits.
+    pub fn badge(&self, user_id: &str) {
+        self.send(Work::Badge(user_id.to_string()));
+    }
+
+    fn send(&self, work: Work) {
         if let Ok(slot) = self.tx.lock()
             && let Some(tx) = slot.as_ref()
         {
-            let _ = tx.send(job);
+            let _ = tx.send(work);
         }
     }
 }
@@ -86,6 +110,29 @@ fn priority(event_type: &str, tweaks: &Map<String, Value>) -> &'static str {
     if event_type == "m.room.encrypted" || on("highlight") || on("sound") { "high" } else { "low" }
 }
 
+/// The `devices` entry for a pusher: its data without the URL.
+fn device(p: &pushers::Pusher) -> Value {
+    let mut data = p.data.clone();
+    if let Some(d) = data.as_object_mut() {
+        d.remove("url");
+    }
+    json!({
+        "app_id": p.app_id,
+        "pushkey": p.pushkey,
+        "pushkey_ts": p.pushkey_ts / 1000,
+        "data": data,
+    })
+}
+
+/// A badge-only notification (Synapse's shape).
+pub fn badge_notification(p: &pushers::Pusher, badge: i64) -> Value {
+    json!({"notification": {
+        "id": "", "type": null, "sender": "",
+        "counts": {"unread": badge},
+        "devices": [device(p)],
+    }})
+}
+
 /// The notify request body for one pusher of `user_id`.
 pub fn notification(
     job: &Job,
@@ -94,17 +141,8 @@ pub fn notification(
     p: &pushers::Pusher,
     unread: i64,
 ) -> Value {
-    let mut data = p.data.clone();
-    if let Some(d) = data.as_object_mut() {
-        d.remove("url");
-    }
     let event_id_only = p.data["format"] == "event_id_only";
-    let mut device = json!({
-        "app_id": p.app_id,
-        "pushkey": p.pushkey,
-        "pushkey_ts": p.pushkey_ts / 1000,
-        "data": data,
-    });
+    let mut device = device(p);
     if !event_id_only {
         device["tweaks"] = Value::Object(tweaks.clone());
     }
@@ -156,26 +194,43 @@ async fn deliver_to(
     user_id: &str,
     tweaks: &Map<String, Value>,
 ) -> crate::error::Result<()> {
-    let (uid, room_nid) = (user_id.to_string(), job.room_nid);
-    let (list, unread) = app
-        .db
-        .read(move |c| {
-            let Some(user) = users::get(c, &uid)? else { return Ok((vec![], 0)) };
-            let list = pushers::for_user(c, user.nid)?;
-            let unread = if list.is_empty() {
-                0
-            } else {
-                events::unread_counts(c, room_nid, &uid)?.iter().map(|(_, u)| u.notifications).sum()
-            };
-            Ok((list, unread))
-        })
-        .await?;
-    for p in list.into_iter().filter(|p| p.kind == "http") {
+    let (list, unread) = pushers_and_badge(app, user_id).await?;
+    for p in list {
         let body = notification(job, user_id, tweaks, &p, unread);
         let app = app.clone();
         tokio::spawn(async move { post_with_retries(&app, &p, body).await });
     }
     Ok(())
+}
+
+/// The user's HTTP pushers and, when there are any, their badge.
+async fn pushers_and_badge(
+    app: &App,
+    user_id: &str,
+) -> crate::error::Result<(Vec<pushers::Pusher>, i64)> {
+    let uid = user_id.to_string();
+    app.db
+        .read(move |c| {
+            let Some(user) = users::get(c, &uid)? else { return Ok((vec![], 0)) };
+            let list: Vec<_> =
+                pushers::for_user(c, user.nid)?.into_iter().filter(|p| p.kind == "http").collect();
+            let badge = if list.is_empty() { 0 } else { events::badge(c, &uid)? };
+            Ok((list, badge))
+        })
+        .await
+}
+
+async fn send_badge(app: Arc<App>, user_id: String) {
+    match pushers_and_badge(&app, &user_id).await {
+        Ok((list, badge)) => {
+            for p in list {
+                let body = badge_notification(&p, badge);
+                let app = app.clone();
+                tokio::spawn(async move { post_with_retries(&app, &p, body).await });
+            }
+        }
+        Err(e) => tracing::warn!(user_id, error = %e, "badge push failed"),
+    }
 }
 
 /// Post `body` to the pusher's gateway until it answers 2xx or the attempts run out; a
@@ -218,9 +273,20 @@ async fn post(app: &App, url: &str, body: &Value) -> Result<Value, String> {
     let base = parse_url(url)?;
     let addr = checked_address(app, &base.host, base.port).await?;
     let bytes = Bytes::from(body.to_string());
+    let tls = app
+        .pushes
+        .tls
+        .get_or_init(|| {
+            crate::cli::http_client::native_tls_with(
+                &app.config.test_setup.federation_custom_ca_list,
+            )
+            .inspect_err(|e| tracing::warn!(error = %e, "push gateway TLS roots"))
+            .ok()
+        })
+        .clone();
     let (status, answer) = tokio::time::timeout(
         TIMEOUT,
-        request_bytes_at(&base, Some(addr), Method::POST, "", "application/json", bytes),
+        request_bytes_at(&base, Some(addr), tls, Method::POST, "", "application/json", bytes),
     )
     .await
     .map_err(|_| "timed out".to_string())??;

@@ -323,6 +323,22 @@ pub fn add_push_action(
     Ok(())
 }
 
+/// The badge of a user's devices: how many rooms have unread notifications (Synapse's
+/// default, `push.group_unread_count_by_room`).
+pub fn badge(conn: &Connection, user_id: &str) -> Result<i64> {
+    let rooms: Vec<i64> = conn
+        .prepare_cached("SELECT DISTINCT room_nid FROM event_push_actions WHERE user_id = ?1")?
+        .query_map([user_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut n = 0;
+    for room in rooms {
+        if unread_counts(conn, room, user_id)?.iter().any(|(_, u)| u.notifications > 0) {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Unread counts of one thread: notifications and highlights.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Unread {

@@ -46,6 +46,8 @@ async fn store_receipt(
     let nid = room.nid;
     app.db.write(move |c| receipts::put(c, nid, &row)).await?;
     app.notifier.notify();
+    // The user's devices show a new badge count.
+    app.pushes.badge(&user.user_id);
     Ok(())
 }
 
