@@ -274,3 +274,35 @@ async fn test_pusher_event_id_only_and_rejected() {
     .await;
     d.destroy().await;
 }
+
+/// An invite is pushed to the invitee (`.m.rule.invite_for_me`), who is not in the room
+/// yet; it does not count as unread once they join.
+#[tokio::test]
+async fn test_pusher_invites_are_pushed() {
+    let gw = fake_gateway().await;
+    let Some(d) = Deployment::with_config(1, gateway_config()).await else { return };
+    let alice = d.register_user(0, "alice").await;
+    let bob = d.register_user(0, "bob").await;
+    let mut body = pusher("org.example.app", "alice-key", &gw.url);
+    body["data"] = json!({"url": gw.url});
+    set(&alice, body).await.must_status(200);
+    let r = bob.must_do("POST", &cs(&["createRoom"]), json!({"preset": "private_chat"})).await;
+    let room = r["room_id"].as_str().expect("room").to_string();
+    bob.must_do("POST", &cs(&["rooms", &room, "invite"]), json!({"user_id": alice.user_id})).await;
+    let body = gw
+        .wait_for("the invite's notification", |b| b["notification"]["membership"] == "invite")
+        .await;
+    let n = &body["notification"];
+    assert_eq!(n["room_id"], room.as_str(), "{n}");
+    assert_eq!(n["type"], "m.room.member", "{n}");
+    assert_eq!(n["user_is_target"], true, "{n}");
+    assert_eq!(n["sender"], bob.user_id.as_str(), "{n}");
+    alice.must_do("POST", &cs(&["join", &room]), json!({})).await;
+    let filter = json!({"room": {"rooms": [room]}}).to_string();
+    let sync = alice.sync(None, 0, Some(&filter)).await;
+    assert_eq!(
+        sync["rooms"]["join"][&room]["unread_notifications"]["notification_count"], 0,
+        "{sync}"
+    );
+    d.destroy().await;
+}

@@ -258,7 +258,7 @@ pub async fn persist(
                 };
                 let done = events::append(c, room_nid, group, &row)?;
                 let thread = push::thread_of(pdu);
-                for a in actions {
+                for a in actions.iter().filter(|a| a.counts) {
                     let (user, pos) = (a.user_id.as_str(), done.stream_pos);
                     events::add_push_action(c, room_nid, user, pos, a.highlight, &thread)?;
                 }

@@ -19,6 +19,9 @@ pub struct PushAction {
     pub highlight: bool,
     /// The `set_tweak` actions as a map (`sound`, `highlight`, ...), for push gateways.
     pub tweaks: serde_json::Map<String, Value>,
+    /// Whether it counts as unread in the room: not for the invitee of an invite, who is
+    /// only pushed (their unread counts start when they join).
+    pub counts: bool,
 }
 
 /// The tweaks of `actions`: `{"set_tweak": k, "value": v}` as `k: v` (`true` without a
@@ -70,9 +73,9 @@ pub fn thread_of(pdu: &PduRef) -> String {
     }
 }
 
-/// Evaluate `pdu` for every local joined member but its sender.
+/// Evaluate `pdu` for every local joined member but its sender (and the invitee of an invite).
 pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<PushAction>> {
-    let members: Vec<(String, String)> = room
+    let mut members: Vec<(String, String)> = room
         .state
         .iter()
         .filter(|((t, _), e)| t == "m.room.member" && e.content_value()["membership"] == "join")
@@ -81,6 +84,16 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
         })
         .collect();
     let member_count = UInt::new(members.len() as u64).unwrap_or_default();
+    let joined: Vec<String> = members.iter().map(|(u, _)| u.clone()).collect();
+    // The invitee of an invite is not in the room yet, but it is theirs to be told about
+    // (the default `.m.rule.invite_for_me`), as in Synapse.
+    if pdu.type_str() == "m.room.member"
+        && let Some(invitee) = &pdu.state_key
+        && pdu.content_value()["membership"] == "invite"
+        && !members.iter().any(|(u, _)| u == invitee)
+    {
+        members.push((invitee.clone(), invitee.clone()));
+    }
     let local = format!(":{}", app.config.server_name);
     let event = json!({
         "type": pdu.type_str(),
@@ -116,7 +129,8 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
         let actions = rules.get_actions(&raw, &ctx).await;
         if actions.iter().any(Action::should_notify) {
             let highlight = actions.iter().any(Action::is_highlight);
-            out.push(PushAction { user_id, highlight, tweaks: tweaks_of(actions) });
+            let counts = joined.contains(&user_id);
+            out.push(PushAction { user_id, highlight, tweaks: tweaks_of(actions), counts });
         }
     }
     Ok(out)
