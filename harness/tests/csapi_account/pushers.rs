@@ -306,3 +306,42 @@ async fn test_pusher_invites_are_pushed() {
     );
     d.destroy().await;
 }
+
+/// A room without a name is named by its canonical alias in pushes.
+#[tokio::test]
+async fn test_pusher_room_named_by_alias() {
+    let gw = fake_gateway().await;
+    let Some(d) = Deployment::with_config(1, gateway_config()).await else { return };
+    let alice = d.register_user(0, "alice").await;
+    let bob = d.register_user(0, "bob").await;
+    let mut body = pusher("org.example.app", "alice-key", &gw.url);
+    body["data"] = json!({"url": gw.url});
+    set(&alice, body).await.must_status(200);
+    let alias_name = format!("pushy{}", std::process::id());
+    let r = bob
+        .must_do(
+            "POST",
+            &cs(&["createRoom"]),
+            json!({"preset": "public_chat", "room_alias_name": alias_name}),
+        )
+        .await;
+    let room = r["room_id"].as_str().expect("room").to_string();
+    alice.must_do("POST", &cs(&["join", &room]), json!({})).await;
+    let r = bob
+        .must_do(
+            "PUT",
+            &cs(&["rooms", &room, "send", "m.room.message", "t1"]),
+            json!({"msgtype": "m.text", "body": "hello"}),
+        )
+        .await;
+    let event_id = r["event_id"].as_str().expect("event_id").to_string();
+    let body = gw
+        .wait_for("the message's notification", |b| {
+            b["notification"]["event_id"] == event_id.as_str()
+        })
+        .await;
+    let alias = format!("#{alias_name}:{}", crate::server_name(&bob.user_id));
+    assert_eq!(body["notification"]["room_name"], alias.as_str(), "{body}");
+    assert_eq!(body["notification"]["room_alias"], alias.as_str(), "{body}");
+    d.destroy().await;
+}

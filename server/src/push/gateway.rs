@@ -59,6 +59,9 @@ pub struct Gateway {
     /// TLS for gateways: the system's roots plus `federation_custom_ca_list` (a
     /// test-setup key: SyTest's gateway has a certificate from its own CA).
     tls: std::sync::OnceLock<Option<Arc<rustls::ClientConfig>>>,
+    /// The badge each pusher (user, app, key) was last sent: a receipt that leaves it
+    /// unchanged sends nothing (as Synapse).
+    last_badge: Mutex<std::collections::HashMap<(i64, String, String), i64>>,
 }
 
 impl Gateway {
@@ -93,6 +96,15 @@ impl Gateway {
     /// Queue a badge update for the user's pushers; never waits.
     pub fn badge(&self, user_id: &str) {
         self.send(Work::Badge(user_id.to_string()));
+    }
+
+    /// Remember the badge a pusher got; true if it differs from the last one.
+    fn badge_changed(&self, p: &pushers::Pusher, badge: i64) -> bool {
+        let key = (p.user_nid, p.app_id.clone(), p.pushkey.clone());
+        match self.last_badge.lock() {
+            Ok(mut m) => m.insert(key, badge) != Some(badge),
+            Err(_) => true,
+        }
     }
 
     fn send(&self, work: Work) {
@@ -196,6 +208,7 @@ async fn deliver_to(
 ) -> crate::error::Result<()> {
     let (list, unread) = pushers_and_badge(app, user_id).await?;
     for p in list {
+        app.pushes.badge_changed(&p, unread);
         let body = notification(job, user_id, tweaks, &p, unread);
         let app = app.clone();
         tokio::spawn(async move { post_with_retries(&app, &p, body).await });
@@ -223,7 +236,7 @@ async fn pushers_and_badge(
 async fn send_badge(app: Arc<App>, user_id: String) {
     match pushers_and_badge(&app, &user_id).await {
         Ok((list, badge)) => {
-            for p in list {
+            for p in list.into_iter().filter(|p| app.pushes.badge_changed(p, badge)) {
                 let body = badge_notification(&p, badge);
                 let app = app.clone();
                 tokio::spawn(async move { post_with_retries(&app, &p, body).await });

@@ -306,7 +306,10 @@ fn push_job(
         sender: pdu.sender.to_string(),
         content: pdu.content_value(),
         state_key: pdu.state_key.clone(),
-        room_name: text(state_content(room, "m.room.name", ""), "name"),
+        // A room without a name goes by its canonical alias (as Synapse names it).
+        room_name: text(state_content(room, "m.room.name", ""), "name")
+            .filter(|n| !n.is_empty())
+            .or_else(|| text(state_content(room, "m.room.canonical_alias", ""), "alias")),
         room_alias: text(state_content(room, "m.room.canonical_alias", ""), "alias"),
         sender_display_name: text(
             state_content(room, "m.room.member", pdu.sender.as_str()),
