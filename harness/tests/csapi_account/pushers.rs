@@ -275,17 +275,23 @@ async fn test_pusher_event_id_only_and_rejected() {
     d.destroy().await;
 }
 
+/// Alice, with a full-format pusher to `gw`, and Bob.
+async fn alice_with_pusher(d: &Deployment, gw: &FakeGateway) -> (Client, Client) {
+    let alice = d.register_user(0, "alice").await;
+    let bob = d.register_user(0, "bob").await;
+    let mut body = pusher("org.example.app", "alice-key", &gw.url);
+    body["data"] = json!({"url": gw.url});
+    set(&alice, body).await.must_status(200);
+    (alice, bob)
+}
+
 /// An invite is pushed to the invitee (`.m.rule.invite_for_me`), who is not in the room
 /// yet; it does not count as unread once they join.
 #[tokio::test]
 async fn test_pusher_invites_are_pushed() {
     let gw = fake_gateway().await;
     let Some(d) = Deployment::with_config(1, gateway_config()).await else { return };
-    let alice = d.register_user(0, "alice").await;
-    let bob = d.register_user(0, "bob").await;
-    let mut body = pusher("org.example.app", "alice-key", &gw.url);
-    body["data"] = json!({"url": gw.url});
-    set(&alice, body).await.must_status(200);
+    let (alice, bob) = alice_with_pusher(&d, &gw).await;
     let r = bob.must_do("POST", &cs(&["createRoom"]), json!({"preset": "private_chat"})).await;
     let room = r["room_id"].as_str().expect("room").to_string();
     bob.must_do("POST", &cs(&["rooms", &room, "invite"]), json!({"user_id": alice.user_id})).await;
@@ -312,11 +318,7 @@ async fn test_pusher_invites_are_pushed() {
 async fn test_pusher_room_named_by_alias() {
     let gw = fake_gateway().await;
     let Some(d) = Deployment::with_config(1, gateway_config()).await else { return };
-    let alice = d.register_user(0, "alice").await;
-    let bob = d.register_user(0, "bob").await;
-    let mut body = pusher("org.example.app", "alice-key", &gw.url);
-    body["data"] = json!({"url": gw.url});
-    set(&alice, body).await.must_status(200);
+    let (alice, bob) = alice_with_pusher(&d, &gw).await;
     let alias_name = format!("pushy{}", std::process::id());
     let r = bob
         .must_do(
