@@ -347,3 +347,17 @@ async fn test_pusher_room_named_by_alias() {
     assert_eq!(body["notification"]["room_alias"], alias.as_str(), "{body}");
     d.destroy().await;
 }
+
+/// Logging a device out removes the pushers it set.
+#[tokio::test]
+async fn test_pushers_removed_on_logout() {
+    let d = Deployment::new(1).await;
+    let alice = d.register_user(0, "alice").await;
+    let url = format!("https://push.example.org{NOTIFY}");
+    let phone = login_device(&alice, "PHONE", "phone").await;
+    set(&phone, pusher("org.example.app", "phone-key", &url)).await.must_status(200);
+    assert_eq!(list(&alice).await.len(), 1);
+    phone.must_do("POST", &cs(&["logout"]), json!({})).await;
+    assert!(list(&alice).await.is_empty(), "the phone's pusher went with it");
+    d.destroy().await;
+}

@@ -101,10 +101,3 @@ pub fn delete_for_others(
     .execute(params![user_nid, app_id, pushkey])?;
     Ok(())
 }
-
-/// Remove the user's pushers made by devices other than `keep_device` (a password change).
-pub fn delete_except_device(conn: &Connection, user_nid: i64, keep_device: &str) -> Result<()> {
-    conn.prepare_cached("DELETE FROM pushers WHERE user_nid = ?1 AND device_id IS NOT ?2")?
-        .execute(params![user_nid, keep_device])?;
-    Ok(())
-}

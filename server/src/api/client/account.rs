@@ -50,9 +50,8 @@ async fn password(app: Arc<App>, req: Req) -> Result<Resp> {
         .write(move |c| {
             users::set_password_hash(c, user.user_nid, Some(&hash))?;
             if logout_devices {
+                // Their pushers go with them (a trigger; as in Synapse).
                 devices::delete_all_except(c, user.user_nid, Some(user.device_nid))?;
-                // The other devices' pushers go with their access tokens (as in Synapse).
-                crate::store::pushers::delete_except_device(c, user.user_nid, &user.device_id)?;
             }
             Ok(())
         })
