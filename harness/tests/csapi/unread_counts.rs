@@ -90,6 +90,16 @@ async fn test_unread_thread_notifications() {
         )
         .await;
     }
+    // A message relating to a thread reply (not a thread relation itself) is in the thread;
+    // it is the thread's latest event, which the thread receipt below names.
+    in_thread = send(
+        &alice,
+        &room,
+        "ref",
+        json!({"msgtype": "m.text", "body": "about that reply",
+               "m.relates_to": {"rel_type": "m.reference", "event_id": in_thread}}),
+    )
+    .await;
     let threads_on = json!({"room": {"timeline": {"unread_thread_notifications": true}}});
     let threads_on = threads_on.to_string();
     let counts = |filter: Option<String>, what: &'static str, want: serde_json::Value| {
@@ -120,11 +130,11 @@ async fn test_unread_thread_notifications() {
         |n: i64| json!({root.clone(): {"notification_count": n, "highlight_count": 0}});
     counts(
         Some(threads_on.clone()),
-        "main 1, thread 2",
-        json!({"main": 1, "threads": thread_counts(2)}),
+        "main 1, thread 3",
+        json!({"main": 1, "threads": thread_counts(3)}),
     )
     .await;
-    counts(None, "all three counted together", json!({"main": 3, "threads": null})).await;
+    counts(None, "all four counted together", json!({"main": 4, "threads": null})).await;
 
     // A receipt in the thread clears the thread only.
     bob.must_do(

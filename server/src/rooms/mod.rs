@@ -257,8 +257,10 @@ pub async fn persist(
                     }),
                 };
                 let done = events::append(c, room_nid, group, &row)?;
-                let thread = push::thread_of(pdu);
-                for a in actions.iter().filter(|a| a.counts) {
+                let counted: Vec<_> = actions.iter().filter(|a| a.counts).collect();
+                let thread =
+                    if counted.is_empty() { String::new() } else { push::thread_of(c, pdu)? };
+                for a in counted {
                     let (user, pos) = (a.user_id.as_str(), done.stream_pos);
                     events::add_push_action(c, room_nid, user, pos, a.highlight, &thread)?;
                 }

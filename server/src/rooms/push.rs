@@ -63,14 +63,22 @@ fn power_ctx(room: &RoomHandle) -> Option<PushConditionPowerLevelsCtx> {
 }
 
 /// The thread an event belongs to for unread counts: its thread root's event ID when it
-/// is an `m.thread` relation, else `main`.
-pub fn thread_of(pdu: &PduRef) -> String {
+/// is an `m.thread` relation; for another relation (a reaction, an edit) to an event in a
+/// thread, that thread (as Synapse); else `main`.
+pub fn thread_of(conn: &rusqlite::Connection, pdu: &PduRef) -> Result<String> {
     let content = pdu.content_value();
     let rel = &content["m.relates_to"];
-    match rel["event_id"].as_str() {
-        Some(root) if rel["rel_type"] == "m.thread" => root.to_string(),
-        _ => "main".to_string(),
+    let Some(related) = rel["event_id"].as_str() else { return Ok("main".into()) };
+    if rel["rel_type"] == "m.thread" {
+        return Ok(related.to_string());
     }
+    let Some(row) = crate::store::events::by_id(conn, related)? else { return Ok("main".into()) };
+    let parent: Value = serde_json::from_str(&row.json).map_err(Error::internal)?;
+    let prel = &parent["content"]["m.relates_to"];
+    Ok(match prel["event_id"].as_str() {
+        Some(root) if prel["rel_type"] == "m.thread" => root.to_string(),
+        _ => "main".into(),
+    })
 }
 
 /// Evaluate `pdu` for every local joined member but its sender (and the invitee of an invite).
