@@ -392,3 +392,28 @@ async fn test_guests_off() {
         .must_error(403, "M_FORBIDDEN");
     d.destroy().await;
 }
+
+/// With captcha keys configured but no captcha in the flow, a captcha can still be solved
+/// (it shows as completed) and the flow still needs its own stage (SyTest "Register with
+/// a recaptcha", as Synapse allows).
+#[tokio::test]
+async fn test_captcha_outside_the_flow() {
+    let v = fake_verifier().await;
+    let yaml = captcha_yaml(&v, false).replace("enable_registration_captcha: true", "");
+    let cfg = HsConfig { extra_yaml: yaml, ..Default::default() };
+    let Some(d) = Deployment::with_config(1, cfg).await else { return };
+    let c = d.client(0);
+    let body = c
+        .request(
+            "POST",
+            REGISTER,
+            json!({"username": unique_localpart("capout"), "password": PASSWORD,
+                   "auth": {"type": "m.login.recaptcha", "response": "good-captcha"}}),
+        )
+        .await
+        .must_status(401);
+    assert_eq!(body["completed"], json!(["m.login.recaptcha"]), "{body}");
+    assert_eq!(stages(&body), vec![vec!["m.login.dummy"]], "{body}");
+    assert_eq!(v.received.lock().expect("received").len(), 1, "the verifier was asked");
+    d.destroy().await;
+}

@@ -121,6 +121,13 @@ sub _glia_config
       ip_range_whitelist             => [ "127.0.0.0/8", "::1/128" ],
       rc_disabled                    => JSON::true,
 
+      # SyTest's own captcha verifier (Synapse gets the same keys from SyTest).
+      $self->{recaptcha_config} ? (
+         recaptcha_siteverify_api => $self->{recaptcha_config}{siteverify_api},
+         recaptcha_public_key     => $self->{recaptcha_config}{public_key},
+         recaptcha_private_key    => $self->{recaptcha_config}{private_key},
+      ) : (),
+
       # SyTest writes appservice registrations for server-0 only.
       $self->{app_service_config_files}
          ? ( app_service_config_files => $self->{app_service_config_files} ) : (),
