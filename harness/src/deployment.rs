@@ -175,6 +175,28 @@ impl Deployment {
         &self.servers[i]
     }
 
+    /// Server `i`'s state when it runs in-process (None for external targets), for
+    /// scenarios that wait on a server-side signal such as a parked long-poll.
+    pub fn app(&self, i: usize) -> Option<std::sync::Arc<glia::app::App>> {
+        self.servers[i].server.as_ref().map(|s| s.app.clone())
+    }
+
+    /// Wait until server `i` has at least one request parked in `waiting` (chosen from
+    /// its state by `which`); at once for external targets, which show no such signal.
+    pub async fn until_parked(
+        &self,
+        i: usize,
+        what: &str,
+        which: impl Fn(&glia::app::App) -> usize,
+    ) {
+        let Some(app) = self.app(i) else { return };
+        crate::wait_until(what, std::time::Duration::from_secs(20), || {
+            let parked = which(&app) > 0;
+            async move { parked.then_some(()) }
+        })
+        .await;
+    }
+
     /// A client without credentials for server `i`.
     pub fn client(&self, i: usize) -> Client {
         Client::new(&self.servers[i].base_url)

@@ -13,6 +13,7 @@ pub mod matchers;
 pub mod process;
 pub mod python;
 pub mod rooms;
+pub mod stub_http;
 pub mod sync;
 pub mod wait;
 

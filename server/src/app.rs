@@ -41,6 +41,8 @@ pub struct App {
     pub appservices: crate::appservice::AppServices,
     /// The media repository (files, thumbnails, waits for asynchronous uploads).
     pub media: Media,
+    /// Notifications queued for push gateways.
+    pub pushes: crate::push::gateway::Gateway,
     pub started: Instant,
     /// Turns true when shutdown begins, so long-polls can answer at once.
     pub shutdown: watch::Receiver<bool>,

@@ -34,6 +34,9 @@ pub struct Config {
     pub enable_registration_captcha: bool,
     pub registration_requires_token: bool,
     pub allow_guest_access: bool,
+    /// `allow_public_rooms_without_auth` (default false): `GET /publicRooms` of this
+    /// server's own directory answers requests without an access token.
+    pub allow_public_rooms_without_auth: bool,
     pub serve_server_wellknown: bool,
     /// `allow_public_rooms_over_federation`: other servers may list this server's room
     /// directory (Synapse's default: no).
@@ -305,6 +308,7 @@ impl Config {
             enable_registration_captcha: false,
             registration_requires_token: false,
             allow_guest_access: false,
+            allow_public_rooms_without_auth: false,
             serve_server_wellknown: false,
             allow_public_rooms_over_federation: false,
             media_store_path: data_dir.join("media_store"),
@@ -404,6 +408,7 @@ impl Config {
         bool_key(&mut r, "enable_registration_captcha", &mut c.enable_registration_captcha);
         bool_key(&mut r, "registration_requires_token", &mut c.registration_requires_token);
         bool_key(&mut r, "allow_guest_access", &mut c.allow_guest_access);
+        bool_key(&mut r, "allow_public_rooms_without_auth", &mut c.allow_public_rooms_without_auth);
         bool_key(&mut r, "serve_server_wellknown", &mut c.serve_server_wellknown);
         bool_key(
             &mut r,

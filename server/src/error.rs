@@ -24,6 +24,10 @@ pub enum Error {
     Unrecognized(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 400 `M_UNRECOGNIZED`: a known endpoint whose path makes no sense (push rule paths,
+    /// as Synapse's `UnrecognizedRequestError`).
+    #[error("{0}")]
+    BadPath(String),
     #[error("{0}")]
     TooLarge(String),
     /// Data the server manages itself (405 `M_BAD_JSON`, e.g. `m.push_rules` account data).
@@ -120,7 +124,8 @@ impl Error {
             | IncompatibleRoomVersion(_)
             | RoomInUse(_)
             | BadAlias(_)
-            | Exclusive(_) => StatusCode::BAD_REQUEST,
+            | Exclusive(_)
+            | BadPath(_) => StatusCode::BAD_REQUEST,
             Upstream { status, .. } => *status,
             Conflict(_) | CannotOverwriteMedia(_) => StatusCode::CONFLICT,
             NotYetUploaded(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -144,7 +149,7 @@ impl Error {
             BadJson(_) | ServerControlled(_) => "M_BAD_JSON",
             NotJson(_) => "M_NOT_JSON",
             NotFound(_) => "M_NOT_FOUND",
-            Unrecognized(_) | MethodNotAllowed(_) => "M_UNRECOGNIZED",
+            Unrecognized(_) | MethodNotAllowed(_) | BadPath(_) => "M_UNRECOGNIZED",
             TooLarge(_) | UpstreamTooLarge(_) => "M_TOO_LARGE",
             InvalidUsername(_) => "M_INVALID_USERNAME",
             UserInUse(_) => "M_USER_IN_USE",

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod media;
 pub mod metrics;
 pub mod notifier;
+pub mod push;
 pub mod ratelimit;
 pub mod rooms;
 pub mod store;
@@ -79,10 +80,12 @@ impl Server {
             fed_sender: Default::default(),
             appservices: appservice::AppServices::new(&config)?,
             media: media::Media::open(media::MediaConfig::from_config(&config))?,
+            pushes: Default::default(),
             shutdown: rx.clone(),
             started: Instant::now(),
             config,
         });
+        push::gateway::Gateway::start(&app);
         appservice::auth::ensure_senders(&app).await.inspect_err(|_| app.db.close())?;
         let mut bound = http::bind_all(&app, rx).await.inspect_err(|_| app.db.close())?;
         appservice::sender::spawn_all(&app, &mut bound.tasks);

@@ -4,17 +4,44 @@
 
 use tokio::sync::watch;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 pub struct Notifier {
     tx: watch::Sender<u64>,
     /// Position of the in-memory typing stream (typing notifications are not stored).
     typing: AtomicI64,
+    /// `/sync` long-polls of this server parked until something happens.
+    pub waiting: Waiting,
 }
 
 impl Default for Notifier {
     fn default() -> Self {
-        Notifier { tx: watch::channel(0).0, typing: AtomicI64::new(0) }
+        Notifier { tx: watch::channel(0).0, typing: AtomicI64::new(0), waiting: Waiting::default() }
+    }
+}
+
+/// How many requests are parked waiting for an event right now: lets a test (and an
+/// operator) see that a long-poll is waiting before it makes the event happen.
+#[derive(Default)]
+pub struct Waiting(AtomicUsize);
+
+impl Waiting {
+    /// Counts one waiter while the guard lives.
+    pub fn guard(&self) -> WaitingGuard<'_> {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        WaitingGuard(&self.0)
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+pub struct WaitingGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -211,3 +211,108 @@ async fn test_registration_r0_alias() {
     r.must_status(200);
     d.destroy().await;
 }
+
+/// Start a registration UIA session with `params` (401), returning its session ID.
+async fn start_session(c: &glia_harness::client::Client, params: Value) -> String {
+    let body = c.request("POST", REGISTER, params).await.must_status(401);
+    body["session"].as_str().expect("session").to_string()
+}
+
+fn dummy(session: &str) -> Value {
+    json!({"type": "m.login.dummy", "session": session})
+}
+
+/// A UIA session remembers the first request's parameters: completing it with only
+/// `auth` registers the username with the password, device ID and display name given
+/// first (SyTest: "registration remembers parameters", "... accepts non-ascii passwords").
+#[tokio::test]
+async fn test_registration_remembers_parameters() {
+    let d = Deployment::new(1).await;
+    let c = d.client(0);
+    let name = unique_localpart("remember");
+    let password = "übers3kr1t";
+    let session = start_session(
+        &c,
+        json!({"username": name, "password": password, "device_id": "XYZZY",
+               "initial_device_display_name": "display_name"}),
+    )
+    .await;
+    let body = c.request("POST", REGISTER, json!({"auth": dummy(&session)})).await.must_status(200);
+    assert!(
+        body["user_id"].as_str().is_some_and(|u| u.starts_with(&format!("@{name}:"))),
+        "{body}"
+    );
+    assert_eq!(body["device_id"], "XYZZY", "{body}");
+    let alice = c.logged_in(&body, password);
+    let dev =
+        alice.must_do("GET", &["_matrix", "client", "v3", "devices", "XYZZY"], Value::Null).await;
+    assert_eq!(dev["display_name"], "display_name");
+    c.must_login(&name, password).await;
+    d.destroy().await;
+}
+
+/// `inhibit_login` given on the request that opened the session holds when the session
+/// is completed without it.
+#[tokio::test]
+async fn test_registration_remembers_inhibit_login() {
+    let d = Deployment::new(1).await;
+    let c = d.client(0);
+    let name = unique_localpart("inhibited");
+    let session = start_session(
+        &c,
+        json!({"username": name, "password": "sUp3rs3kr1t", "inhibit_login": true}),
+    )
+    .await;
+    let body = c.request("POST", REGISTER, json!({"auth": dummy(&session)})).await.must_status(200);
+    assert!(
+        body["user_id"].as_str().is_some_and(|u| u.starts_with(&format!("@{name}:"))),
+        "{body}"
+    );
+    assert!(body.get("access_token").is_none_or(Value::is_null), "{body}");
+    assert!(body.get("device_id").is_none_or(Value::is_null), "{body}");
+    d.destroy().await;
+}
+
+/// Completing a registration session twice answers with the same account both times,
+/// named or not, rather than M_USER_IN_USE (SyTest: "registration is idempotent, ...").
+#[tokio::test]
+async fn test_registration_idempotent_within_session() {
+    let d = Deployment::new(1).await;
+    let c = d.client(0);
+    for username in [None, Some(unique_localpart("idem"))] {
+        let mut req = json!({"password": "sUp3rs3kr1t"});
+        if let Some(u) = &username {
+            req["username"] = json!(u);
+        }
+        let session = start_session(&c, req.clone()).await;
+        req["auth"] = dummy(&session);
+        let first = c.request("POST", REGISTER, req.clone()).await.must_status(200);
+        let again = c.request("POST", REGISTER, req.clone()).await.must_status(200);
+        assert_eq!(first["user_id"], again["user_id"], "{first} {again}");
+        assert!(again["access_token"].is_string(), "{again}");
+        let user = c.logged_in(&again, "sUp3rs3kr1t");
+        let me = user
+            .must_do("GET", &["_matrix", "client", "v3", "account", "whoami"], Value::Null)
+            .await;
+        assert_eq!(me["user_id"], first["user_id"]);
+        // Another session cannot take the name.
+        if let Some(u) = &username {
+            c.request("POST", REGISTER, json!({"username": u, "password": "x"}))
+                .await
+                .must_error(400, "M_USER_IN_USE");
+        }
+    }
+    d.destroy().await;
+}
+
+/// A session whose requests never carried a password cannot register (400 M_MISSING_PARAM).
+#[tokio::test]
+async fn test_registration_session_without_password() {
+    let d = Deployment::new(1).await;
+    let c = d.client(0);
+    let session = start_session(&c, json!({"username": unique_localpart("nopw")})).await;
+    c.request("POST", REGISTER, json!({"auth": dummy(&session)}))
+        .await
+        .must_error(400, "M_MISSING_PARAM");
+    d.destroy().await;
+}

@@ -162,3 +162,48 @@ async fn test_public_rooms() {
     assert!(list["chunk"].as_array().is_some_and(|c| c.len() <= 1), "{list}");
     d.destroy().await;
 }
+
+const PUBLIC_ROOMS: &[&str] = &["_matrix", "client", "v3", "publicRooms"];
+
+/// `GET /publicRooms` needs an access token by default (401 M_MISSING_TOKEN), as in
+/// Synapse; so does POST.
+#[tokio::test]
+async fn test_public_rooms_needs_auth_by_default() {
+    let d = Deployment::new(1).await;
+    let anon = d.client(0);
+    anon.get(PUBLIC_ROOMS).await.must_error(401, "M_MISSING_TOKEN");
+    anon.request("POST", PUBLIC_ROOMS, json!({})).await.must_error(401, "M_MISSING_TOKEN");
+    d.destroy().await;
+}
+
+/// With `allow_public_rooms_without_auth: true` anyone may list this server's directory
+/// with GET (a bad token is ignored); another server's directory, and POST, still need a
+/// user.
+#[tokio::test]
+async fn test_public_rooms_without_auth() {
+    let cfg = glia_harness::HsConfig {
+        extra_yaml: "allow_public_rooms_without_auth: true\n".into(),
+        ..Default::default()
+    };
+    let Some(d) = Deployment::with_config(1, cfg).await else { return };
+    let alice = d.register_user(0, "alice").await;
+    let room = alice
+        .must_do(
+            "POST",
+            &["_matrix", "client", "v3", "createRoom"],
+            json!({"visibility": "public", "preset": "public_chat", "name": "Open"}),
+        )
+        .await["room_id"]
+        .clone();
+    let anon = d.client(0);
+    let listed = anon.get(PUBLIC_ROOMS).await.must_status(200);
+    let chunk = listed["chunk"].as_array().cloned().unwrap_or_default();
+    assert!(chunk.iter().any(|r| r["room_id"] == room), "{listed}");
+    let mut bad = d.client(0);
+    bad.access_token = Some("not-a-token".into());
+    bad.get(PUBLIC_ROOMS).await.must_status(200);
+    let other = ["_matrix", "client", "v3", "publicRooms", "?server=other.example.org"];
+    anon.get(&other).await.must_error(401, "M_MISSING_TOKEN");
+    anon.request("POST", PUBLIC_ROOMS, json!({})).await.must_error(401, "M_MISSING_TOKEN");
+    d.destroy().await;
+}

@@ -3,16 +3,12 @@
 //! stage checked with a fake verifier on loopback, `password_config.policy`, guests off.
 //! Each needs a configuration, so they skip against external servers.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use glia_harness::client::unique_localpart;
 use glia_harness::deployment::{admin_register, errcode};
 use glia_harness::{Client, Deployment, HsConfig, wait_until};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 
 const REGISTER: &[&str] = &["_matrix", "client", "v3", "register"];
@@ -238,53 +234,25 @@ struct FakeVerifier {
 }
 
 async fn fake_verifier() -> FakeVerifier {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let received: Arc<Mutex<Vec<String>>> = Arc::default();
     let rec = received.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let rec = rec.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let rec = rec.clone();
-                        async move {
-                            let ok = req.method() == hyper::Method::POST
-                                && req.uri().path() == "/siteverify"
-                                && req
-                                    .headers()
-                                    .get("content-type")
-                                    .is_some_and(|v| v == "application/x-www-form-urlencoded");
-                            let body: Bytes = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let form = String::from_utf8_lossy(&body).to_string();
-                            let success = ok
-                                && form.split('&').any(|p| p == "response=good%2Dcaptcha")
-                                && form.split('&').any(|p| p == "secret=the%2Dsecret");
-                            rec.lock().expect("received").push(form);
-                            let answer = if success {
-                                json!({"success": true, "hostname": "localhost"})
-                            } else {
-                                json!({"success": false, "error-codes": ["invalid-input-response"]})
-                            };
-                            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(
-                                answer.to_string(),
-                            ))))
-                        }
-                    },
-                );
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
+    let addr = glia_harness::stub_http::serve(move |req| {
+        let ok = req.method == "POST"
+            && req.path == "/siteverify"
+            && req.content_type.as_deref() == Some("application/x-www-form-urlencoded");
+        let form = String::from_utf8_lossy(&req.body).to_string();
+        let success = ok
+            && form.split('&').any(|p| p == "response=good%2Dcaptcha")
+            && form.split('&').any(|p| p == "secret=the%2Dsecret");
+        rec.lock().expect("received").push(form);
+        let answer = if success {
+            json!({"success": true, "hostname": "localhost"})
+        } else {
+            json!({"success": false, "error-codes": ["invalid-input-response"]})
+        };
+        (200, answer)
+    })
+    .await;
     FakeVerifier { url: format!("http://{addr}/siteverify"), received }
 }
 
@@ -422,5 +390,30 @@ async fn test_guests_off() {
         .request("POST", &["_matrix", "client", "v3", "register", "?kind=guest"], json!({}))
         .await
         .must_error(403, "M_FORBIDDEN");
+    d.destroy().await;
+}
+
+/// With captcha keys configured but no captcha in the flow, a captcha can still be solved
+/// (it shows as completed) and the flow still needs its own stage (SyTest "Register with
+/// a recaptcha", as Synapse allows).
+#[tokio::test]
+async fn test_captcha_outside_the_flow() {
+    let v = fake_verifier().await;
+    let yaml = captcha_yaml(&v, false).replace("enable_registration_captcha: true", "");
+    let cfg = HsConfig { extra_yaml: yaml, ..Default::default() };
+    let Some(d) = Deployment::with_config(1, cfg).await else { return };
+    let c = d.client(0);
+    let body = c
+        .request(
+            "POST",
+            REGISTER,
+            json!({"username": unique_localpart("capout"), "password": PASSWORD,
+                   "auth": {"type": "m.login.recaptcha", "response": "good-captcha"}}),
+        )
+        .await
+        .must_status(401);
+    assert_eq!(body["completed"], json!(["m.login.recaptcha"]), "{body}");
+    assert_eq!(stages(&body), vec![vec!["m.login.dummy"]], "{body}");
+    assert_eq!(v.received.lock().expect("received").len(), 1, "the verifier was asked");
     d.destroy().await;
 }

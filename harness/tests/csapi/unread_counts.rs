@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
-use glia_harness::Deployment;
-use serde_json::json;
+use glia_harness::{Client, Deployment};
+use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-#[tokio::test]
-async fn test_unread_notification_counts() {
-    let d = Deployment::new(1).await;
+/// Alice and Bob in a private room; Alice sends with `send`.
+async fn alice_and_bob(d: &Deployment) -> (Client, Client, String) {
     let alice = d.register_user(0, "alice").await;
     let bob = d.register_user(0, "bob").await;
     let r = alice
@@ -22,23 +21,28 @@ async fn test_unread_notification_counts() {
         .await;
     let room = r["room_id"].as_str().expect("room").to_string();
     bob.must_do("POST", &["_matrix", "client", "v3", "join", &room], json!({})).await;
-    let send = |txn: &'static str, body: serde_json::Value| {
-        let (alice, room) = (alice.clone(), room.clone());
-        async move {
-            alice
-                .must_do(
-                    "PUT",
-                    &["_matrix", "client", "v3", "rooms", &room, "send", "m.room.message", txn],
-                    body,
-                )
-                .await["event_id"]
-                .as_str()
-                .expect("id")
-                .to_string()
-        }
-    };
-    send("u1", json!({"msgtype": "m.text", "body": "hello"})).await;
-    let last = send("u2", json!({"msgtype": "m.text", "body": "are you there, bob?", "m.mentions": {"user_ids": [bob.user_id]}})).await;
+    (alice, bob, room)
+}
+
+/// Send a message as `c`; its event ID.
+async fn send(c: &Client, room: &str, txn: &str, body: Value) -> String {
+    c.must_do(
+        "PUT",
+        &["_matrix", "client", "v3", "rooms", room, "send", "m.room.message", txn],
+        body,
+    )
+    .await["event_id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
+#[tokio::test]
+async fn test_unread_notification_counts() {
+    let d = Deployment::new(1).await;
+    let (alice, bob, room) = alice_and_bob(&d).await;
+    send(&alice, &room, "u1", json!({"msgtype": "m.text", "body": "hello"})).await;
+    let last = send(&alice, &room, "u2", json!({"msgtype": "m.text", "body": "are you there, bob?", "m.mentions": {"user_ids": [bob.user_id]}})).await;
     let counts = |r: &serde_json::Value| r["rooms"]["join"][&room]["unread_notifications"].clone();
     bob.sync_until(None, "two notifications, one highlight", WAIT, |r| {
         let c = counts(r);
@@ -62,5 +66,92 @@ async fn test_unread_notification_counts() {
             counts(r)["notification_count"] == 0
         })
         .await;
+    d.destroy().await;
+}
+
+/// `unread_thread_notifications` (spec: "Threaded read receipts"): with the filter flag,
+/// thread messages count under their thread root and `unread_notifications` counts the
+/// main timeline only; a receipt in a thread clears that thread alone, and without the
+/// flag every thread counts in `unread_notifications`. Threads with nothing unread are
+/// left out (as Synapse does).
+#[tokio::test]
+async fn test_unread_thread_notifications() {
+    let d = Deployment::new(1).await;
+    let (alice, bob, room) = alice_and_bob(&d).await;
+    let root = send(&alice, &room, "root", json!({"msgtype": "m.text", "body": "root"})).await;
+    let mut in_thread = String::new();
+    for i in 0..2 {
+        in_thread = send(
+            &alice,
+            &room,
+            &format!("t{i}"),
+            json!({"msgtype": "m.text", "body": format!("reply {i}"),
+                   "m.relates_to": {"rel_type": "m.thread", "event_id": root}}),
+        )
+        .await;
+    }
+    // A message relating to a thread reply (not a thread relation itself) is in the thread;
+    // it is the thread's latest event, which the thread receipt below names.
+    in_thread = send(
+        &alice,
+        &room,
+        "ref",
+        json!({"msgtype": "m.text", "body": "about that reply",
+               "m.relates_to": {"rel_type": "m.reference", "event_id": in_thread}}),
+    )
+    .await;
+    let threads_on = json!({"room": {"timeline": {"unread_thread_notifications": true}}});
+    let threads_on = threads_on.to_string();
+    let counts = |filter: Option<String>, what: &'static str, want: serde_json::Value| {
+        let (bob, room) = (bob.clone(), room.clone());
+        async move {
+            // Synapse answers identical initial syncs from a cache for a while; a new
+            // `timeout` (which an initial sync does not wait for) makes each poll new.
+            let mut poll = 0;
+            glia_harness::wait::wait_until(what, WAIT, || {
+                let (bob, room, filter, want) = (&bob, &room, filter.clone(), want.clone());
+                poll += 1;
+                let timeout = poll;
+                async move {
+                    let r = bob.sync(None, timeout, filter.as_deref()).await;
+                    let joined = &r["rooms"]["join"][room.as_str()];
+                    let got = json!({
+                        "main": joined["unread_notifications"]["notification_count"],
+                        "threads": joined["unread_thread_notifications"],
+                    });
+                    eprintln!("{what}: {got}");
+                    (got == want).then_some(())
+                }
+            })
+            .await;
+        }
+    };
+    let thread_counts =
+        |n: i64| json!({root.clone(): {"notification_count": n, "highlight_count": 0}});
+    counts(
+        Some(threads_on.clone()),
+        "main 1, thread 3",
+        json!({"main": 1, "threads": thread_counts(3)}),
+    )
+    .await;
+    counts(None, "all four counted together", json!({"main": 4, "threads": null})).await;
+
+    // A receipt in the thread clears the thread only.
+    bob.must_do(
+        "POST",
+        &["_matrix", "client", "v3", "rooms", &room, "receipt", "m.read", &in_thread],
+        json!({"thread_id": root}),
+    )
+    .await;
+    counts(Some(threads_on.clone()), "thread read, main not", json!({"main": 1, "threads": null}))
+        .await;
+    // A main-timeline receipt clears the main timeline.
+    bob.must_do(
+        "POST",
+        &["_matrix", "client", "v3", "rooms", &room, "receipt", "m.read", &root],
+        json!({"thread_id": "main"}),
+    )
+    .await;
+    counts(Some(threads_on), "everything read", json!({"main": 0, "threads": null})).await;
     d.destroy().await;
 }

@@ -10,6 +10,7 @@ mod filter;
 mod password;
 mod profile;
 mod push_rules;
+mod pushers;
 
 use glia_harness::{Client, Response};
 use serde_json::{Value, json};

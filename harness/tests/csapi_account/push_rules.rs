@@ -197,3 +197,88 @@ async fn test_push_rules_errors() {
     alice.get(&rule_path("override", "org.example.nope", &[])).await.must_error(404, "M_NOT_FOUND");
     d.destroy().await;
 }
+
+fn room_rule_ids(global: &Value) -> Vec<String> {
+    global["room"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r["rule_id"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// New rules come first; `before`/`after` place them; rule IDs of room rules need not be
+/// room IDs (SyTest 61push/02add_rules uses aliases); such rules can be disabled and deleted.
+#[tokio::test]
+async fn test_push_rules_order_before_after() {
+    let d = Deployment::new(1).await;
+    let alice = d.register_user(0, "alice").await;
+    let put = |id: &'static str, query: Option<&'static str>| {
+        let mut p = rule_path("room", id, &[]);
+        p.extend(query);
+        let alice = &alice;
+        async move {
+            alice.request("PUT", &p, json!({"actions": ["notify"]})).await.must_status(200);
+        }
+    };
+    put("#a:example.com", None).await;
+    put("#b:example.com", None).await;
+    assert_eq!(room_rule_ids(&all_rules(&alice).await), ["#b:example.com", "#a:example.com"]);
+    put("#c:example.com", Some("?before=%23a:example.com")).await;
+    put("#d:example.com", Some("?after=%23b:example.com")).await;
+    assert_eq!(
+        room_rule_ids(&all_rules(&alice).await),
+        ["#b:example.com", "#d:example.com", "#c:example.com", "#a:example.com"]
+    );
+    let enabled = rule_path("room", "#c:example.com", &["enabled"]);
+    alice.request("PUT", &enabled, json!({"enabled": false})).await.must_status(200);
+    assert_eq!(alice.get(&enabled).await.must_status(200), json!({"enabled": false}));
+    let rule = rule_path("room", "#a:example.com", &[]);
+    alice.request("DELETE", &rule, Body::None).await.must_status(200);
+    assert_eq!(
+        room_rule_ids(&all_rules(&alice).await),
+        ["#b:example.com", "#d:example.com", "#c:example.com"]
+    );
+    d.destroy().await;
+}
+
+/// Paths that name no rule are 400 M_UNRECOGNIZED, as are unknown attributes and actions
+/// the spec does not define; GET without the trailing slash is not a route at all.
+#[tokio::test]
+async fn test_push_rules_bad_paths() {
+    let d = Deployment::new(1).await;
+    let alice = d.register_user(0, "alice").await;
+    let body = json!({"actions": ["notify"]});
+    for path in [
+        vec![""],
+        vec!["global"],
+        vec!["global", "room"],
+        vec!["global", "room", ""],
+        vec!["global", "override", ".m.rule.master", "not_an_attr"],
+    ] {
+        let mut p = cs(&["pushrules"]);
+        p.extend(path);
+        let r = alice.request("PUT", &p, body.clone()).await;
+        r.must_error(400, "M_UNRECOGNIZED");
+    }
+    for path in [
+        vec!["global"],
+        vec!["global", "room"],
+        vec!["not_a_scope", ""],
+        vec!["global", "not_a_kind", ""],
+        vec!["global", "override", ".m.rule.master", "not_an_attr"],
+    ] {
+        let mut p = cs(&["pushrules"]);
+        p.extend(path);
+        alice.get(&p).await.must_error(400, "M_UNRECOGNIZED");
+    }
+    alice.get(&cs(&["pushrules"])).await.must_status(404);
+    let r = alice
+        .request(
+            "PUT",
+            &rule_path("room", "#my_room:example.com", &[]),
+            json!({"actions": ["not_an_action"]}),
+        )
+        .await;
+    r.must_client_error();
+    assert_eq!(r.status, 400, "{}: {}", r.what, r.text());
+    d.destroy().await;
+}

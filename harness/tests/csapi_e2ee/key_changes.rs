@@ -98,7 +98,7 @@ async fn test_long_poll_wakes_on_device_list_change() {
         let since = since.clone();
         tokio::spawn(async move { alice.sync(Some(&since), 30_000, None).await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    d.until_parked(0, "the long-poll to wait", |app| app.notifier.waiting.count()).await;
     let (_, dk) = device_keys(&other);
     must_upload(&other, json!({"device_keys": dk})).await;
     let resp = tokio::time::timeout(std::time::Duration::from_secs(20), waiter)

@@ -54,19 +54,16 @@ fn key_request(requesting_device: &str, id: i64) -> Value {
 /// the request IDs `ids` have arrived: in order, each once, nothing else. Returns that
 /// response's `next_batch`.
 async fn must_receive(c: &Client, since: Option<&str>, ids: &[i64]) -> String {
-    let deadline = std::time::Instant::now() + crate::WAIT;
-    loop {
+    let ids_of = |resp: &Value| -> Vec<i64> {
+        to_device_events(resp).iter().filter_map(|e| e["content"]["request_id"].as_i64()).collect()
+    };
+    let resp = glia_harness::wait_until("the to-device messages", crate::WAIT, || async {
         let resp = fresh_sync(c, since).await;
-        let got: Vec<i64> = to_device_events(&resp)
-            .iter()
-            .filter_map(|e| e["content"]["request_id"].as_i64())
-            .collect();
-        if got.len() >= ids.len() || std::time::Instant::now() > deadline {
-            assert_eq!(got, ids, "messages in order, each once: {resp}");
-            return resp["next_batch"].as_str().expect("next_batch").to_string();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        (ids_of(&resp).len() >= ids.len()).then_some(resp)
+    })
+    .await;
+    assert_eq!(ids_of(&resp), ids, "messages in order, each once: {resp}");
+    resp["next_batch"].as_str().expect("next_batch").to_string()
 }
 
 /// Messages stay until the client syncs with a token past them; then they are gone.

@@ -77,8 +77,13 @@ async fn test_key_claim_ordering() {
     let first = one_time_keys(&alice, &key, &["BBBBBB"]);
     let second = one_time_keys(&alice, &key, &["AAAAAA"]);
     must_upload(&alice, json!({"one_time_keys": first})).await;
-    // Synapse orders by upload time in milliseconds.
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // Synapse orders by upload time in milliseconds: let the clock pass the first upload.
+    let uploaded = now_ms();
+    glia_harness::wait_until("the next millisecond", std::time::Duration::from_secs(5), || {
+        let later = now_ms() > uploaded;
+        async move { later.then_some(()) }
+    })
+    .await;
     must_upload(&alice, json!({"one_time_keys": second})).await;
 
     let c = claim(&alice, &alice.user_id, &alice.device_id).await;
@@ -192,4 +197,11 @@ async fn test_logout_deletes_device_keys() {
     let c = claim(&bob, &alice.user_id, &alice.device_id).await;
     assert!(c["one_time_keys"][&alice.user_id].is_null(), "{c}");
     d.destroy().await;
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
 }

@@ -78,7 +78,7 @@ async fn test_download_waits_for_async_upload() {
             async move { download(&alice, &mxc, Api::Authed, None, "?timeout_ms=15000").await },
         )
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    d.until_parked(0, "the download to wait for the upload", |app| app.media.waiting.count()).await;
     put_media(&alice, &mxc, b"worth the wait", None, Some("text/plain")).await.must_status(200);
     let r = waiter.await.expect("join");
     assert_eq!(r.status, 200, "{}", r.text());

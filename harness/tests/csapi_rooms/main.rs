@@ -8,10 +8,12 @@
 //! Scenarios that wait with `sync_until` need `/sync` to carry rooms (`rooms.join`,
 //! `rooms.invite`, `rooms.leave`); everything else checks the REST endpoints directly.
 
+mod archived_rooms;
 mod bad_input;
 mod concurrency;
 mod fetch_event;
 mod membership;
+mod membership_on_events;
 mod messages;
 mod power_levels;
 mod redact;

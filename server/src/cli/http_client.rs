@@ -61,10 +61,28 @@ pub async fn request_bytes(
     content_type: &str,
     body: Bytes,
 ) -> Result<(StatusCode, Bytes), String> {
+    request_bytes_at(base, None, None, method, path, content_type, body).await
+}
+
+/// [`request_bytes`], connecting to `addr` (an address of `base.host` the caller has
+/// checked) instead of resolving the host again, and with `tls` instead of the system's
+/// root certificates when given.
+pub async fn request_bytes_at(
+    base: &Url,
+    addr: Option<std::net::SocketAddr>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: Bytes,
+) -> Result<(StatusCode, Bytes), String> {
     let full_path = format!("{}{}", base.base_path.trim_end_matches('/'), path);
-    let tcp = TcpStream::connect((base.host.as_str(), base.port))
-        .await
-        .map_err(|e| format!("cannot connect to {}:{}: {e}", base.host, base.port))?;
+    let connected = match addr {
+        Some(a) => TcpStream::connect(a).await,
+        None => TcpStream::connect((base.host.as_str(), base.port)).await,
+    };
+    let tcp =
+        connected.map_err(|e| format!("cannot connect to {}:{}: {e}", base.host, base.port))?;
     let host_header = format!("{}:{}", base.host, base.port);
     let req = Request::builder()
         .method(method)
@@ -74,18 +92,12 @@ pub async fn request_bytes(
         .body(Full::new(body))
         .map_err(|e| e.to_string())?;
     if base.tls {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let cfg = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let cfg = match tls {
+            Some(cfg) => cfg,
+            None => native_tls()?,
+        };
         let name = ServerName::try_from(base.host.clone()).map_err(|e| e.to_string())?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        let tls = tokio_rustls::TlsConnector::from(cfg)
             .connect(name, tcp)
             .await
             .map_err(|e| format!("TLS to {}: {e}", base.host))?;
@@ -93,6 +105,34 @@ pub async fn request_bytes(
     } else {
         send(TokioIo::new(tcp), req).await
     }
+}
+
+/// TLS trusting the system's root certificates; `extra` PEM files add more roots.
+pub fn native_tls_with(extra: &[std::path::PathBuf]) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    for path in extra {
+        let certs =
+            CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for cert in certs.flatten() {
+            let _ = roots.add(cert);
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+fn native_tls() -> Result<Arc<rustls::ClientConfig>, String> {
+    native_tls_with(&[])
 }
 
 async fn send<T>(io: T, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String>

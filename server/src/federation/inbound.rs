@@ -471,6 +471,7 @@ pub async fn persist(
         .collect();
     tips.push(pdu.event_id.to_string());
     let (p, rules, room_nid) = (pdu.clone(), room.rules.clone(), room.nid);
+    let actions2 = actions.clone();
     let own = app.config.server_name.to_string();
     let outcome = app
         .db
@@ -496,9 +497,7 @@ pub async fn persist(
             let done = events::insert(c, room_nid, group_before, &row, place)?;
             let mut woken = vec![];
             if accepted {
-                for a in &actions {
-                    events::add_push_action(c, room_nid, &a.user_id, done.stream_pos, a.highlight)?;
-                }
+                crate::rooms::push::record(c, room_nid, &p, &actions2, done.stream_pos)?;
                 let current = if tips.len() == 1 {
                     state::state_at(c, done.state_after)?
                 } else {
@@ -531,6 +530,10 @@ pub async fn persist(
     reloaded?;
     for d in woken {
         app.fed_sender.wake(&d);
+    }
+    // Local users' phones hear of events from other servers as of local ones.
+    if accepted && !actions.is_empty() {
+        app.pushes.enqueue(crate::rooms::push_job(room, pdu, actions));
     }
     app.notifier.notify();
     Ok(())

@@ -95,6 +95,8 @@ pub struct Media {
     tmp_dir: PathBuf,
     /// Woken whenever an asynchronous upload completes, for downloads waiting on it.
     uploaded: Notify,
+    /// Downloads parked until an asynchronous upload arrives.
+    pub waiting: crate::notifier::Waiting,
     /// Media IDs with a `PUT` upload in progress (a second one is 409).
     uploading: Mutex<HashSet<String>>,
     thumbnail_permits: Semaphore,
@@ -134,6 +136,7 @@ impl Media {
             content_dir,
             tmp_dir,
             uploaded: Notify::new(),
+            waiting: Default::default(),
             uploading: Mutex::new(HashSet::new()),
             thumbnail_permits: Semaphore::new(THUMBNAIL_WORKERS),
             thumbnail_locks: Mutex::new(HashMap::new()),

@@ -1,6 +1,8 @@
 //! Events as clients see them (the spec's ClientEvent): the PDU's client fields plus
 //! `unsigned` (age, prev_content for state, redacted_because, the sender device's
-//! transaction_id).
+//! transaction_id, the viewer's membership at the event).
+
+use std::collections::HashMap;
 
 use rusqlite::Connection;
 use serde_json::{Map, Value, json};
@@ -8,6 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{Error, Result};
 use crate::store::events::{self, EventRow};
 use crate::store::now_ms;
+use crate::store::state;
 
 /// The device looking at the events, for `unsigned.transaction_id`.
 #[derive(Clone, Copy)]
@@ -21,6 +24,17 @@ pub fn client_event(
     conn: &Connection,
     row: &EventRow,
     viewer: Option<Viewer<'_>>,
+) -> Result<Value> {
+    client_event_cached(conn, row, viewer, &mut HashMap::new())
+}
+
+/// [`client_event`] with the viewer's membership per state group remembered across
+/// the events of one answer (consecutive events mostly share their state).
+fn client_event_cached(
+    conn: &Connection,
+    row: &EventRow,
+    viewer: Option<Viewer<'_>>,
+    memberships: &mut HashMap<i64, String>,
 ) -> Result<Value> {
     let pdu: Value = serde_json::from_str(&row.json).map_err(Error::internal)?;
     let mut ev = Map::new();
@@ -49,14 +63,40 @@ pub fn client_event(
     {
         unsigned.insert("redacted_because".into(), client_event(conn, &r, None)?);
     }
-    if let Some(v) = viewer
-        && v.user_id == row.sender
-        && let Some(t) = events::txn_of(conn, v.user_nid, v.device_id, &row.event_id)?
-    {
-        unsigned.insert("transaction_id".into(), json!(t));
+    if let Some(v) = viewer {
+        if v.user_id == row.sender
+            && let Some(t) = events::txn_of(conn, v.user_nid, v.device_id, &row.event_id)?
+        {
+            unsigned.insert("transaction_id".into(), json!(t));
+        }
+        let membership = match row.state_after.or(row.state_before) {
+            Some(group) => match memberships.get(&group) {
+                Some(m) => m.clone(),
+                None => {
+                    let m = membership_at(conn, group, v.user_id)?;
+                    memberships.insert(group, m.clone());
+                    m
+                }
+            },
+            None => "leave".to_string(),
+        };
+        unsigned.insert("membership".into(), json!(membership));
     }
     ev.insert("unsigned".into(), Value::Object(unsigned));
     Ok(Value::Object(ev))
+}
+
+/// The viewer's membership in state `group` (the state after an event), "leave" if they
+/// had none (spec v1.11: `unsigned.membership`, MSC4115).
+fn membership_at(conn: &Connection, group: i64, user_id: &str) -> Result<String> {
+    let Some(nid) = state::lookup(conn, group, "m.room.member", user_id)? else {
+        return Ok("leave".into());
+    };
+    let Some(member) = events::by_nid(conn, nid)? else {
+        return Ok("leave".into());
+    };
+    let pdu: Value = serde_json::from_str(&member.json).map_err(Error::internal)?;
+    Ok(pdu["content"]["membership"].as_str().unwrap_or("leave").to_string())
 }
 
 pub fn client_events(
@@ -64,7 +104,8 @@ pub fn client_events(
     rows: &[EventRow],
     viewer: Option<Viewer<'_>>,
 ) -> Result<Vec<Value>> {
-    rows.iter().map(|r| client_event(conn, r, viewer)).collect()
+    let mut memberships = HashMap::new();
+    rows.iter().map(|r| client_event_cached(conn, r, viewer, &mut memberships)).collect()
 }
 
 /// Stripped state (for invites and knocks): type, state_key, content, sender.

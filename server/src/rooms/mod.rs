@@ -281,9 +281,7 @@ pub async fn persist(
                     }),
                 };
                 let done = events::append(c, room_nid, group, &row)?;
-                for a in actions {
-                    events::add_push_action(c, room_nid, &a.user_id, done.stream_pos, a.highlight)?;
-                }
+                push::record(c, room_nid, pdu, actions, done.stream_pos)?;
                 for as_id in owed {
                     appservice::enqueue(c, as_id, &appservice::Item::Event(done.nid))?;
                 }
@@ -301,9 +299,12 @@ pub async fn persist(
             for d in woken {
                 app.fed_sender.wake(&d);
             }
-            for (pdu, _, _, _) in jobs {
+            for (pdu, _, _, actions) in jobs {
                 if let Some(k) = &pdu.state_key {
                     room.state.insert((pdu.type_str(), k.clone()), pdu.clone());
+                }
+                if !actions.is_empty() {
+                    app.pushes.enqueue(push_job(room, &pdu, actions));
                 }
                 room.tips = vec![pdu];
             }
@@ -340,6 +341,35 @@ pub fn destinations(
         dests.push(target.server_name().to_string());
     }
     Ok(dests)
+}
+
+/// What push gateways are told about `pdu`, with the room's name, alias and the
+/// sender's display name as they stand after it.
+pub(crate) fn push_job(
+    room: &RoomHandle,
+    pdu: &PduRef,
+    actions: Vec<push::PushAction>,
+) -> crate::push::gateway::Job {
+    let text = |v: Option<Value>, key: &str| v.and_then(|c| c[key].as_str().map(str::to_string));
+    crate::push::gateway::Job {
+        room_nid: room.nid,
+        room_id: room.room_id.to_string(),
+        event_id: pdu.event_id.to_string(),
+        event_type: pdu.type_str(),
+        sender: pdu.sender.to_string(),
+        content: pdu.content_value(),
+        state_key: pdu.state_key.clone(),
+        // A room without a name goes by its canonical alias (as Synapse names it).
+        room_name: text(state_content(room, "m.room.name", ""), "name")
+            .filter(|n| !n.is_empty())
+            .or_else(|| text(state_content(room, "m.room.canonical_alias", ""), "alias")),
+        room_alias: text(state_content(room, "m.room.canonical_alias", ""), "alias"),
+        sender_display_name: text(
+            state_content(room, "m.room.member", pdu.sender.as_str()),
+            "displayname",
+        ),
+        targets: actions.into_iter().map(|a| (a.user_id, a.tweaks)).collect(),
+    }
 }
 
 /// The content of a state event in the room's current state, if any.

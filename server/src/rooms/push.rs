@@ -17,6 +17,25 @@ use crate::store::push_rules;
 pub struct PushAction {
     pub user_id: String,
     pub highlight: bool,
+    /// The `set_tweak` actions as a map (`sound`, `highlight`, ...), for push gateways.
+    pub tweaks: serde_json::Map<String, Value>,
+    /// Whether it counts as unread in the room: not for the invitee of an invite, who is
+    /// only pushed (their unread counts start when they join).
+    pub counts: bool,
+}
+
+/// The tweaks of `actions`: `{"set_tweak": k, "value": v}` as `k: v` (`true` without a
+/// value), as push gateways get them.
+fn tweaks_of(actions: &[Action]) -> serde_json::Map<String, Value> {
+    let mut tweaks = serde_json::Map::new();
+    for a in actions {
+        if let Ok(v) = serde_json::to_value(a)
+            && let Some(name) = v["set_tweak"].as_str()
+        {
+            tweaks.insert(name.to_string(), v.get("value").cloned().unwrap_or(json!(true)));
+        }
+    }
+    tweaks
 }
 
 fn power_ctx(room: &RoomHandle) -> Option<PushConditionPowerLevelsCtx> {
@@ -43,9 +62,28 @@ fn power_ctx(room: &RoomHandle) -> Option<PushConditionPowerLevelsCtx> {
     ))
 }
 
-/// Evaluate `pdu` for every local joined member but its sender.
+/// The thread an event belongs to for unread counts: its thread root's event ID when it
+/// is an `m.thread` relation; for another relation (a reaction, an edit) to an event in a
+/// thread, that thread (as Synapse); else `main`.
+pub fn thread_of(conn: &rusqlite::Connection, pdu: &PduRef) -> Result<String> {
+    let content = pdu.content_value();
+    let rel = &content["m.relates_to"];
+    let Some(related) = rel["event_id"].as_str() else { return Ok("main".into()) };
+    if rel["rel_type"] == "m.thread" {
+        return Ok(related.to_string());
+    }
+    let Some(row) = crate::store::events::by_id(conn, related)? else { return Ok("main".into()) };
+    let parent: Value = serde_json::from_str(&row.json).map_err(Error::internal)?;
+    let prel = &parent["content"]["m.relates_to"];
+    Ok(match prel["event_id"].as_str() {
+        Some(root) if prel["rel_type"] == "m.thread" => root.to_string(),
+        _ => "main".into(),
+    })
+}
+
+/// Evaluate `pdu` for every local joined member but its sender (and the invitee of an invite).
 pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<PushAction>> {
-    let members: Vec<(String, String)> = room
+    let mut members: Vec<(String, String)> = room
         .state
         .iter()
         .filter(|((t, _), e)| t == "m.room.member" && e.content_value()["membership"] == "join")
@@ -54,6 +92,16 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
         })
         .collect();
     let member_count = UInt::new(members.len() as u64).unwrap_or_default();
+    let joined: Vec<String> = members.iter().map(|(u, _)| u.clone()).collect();
+    // The invitee of an invite is not in the room yet, but it is theirs to be told about
+    // (the default `.m.rule.invite_for_me`), as in Synapse.
+    if pdu.type_str() == "m.room.member"
+        && let Some(invitee) = &pdu.state_key
+        && pdu.content_value()["membership"] == "invite"
+        && !members.iter().any(|(u, _)| u == invitee)
+    {
+        members.push((invitee.clone(), invitee.clone()));
+    }
     let local = format!(":{}", app.config.server_name);
     let event = json!({
         "type": pdu.type_str(),
@@ -80,8 +128,7 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
         let rules: Ruleset = match stored {
             Some(text) => {
                 let v: Value = serde_json::from_str(&text).map_err(Error::internal)?;
-                serde_json::from_value(v["global"].clone())
-                    .unwrap_or_else(|_| Ruleset::server_default(&uid))
+                crate::push::ruleset::to_ruma(&crate::push::ruleset::from_stored(&v), &uid)
             }
             None => Ruleset::server_default(&uid),
         };
@@ -90,8 +137,33 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
         let actions = rules.get_actions(&raw, &ctx).await;
         if actions.iter().any(Action::should_notify) {
             let highlight = actions.iter().any(Action::is_highlight);
-            out.push(PushAction { user_id, highlight });
+            let counts = joined.contains(&user_id);
+            out.push(PushAction { user_id, highlight, tweaks: tweaks_of(actions), counts });
         }
     }
     Ok(out)
+}
+
+/// Store the counted push actions of a stored event, with its thread (for per-thread
+/// unread counts).
+pub fn record(
+    c: &rusqlite::Connection,
+    room_nid: i64,
+    pdu: &PduRef,
+    actions: &[PushAction],
+    stream_pos: i64,
+) -> Result<()> {
+    let counted: Vec<_> = actions.iter().filter(|a| a.counts).collect();
+    let thread = if counted.is_empty() { String::new() } else { thread_of(c, pdu)? };
+    for a in counted {
+        crate::store::events::add_push_action(
+            c,
+            room_nid,
+            a.user_id.as_str(),
+            stream_pos,
+            a.highlight,
+            &thread,
+        )?;
+    }
+    Ok(())
 }

@@ -410,23 +410,61 @@ pub fn add_push_action(
     user_id: &str,
     stream_pos: i64,
     highlight: bool,
+    thread_id: &str,
 ) -> Result<()> {
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO event_push_actions (room_nid, user_id, stream_pos, highlight) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR IGNORE INTO event_push_actions (room_nid, user_id, stream_pos, highlight, thread_id)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![room_nid, user_id, stream_pos, highlight])?;
+    .execute(params![room_nid, user_id, stream_pos, highlight, thread_id])?;
     Ok(())
 }
 
-/// Unread notification and highlight counts: push actions past the user's latest
-/// unthreaded (or main-thread) read receipt, public or private.
-pub fn unread_counts(conn: &Connection, room_nid: i64, user_id: &str) -> Result<(i64, i64)> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT COUNT(*), COALESCE(SUM(highlight), 0) FROM event_push_actions
-             WHERE room_nid = ?1 AND user_id = ?2 AND stream_pos > COALESCE((
-               SELECT MAX(e.stream_pos) FROM receipts r JOIN events e ON e.event_id = r.event_id
-               WHERE r.room_nid = ?1 AND r.user_id = ?2 AND r.thread_id IN ('', 'main')), 0)",
-        )?
-        .query_row(params![room_nid, user_id], |r| Ok((r.get(0)?, r.get(1)?)))?)
+/// The badge of a user's devices: how many rooms have unread notifications (Synapse's
+/// default, `push.group_unread_count_by_room`).
+pub fn badge(conn: &Connection, user_id: &str) -> Result<i64> {
+    let rooms: Vec<i64> = conn
+        .prepare_cached("SELECT DISTINCT room_nid FROM event_push_actions WHERE user_id = ?1")?
+        .query_map([user_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut n = 0;
+    for room in rooms {
+        if unread_counts(conn, room, user_id)?.iter().any(|(_, u)| u.notifications > 0) {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Unread counts of one thread: notifications and highlights.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unread {
+    pub notifications: i64,
+    pub highlights: i64,
+}
+
+/// Unread counts per thread (`main` or a thread root's event ID): push actions past the
+/// user's latest unthreaded read receipt and past their receipt in that thread, public
+/// or private (spec: "Threaded read receipts"). Threads with nothing unread are left out.
+pub fn unread_counts(
+    conn: &Connection,
+    room_nid: i64,
+    user_id: &str,
+) -> Result<Vec<(String, Unread)>> {
+    let receipt_pos = "COALESCE((SELECT MAX(e.stream_pos) FROM receipts r
+        JOIN events e ON e.event_id = r.event_id
+        WHERE r.room_nid = ?1 AND r.user_id = ?2 AND r.thread_id = {thread}), 0)";
+    let sql = format!(
+        "SELECT a.thread_id, COUNT(*), COALESCE(SUM(a.highlight), 0) FROM event_push_actions a
+         WHERE a.room_nid = ?1 AND a.user_id = ?2
+           AND a.stream_pos > MAX({}, {})
+         GROUP BY a.thread_id",
+        receipt_pos.replace("{thread}", "''"),
+        receipt_pos.replace("{thread}", "a.thread_id"),
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![room_nid, user_id], |r| {
+        Ok((r.get(0)?, Unread { notifications: r.get(1)?, highlights: r.get(2)? }))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_media", include_str!("../../migrations/0007_media.sql")),
     ("0008_admin", include_str!("../../migrations/0008_admin.sql")),
     ("0009_server_keys", include_str!("../../migrations/0009_server_keys.sql")),
+    ("0010_push", include_str!("../../migrations/0010_push.sql")),
     ("0011_appservice", include_str!("../../migrations/0011_appservice.sql")),
     ("0012_federation", include_str!("../../migrations/0012_federation.sql")),
     ("0013_federation_queries", include_str!("../../migrations/0013_federation_queries.sql")),

@@ -16,6 +16,7 @@ pub mod media_admin;
 pub mod migrations;
 pub mod presence;
 pub mod push_rules;
+pub mod pushers;
 pub mod ratelimit_overrides;
 pub mod receipts;
 pub mod registration_tokens;

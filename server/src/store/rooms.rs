@@ -495,7 +495,7 @@ mod tests {
                 },
             )
             .expect("append");
-            events::add_push_action(c, nid, "@a:hs", done.stream_pos, false).expect("push");
+            events::add_push_action(c, nid, "@a:hs", done.stream_pos, false, "main").expect("push");
             group = Some(done.state_after);
             prev = vec![id];
         }

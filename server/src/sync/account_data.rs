@@ -26,8 +26,8 @@ pub async fn section(ctx: &Ctx<'_>) -> Result<Value> {
     let mut rows = ctx.app.db.read(move |c| account_data::changed_global(c, nid, from, to)).await?;
     if ctx.since.is_none() && !rows.iter().any(|(t, _)| t == push_rules::TYPE) {
         // Clients read their push rules from the initial sync; defaults are not stored.
-        let rules = crate::api::client::push_rules::load(ctx.app, ctx.user).await?;
-        let content = json!({"global": crate::api::client::push_rules::ruleset_json(&rules)?});
+        let rules = crate::api::client::push_rules::load_json(ctx.app, ctx.user).await?;
+        let content = json!({"global": rules});
         rows.push((push_rules::TYPE.to_string(), content.to_string()));
     }
     let af = ctx.filter.account_data.as_ref();

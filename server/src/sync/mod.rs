@@ -89,6 +89,7 @@ pub async fn sync(app: &App, user: &User, req: SyncRequest) -> Result<Value> {
             return build(app, user, Some(since), now, &req).await;
         }
         let _waiting = crate::metrics::WaiterGuard::new();
+        let _parked = app.notifier.waiting.guard();
         tokio::select! {
             changed = wake.changed() => changed.map_err(|_| Error::internal("notifier gone"))?,
             _ = tokio::time::sleep(left) => {}

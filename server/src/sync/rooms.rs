@@ -71,7 +71,7 @@ pub async fn section(ctx: &Ctx<'_>) -> Result<Value> {
                 .and_then(|f| f.timeline.as_ref())
                 .and_then(|t| t.base.limit)
                 .unwrap_or(DEFAULT_TIMELINE_LIMIT)
-                .clamp(1, 1000) as i64;
+                .clamp(0, 1000) as i64;
             let p = Params {
                 user_id: &uid,
                 viewer: Viewer { user_nid: nid, user_id: &uid, device_id: &dev },
@@ -335,15 +335,44 @@ fn joined_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Opti
     };
     let timeline_events: Vec<Value> =
         format::client_events(c, &rows, Some(p.viewer))?.into_iter().map(strip_room_id).collect();
-    let (notifications, highlights) = events::unread_counts(c, m.room_nid, p.user_id)?;
-    Ok(Some(json!({
+    let (unread, unread_threads) = unread_section(c, p, m.room_nid)?;
+    let mut room = json!({
         "timeline": {"events": timeline_events, "limited": limited, "prev_batch": prev_batch},
         "state": {"events": state},
         "account_data": {"events": account_data},
         "ephemeral": {"events": ephemeral},
         "summary": summary(c, m.room_nid, p.user_id)?,
-        "unread_notifications": {"highlight_count": highlights, "notification_count": notifications},
-    })))
+        "unread_notifications": unread,
+    });
+    if let Some(threads) = unread_threads {
+        room["unread_thread_notifications"] = threads;
+    }
+    Ok(Some(room))
+}
+
+/// `unread_notifications`, and `unread_thread_notifications` when the timeline filter's
+/// `unread_thread_notifications` asks for counts per thread: then the former counts the
+/// main timeline only; otherwise it counts every thread. Threads with nothing unread
+/// are left out.
+fn unread_section(c: &Connection, p: &Params<'_>, room_nid: i64) -> Result<(Value, Option<Value>)> {
+    let by_thread = p
+        .room_filter
+        .and_then(|f| f.timeline.as_ref())
+        .and_then(|t| t.unread_thread_notifications)
+        .unwrap_or(false);
+    let counts = |u: events::Unread| json!({"highlight_count": u.highlights, "notification_count": u.notifications});
+    let mut main = events::Unread::default();
+    let mut threads = serde_json::Map::new();
+    for (thread, u) in events::unread_counts(c, room_nid, p.user_id)? {
+        if by_thread && thread != "main" {
+            threads.insert(thread, counts(u));
+        } else {
+            main.notifications += u.notifications;
+            main.highlights += u.highlights;
+        }
+    }
+    // Synapse leaves the key out when no thread has anything unread.
+    Ok((counts(main), (!threads.is_empty()).then_some(Value::Object(threads))))
 }
 
 /// Typing and receipts for a joined room.
@@ -414,14 +443,21 @@ fn left_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Option
     let to = m.stream_pos.min(p.upto);
     let from = p.since.unwrap_or(0);
     let (rows, limited) = timeline(c, m.room_nid, from, to, p, false)?;
-    let start_group = rows.first().and_then(|r| r.state_before);
+    // An empty timeline (`limit: 0`) leaves the state at the leave, the leave included.
+    let start_group = match rows.first() {
+        Some(first) => first.state_before,
+        None => group_at(c, m.room_nid, to)?,
+    };
     let since_group = match p.since {
         Some(s) => group_at(c, m.room_nid, s)?,
         None => None,
     };
     let state =
         state_section(c, start_group, since_group, p.since.is_none() || p.full_state, &rows, p)?;
-    let prev_batch = rows.first().and_then(|r| r.stream_pos).map(|pos| format!("p{}", pos - 1));
+    let prev_batch = match rows.first().and_then(|r| r.stream_pos) {
+        Some(pos) => format!("p{}", pos - 1),
+        None => format!("p{to}"),
+    };
     let timeline_events: Vec<Value> =
         format::client_events(c, &rows, Some(p.viewer))?.into_iter().map(strip_room_id).collect();
     Ok(Some(json!({

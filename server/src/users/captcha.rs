@@ -11,7 +11,7 @@ use http::Method;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
-use crate::cli::http_client::{parse_url, request_bytes};
+use crate::cli::http_client::{parse_url, request_bytes_at};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -33,6 +33,7 @@ pub fn form_encode(pairs: &[(&str, &str)]) -> String {
 /// Ask the verifier at `url` about `response`: Ok(true) when it says success, Ok(false)
 /// when it says otherwise, Err when it cannot be asked or answers nonsense.
 pub async fn verify(
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     url: &str,
     secret: &str,
     response: &str,
@@ -46,7 +47,15 @@ pub async fn verify(
     let body = Bytes::from(form_encode(&pairs));
     let (status, bytes) = tokio::time::timeout(
         TIMEOUT,
-        request_bytes(&base, Method::POST, "", "application/x-www-form-urlencoded", body),
+        request_bytes_at(
+            &base,
+            None,
+            tls,
+            Method::POST,
+            "",
+            "application/x-www-form-urlencoded",
+            body,
+        ),
     )
     .await
     .map_err(|_| format!("{url}: timed out"))??;

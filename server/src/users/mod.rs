@@ -129,14 +129,25 @@ pub struct Registration {
 
 pub async fn register(
     app: &App,
-    r: Registration,
+    mut r: Registration,
     login: Option<(Option<String>, Option<String>)>,
     ip: String,
 ) -> Result<(i64, Option<Session>)> {
-    let hash = match r.password {
+    let hash = match r.password.take() {
         Some(p) => Some(hash_password(p).await?),
         None => None,
     };
+    register_hashed(app, r, hash, login, ip).await
+}
+
+/// [`register`] with the password already hashed (`r.password` is ignored).
+pub async fn register_hashed(
+    app: &App,
+    r: Registration,
+    hash: Option<String>,
+    login: Option<(Option<String>, Option<String>)>,
+    ip: String,
+) -> Result<(i64, Option<Session>)> {
     // Synapse's default display name is the localpart.
     let displayname =
         r.displayname.or_else(|| UserId::parse(&r.user_id).ok().map(|u| u.localpart().to_string()));

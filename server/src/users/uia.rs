@@ -34,6 +34,21 @@ struct Session {
     created: Instant,
     /// The registration token one use of which this session holds (`pending`).
     registration_token: Option<String>,
+    /// What a registration session remembers between its requests.
+    registration: RegistrationState,
+}
+
+/// The parameters of a `/register` UIA session: a later request of the session may omit
+/// them (spec: "the client may omit the other parameters"), and completing the session
+/// again answers with the account it already made instead of `M_USER_IN_USE`.
+#[derive(Clone, Debug, Default)]
+pub struct RegistrationState {
+    /// The request body, less `auth` and `password`, as last given non-empty.
+    pub params: serde_json::Map<String, Value>,
+    /// The argon2 hash of the password given on an earlier request.
+    pub password_hash: Option<String>,
+    /// The account this session created.
+    pub registered_user: Option<String>,
 }
 
 /// What a completed UIA flow leaves to its caller.
@@ -42,6 +57,14 @@ pub struct Completed {
     /// A registration token reserved by the `m.login.registration_token` stage: the caller
     /// must `complete` it once the account exists, or `release` it if registration fails.
     pub registration_token: Option<String>,
+    /// The session's ID.
+    pub session: String,
+}
+
+impl Session {
+    fn is_live(&self) -> bool {
+        self.created.elapsed() < SESSION_LIFETIME
+    }
 }
 
 impl UiaSessions {
@@ -53,7 +76,7 @@ impl UiaSessions {
         if let Ok(mut s) = self.sessions.lock() {
             let now = Instant::now();
             s.retain(|_, v| {
-                let live = now.duration_since(v.created) < SESSION_LIFETIME;
+                let live = v.is_live();
                 if !live && let Some(t) = v.registration_token.take() {
                     expired.push(t);
                 }
@@ -61,7 +84,12 @@ impl UiaSessions {
             });
             s.insert(
                 id.clone(),
-                Session { completed: vec![], created: now, registration_token: None },
+                Session {
+                    completed: vec![],
+                    created: now,
+                    registration_token: None,
+                    registration: RegistrationState::default(),
+                },
             );
         }
         (id, expired)
@@ -123,9 +151,7 @@ impl UiaSessions {
 
     fn completed(&self, session: &str) -> Option<Vec<String>> {
         let s = self.sessions.lock().ok()?;
-        s.get(session)
-            .filter(|v| v.created.elapsed() < SESSION_LIFETIME)
-            .map(|v| v.completed.clone())
+        s.get(session).filter(|v| v.is_live()).map(|v| v.completed.clone())
     }
 
     fn complete(&self, session: &str, stage: &str) -> Vec<String> {
@@ -141,9 +167,16 @@ impl UiaSessions {
         done
     }
 
-    fn finish(&self, session: &str) -> Completed {
-        let removed = self.sessions.lock().ok().and_then(|mut s| s.remove(session));
-        Completed { registration_token: removed.and_then(|v| v.registration_token) }
+    /// The session's outcome; `keep` leaves the session (without its token) in place.
+    fn finish(&self, session: &str, keep: bool) -> Completed {
+        let token = self.sessions.lock().ok().and_then(|mut s| {
+            if keep {
+                s.get_mut(session).and_then(|v| v.registration_token.take())
+            } else {
+                s.remove(session).and_then(|v| v.registration_token)
+            }
+        });
+        Completed { registration_token: token, session: session.to_string() }
     }
 
     fn challenge(app: &App, flows: &[&[&str]], session: &str, completed: &[String]) -> Value {
@@ -176,7 +209,7 @@ impl UiaSessions {
                 "Requested operation has changed during the UI authentication session.".into(),
             ));
         }
-        let done = match self.check_stages(app, auth, flows, who, None).await {
+        let done = match self.check_stages(app, auth, flows, who, None, false).await {
             Ok(d) => d,
             Err(Error::Uia(body)) => {
                 if let Some(id) = body.get("session").and_then(Value::as_str) {
@@ -198,14 +231,65 @@ impl UiaSessions {
 
     /// [`check`](Self::check) for `POST /register`, whose flows may hold the captcha and
     /// registration-token stages; `client_ip` is passed on to the captcha verifier.
+    /// `params` is the request body less `auth` and `password`: empty, the session's
+    /// earlier parameters stand; otherwise they replace them, as in Synapse. Completed
+    /// registration sessions are kept (until they expire) so that a client repeating its
+    /// last request gets the same account.
     pub async fn check_registration(
         &self,
         app: &App,
         auth: Option<&Value>,
         flows: &[&[&str]],
         client_ip: &str,
-    ) -> Result<Completed> {
-        self.check_stages(app, auth, flows, None, Some(client_ip)).await
+        params: serde_json::Map<String, Value>,
+    ) -> Result<(Completed, String, RegistrationState)> {
+        let given = auth.and_then(|a| a.get("session")).and_then(Value::as_str);
+        if let Some(id) = given
+            && self.completed(id).is_some()
+        {
+            self.remember_params(id, params.clone());
+        }
+        match self.check_stages(app, auth, flows, None, Some(client_ip), true).await {
+            Ok(done) => {
+                let id = done.session.clone();
+                if Some(id.as_str()) != given {
+                    self.remember_params(&id, params);
+                }
+                let state = self.registration_state(&id).unwrap_or_default();
+                Ok((done, id, state))
+            }
+            Err(Error::Uia(body)) => {
+                if let Some(id) = body.get("session").and_then(Value::as_str)
+                    && Some(id) != given
+                {
+                    self.remember_params(id, params);
+                }
+                Err(Error::Uia(body))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Keep non-empty `params` as the session's registration parameters.
+    fn remember_params(&self, session: &str, params: serde_json::Map<String, Value>) {
+        if !params.is_empty() {
+            self.update_registration(session, |r| r.params = params);
+        }
+    }
+
+    /// The registration parameters of a live session.
+    pub fn registration_state(&self, session: &str) -> Option<RegistrationState> {
+        let s = self.sessions.lock().ok()?;
+        s.get(session).filter(|v| v.is_live()).map(|v| v.registration.clone())
+    }
+
+    /// Change what a registration session remembers (nothing if it is gone).
+    pub fn update_registration(&self, session: &str, f: impl FnOnce(&mut RegistrationState)) {
+        if let Ok(mut s) = self.sessions.lock()
+            && let Some(v) = s.get_mut(session)
+        {
+            f(&mut v.registration);
+        }
     }
 
     async fn check_stages(
@@ -215,6 +299,7 @@ impl UiaSessions {
         flows: &[&[&str]],
         who: Option<&User>,
         client_ip: Option<&str>,
+        keep: bool,
     ) -> Result<Completed> {
         let Some(auth) = auth.filter(|a| a.is_object()) else {
             let session = self.start_session(app).await?;
@@ -235,7 +320,9 @@ impl UiaSessions {
             let done = self.completed(&session).unwrap_or_default();
             return Err(Error::Uia(Self::challenge(app, flows, &session, &done)));
         };
-        if !flows.iter().any(|f| f.contains(&stage)) {
+        // Like Synapse, a configured captcha can be solved even where no flow asks for it.
+        let captcha_on = stage == RECAPTCHA && app.config.recaptcha_private_key.is_some();
+        if !captcha_on && !flows.iter().any(|f| f.contains(&stage)) {
             let mut body = Self::challenge(
                 app,
                 flows,
@@ -249,6 +336,12 @@ impl UiaSessions {
         let passed: Result<(), (String, &str)> = match stage {
             DUMMY => Ok(()),
             PASSWORD => check_password_stage(app, auth, who).await?.map_err(|m| (m, "M_FORBIDDEN")),
+            // A session that passed this stage (and may have used its token) passes again.
+            REGISTRATION_TOKEN
+                if self.completed(&session).is_some_and(|d| d.iter().any(|c| c == stage)) =>
+            {
+                Ok(())
+            }
             REGISTRATION_TOKEN => self.check_token_stage(app, auth, &session).await?,
             RECAPTCHA => check_captcha_stage(app, auth, client_ip).await,
             _ => Err(("Unsupported authentication type".to_string(), "M_FORBIDDEN")),
@@ -266,7 +359,7 @@ impl UiaSessions {
         }
         let done = self.complete(&session, stage);
         if flows.iter().any(|f| f.iter().all(|s| done.iter().any(|d| d == s))) {
-            Ok(self.finish(&session))
+            Ok(self.finish(&session, keep))
         } else {
             Err(Error::Uia(Self::challenge(app, flows, &session, &done)))
         }
@@ -312,8 +405,17 @@ async fn check_captcha_stage(
         return Err(("Captcha response is required".into(), "M_CAPTCHA_NEEDED"));
     }
     let secret = app.config.recaptcha_private_key.as_deref().unwrap_or("");
-    match super::captcha::verify(&app.config.recaptcha_siteverify_api, secret, response, client_ip)
-        .await
+    let tls =
+        crate::cli::http_client::native_tls_with(&app.config.test_setup.federation_custom_ca_list)
+            .ok();
+    match super::captcha::verify(
+        tls,
+        &app.config.recaptcha_siteverify_api,
+        secret,
+        response,
+        client_ip,
+    )
+    .await
     {
         Ok(true) => Ok(()),
         Ok(false) => Err(("Captcha authentication failed".into(), "M_UNAUTHORIZED")),

@@ -50,6 +50,7 @@ async fn password(app: Arc<App>, req: Req) -> Result<Resp> {
         .write(move |c| {
             users::set_password_hash(c, user.user_nid, Some(&hash))?;
             if logout_devices {
+                // Their pushers go with them (a trigger; as in Synapse).
                 devices::delete_all_except(c, user.user_nid, Some(user.device_nid))?;
             }
             Ok(())

@@ -17,6 +17,7 @@ pub mod membership;
 pub mod presence;
 pub mod profile;
 pub mod push_rules;
+pub mod pushers;
 pub mod receipts;
 pub mod register;
 pub mod room_events;
@@ -44,6 +45,7 @@ pub fn routes(r: &mut Router) {
     account_data::routes(r);
     filter::routes(r);
     push_rules::routes(r);
+    pushers::routes(r);
     sync::routes(r);
     create_room::routes(r);
     membership::routes(r);

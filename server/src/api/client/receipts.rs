@@ -62,6 +62,8 @@ async fn store_receipt(
     }
     crate::appservice::ephemeral::receipt(app, &rid, &user.user_id, kind, event_id, ts, thread)
         .await;
+    // The user's devices show a new badge count.
+    app.pushes.badge(&user.user_id);
     Ok(())
 }
 

@@ -71,17 +71,25 @@ pub fn policy_violation(policy: &PasswordPolicy, password: &str) -> Option<(Stri
         .map(|(_, _, what, code)| (format!("The password must include at least one {what}"), *code))
 }
 
-async fn register(app: Arc<App>, req: Req) -> Result<Resp> {
-    let kind = req.query("kind").unwrap_or("user");
-    let body = req.json_object(true)?;
-    let device_id = opt_string(&body, "device_id")?;
-    let display_name = opt_string(&body, "initial_device_display_name")?;
+/// What a registration's login part asks for: `None` when `inhibit_login`, else the
+/// device ID and the device's display name.
+type Login = Option<(Option<String>, Option<String>)>;
+
+fn login_params(body: &serde_json::Map<String, Value>) -> Result<Login> {
+    let device_id = opt_string(body, "device_id")?;
+    let display_name = opt_string(body, "initial_device_display_name")?;
     let inhibit_login = match body.get("inhibit_login") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(bad_json("'inhibit_login' must be a boolean")),
     };
-    let login = (!inhibit_login).then_some((device_id, display_name));
+    Ok((!inhibit_login).then_some((device_id, display_name)))
+}
+
+async fn register(app: Arc<App>, req: Req) -> Result<Resp> {
+    let kind = req.query("kind").unwrap_or("user");
+    let body = req.json_object(true)?;
+    let login = login_params(&body)?;
     if body.get("type").and_then(Value::as_str) == Some(super::appservice::LOGIN_TYPE) {
         return super::appservice::register(&app, &req, &body, login).await;
     }
@@ -91,18 +99,14 @@ async fn register(app: Arc<App>, req: Req) -> Result<Resp> {
     rl.check(&rl.registration, &ip, rl.config.registration, false)?;
     let resp = match kind {
         "guest" => register_guest(app, req, login).await,
-        "user" => register_user(app, req, body, login).await,
+        "user" => register_user(app, req, body).await,
         other => Err(invalid_param(format!("Invalid kind: {other}"))),
     }?;
     rl.record(&rl.registration, &ip, rl.config.registration);
     Ok(resp)
 }
 
-async fn register_guest(
-    app: Arc<App>,
-    req: Req,
-    login: Option<(Option<String>, Option<String>)>,
-) -> Result<Resp> {
+async fn register_guest(app: Arc<App>, req: Req, login: Login) -> Result<Resp> {
     if !app.config.allow_guest_access {
         // Synapse answers M_FORBIDDEN here; M_GUEST_ACCESS_FORBIDDEN is for guests' requests.
         return Err(Error::Forbidden("Guest access is disabled".into()));
@@ -128,40 +132,92 @@ async fn register_guest(
     Ok(ok(&response(&app, &user_id, session)))
 }
 
+/// `username` as a new user ID, refused when taken by anyone but `assigned` (the account
+/// this UIA session already made).
+async fn check_username(app: &App, username: &str, assigned: Option<&str>) -> Result<String> {
+    let id = accounts::user_id_for_localpart(&username.to_lowercase(), &app.config.server_name)?;
+    app.appservices.check_user_not_exclusive(&id, None)?;
+    let check = id.clone();
+    if assigned != Some(id.as_str()) && app.db.read(move |c| users::exists(c, &check)).await? {
+        return Err(Error::UserInUse("User ID already taken.".into()));
+    }
+    Ok(id)
+}
+
 async fn register_user(
     app: Arc<App>,
     req: Req,
-    body: serde_json::Map<String, Value>,
-    login: Option<(Option<String>, Option<String>)>,
+    mut body: serde_json::Map<String, Value>,
 ) -> Result<Resp> {
     if !app.config.enable_registration {
         return Err(Error::Forbidden("Registration has been disabled".into()));
     }
+    let session = body.get("auth").and_then(|a| a.get("session")).and_then(Value::as_str);
+    let earlier = session.and_then(|s| app.uia.registration_state(s)).unwrap_or_default();
     // Username and password problems are reported before authentication, as Synapse does,
     // so clients learn of a taken name on their first request.
-    let username = opt_string(&body, "username")?.map(|u| u.to_lowercase());
-    let user_id = match &username {
-        Some(u) => {
-            let id = accounts::user_id_for_localpart(u, &app.config.server_name)?;
-            app.appservices.check_user_not_exclusive(&id, None)?;
-            let check = id.clone();
-            if app.db.read(move |c| users::exists(c, &check)).await? {
-                return Err(Error::UserInUse("User ID already taken.".into()));
-            }
-            Some(id)
-        }
-        None => None,
-    };
-    let password = opt_string(&body, "password")?;
-    if let Some(p) = &password {
-        check_password_policy(&app, p)?;
+    if let Some(u) = opt_string(&body, "username")? {
+        check_username(&app, &u, earlier.registered_user.as_deref()).await?;
     }
+    // The password never rests in the session in the clear: only its hash is kept.
+    let password = opt_string(&body, "password")?;
+    body.remove("password");
+    match &password {
+        Some(p) => check_password_policy(&app, p)?,
+        // A display name alone would wipe the session's earlier parameters (Synapse works
+        // around the same client bug).
+        None => _ = body.remove("initial_device_display_name"),
+    }
+    let auth = body.remove("auth");
     let flow = registration_flow(&app);
-    let done = app
-        .uia
-        .check_registration(&app, body.get("auth"), &[&flow], &req.client_ip.to_string())
-        .await?;
-    let result = finish_registration(&app, &req, user_id, password, login).await;
+    let ip = req.client_ip.to_string();
+    let (done, session, state) =
+        match app.uia.check_registration(&app, auth.as_ref(), &[&flow], &ip, body).await {
+            Ok(r) => r,
+            Err(Error::Uia(challenge)) => {
+                if let (Some(id), Some(p)) = (challenge.get("session"), password)
+                    && let Some(id) = id.as_str()
+                    && app.uia.registration_state(id).is_some_and(|r| r.password_hash.is_none())
+                {
+                    let hash = accounts::hash_password(p).await?;
+                    app.uia.update_registration(id, |r| r.password_hash = Some(hash));
+                }
+                return Err(Error::Uia(challenge));
+            }
+            Err(e) => return Err(e),
+        };
+    let login = login_params(&state.params)?;
+    let result = match state.registered_user {
+        Some(user_id) => login_again(&app, &user_id, login, ip).await,
+        None => {
+            let hash = match password {
+                Some(p) => accounts::hash_password(p).await?,
+                None => state
+                    .password_hash
+                    .ok_or_else(|| Error::MissingParam("Missing params: password".into()))?,
+            };
+            let user_id = match opt_string(&state.params, "username")? {
+                Some(u) => check_username(&app, &u, None).await?,
+                None => accounts::user_id_for_localpart(
+                    &accounts::random_string(12).to_lowercase(),
+                    &app.config.server_name,
+                )?,
+            };
+            let r = Registration {
+                user_id: user_id.clone(),
+                password: None,
+                is_admin: false,
+                is_guest: false,
+                displayname: None,
+            };
+            let created = accounts::register_hashed(&app, r, Some(hash), login, ip).await;
+            created.map(|(_, s)| {
+                app.uia
+                    .update_registration(&session, |r| r.registered_user = Some(user_id.clone()));
+                ok(&response(&app, &user_id, s))
+            })
+        }
+    };
     // The reserved use of the token counts once the account exists; otherwise it is freed.
     if let Some(token) = done.registration_token {
         let created = result.is_ok();
@@ -178,6 +234,21 @@ async fn register_user(
     result
 }
 
+/// A UIA session completed again after it made its account: the same account, logged in
+/// anew unless `inhibit_login`.
+async fn login_again(app: &App, user_id: &str, login: Login, ip: String) -> Result<Resp> {
+    let session = match login {
+        Some((device_id, display_name)) => {
+            let uid = user_id.to_string();
+            let row = app.db.read(move |c| users::get(c, &uid)).await?;
+            let nid = row.ok_or_else(|| Error::Forbidden("The account is gone".into()))?.nid;
+            Some(accounts::new_session(app, nid, device_id, display_name, ip).await?)
+        }
+        None => None,
+    };
+    Ok(ok(&response(app, user_id, session)))
+}
+
 /// The one registration flow, as Synapse builds it: `m.login.dummy`, preceded by
 /// `m.login.recaptcha` when `enable_registration_captcha` is on, preceded by
 /// `m.login.registration_token` when `registration_requires_token` is on.
@@ -191,32 +262,6 @@ pub fn registration_flow(app: &App) -> Vec<&'static str> {
     }
     flow.push(uia::DUMMY);
     flow
-}
-
-async fn finish_registration(
-    app: &App,
-    req: &Req,
-    user_id: Option<String>,
-    password: Option<String>,
-    login: Option<(Option<String>, Option<String>)>,
-) -> Result<Resp> {
-    let password = password.ok_or_else(|| Error::MissingParam("Missing password.".into()))?;
-    let user_id = match user_id {
-        Some(id) => id,
-        None => accounts::user_id_for_localpart(
-            &accounts::random_string(12).to_lowercase(),
-            &app.config.server_name,
-        )?,
-    };
-    let r = Registration {
-        user_id: user_id.clone(),
-        password: Some(password),
-        is_admin: false,
-        is_guest: false,
-        displayname: None,
-    };
-    let (_, session) = accounts::register(app, r, login, req.client_ip.to_string()).await?;
-    Ok(ok(&response(app, &user_id, session)))
 }
 
 /// `GET /_matrix/client/v1/register/m.login.registration_token/validity?token=`: whether

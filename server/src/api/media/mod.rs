@@ -285,6 +285,7 @@ async fn local_media(app: &Arc<App>, media_id: &str, timeout_ms: Option<&str>) -
         if Instant::now() >= deadline {
             return Err(Error::NotYetUploaded("Media has not been uploaded yet".into()));
         }
+        let _parked = app.media.waiting.guard();
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep_until(deadline.into()) => {}

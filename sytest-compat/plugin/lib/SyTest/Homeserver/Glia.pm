@@ -112,11 +112,21 @@ sub _glia_config
       allow_guest_access                       => JSON::true,
       registration_shared_secret               => "reg_secret",
 
+      # As SyTest configures Synapse: the room directory is readable without a token.
+      allow_public_rooms_without_auth => JSON::true,
+
       # Test-setup keys, never for production; Glia logs a warning for each at start-up.
       federation_custom_ca_list      => [ "$cwd/keys/ca.crt" ],
       federation_verify_certificates => JSON::true,
       ip_range_whitelist             => [ "127.0.0.0/8", "::1/128" ],
       rc_disabled                    => JSON::true,
+
+      # SyTest's own captcha verifier (Synapse gets the same keys from SyTest).
+      $self->{recaptcha_config} ? (
+         recaptcha_siteverify_api => $self->{recaptcha_config}{siteverify_api},
+         recaptcha_public_key     => $self->{recaptcha_config}{public_key},
+         recaptcha_private_key    => $self->{recaptcha_config}{private_key},
+      ) : (),
 
       # SyTest writes appservice registrations for server-0 only.
       $self->{app_service_config_files}
