@@ -253,3 +253,47 @@ async fn test_redaction_over_federation() {
     assert_eq!(seen["content"], json!({}), "not redacted on hs2: {seen}");
     dep.destroy().await;
 }
+
+#[tokio::test]
+async fn test_knocking_over_federation() {
+    let Some(dep) = Deployment::federated(2).await else { return };
+    let alice = dep.register_user(0, "alice").await;
+    let bob = dep.register_user(1, "bob").await;
+    let room = create_room(&alice, json!({"preset": "private_chat", "name": "Knock here"})).await;
+    alice
+        .request(
+            "PUT",
+            &cs(&["rooms", &room, "state", "m.room.join_rules", ""]),
+            json!({"join_rule": "knock"}),
+        )
+        .await
+        .must_status(200);
+    let q = format!(
+        "?server_name={}",
+        glia_harness::client::encode_segment(&server_of(&alice.user_id))
+    );
+    let r = bob.request("POST", &cs(&["knock", &room, &q]), json!({"reason": "let me in"})).await;
+    assert_eq!(r.status, 200, "knock failed: {}", r.text());
+    // Bob sees the room among his knocks, with its name; Alice sees the knock.
+    let room2 = room.clone();
+    bob.sync_until(None, "the knock on hs2", WAIT, move |r| {
+        r["rooms"]["knock"][&room2]["knock_state"]["events"].as_array().is_some_and(|evs| {
+            evs.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Knock here")
+        })
+    })
+    .await;
+    wait_membership(&alice, &room, &bob.user_id, "knock").await;
+    // Alice lets him in; he joins.
+    alice
+        .request("POST", &cs(&["rooms", &room, "invite"]), json!({"user_id": bob.user_id}))
+        .await
+        .must_status(200);
+    let room2 = room.clone();
+    bob.sync_until(None, "the invite on hs2", WAIT, move |r| {
+        r["rooms"]["invite"].get(&room2).is_some()
+    })
+    .await;
+    bob.request("POST", &cs(&["rooms", &room, "join"]), json!({})).await.must_status(200);
+    wait_membership(&alice, &room, &bob.user_id, "join").await;
+    dep.destroy().await;
+}

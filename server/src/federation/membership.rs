@@ -170,7 +170,7 @@ async fn make_and_send(
     user_id: &str,
     content: Value,
 ) -> Result<(String, RoomVersionRules, PduRef, Value)> {
-    let ver = if kind == "join" { format!("?{}", versions_query()) } else { String::new() };
+    let ver = if kind == "leave" { String::new() } else { format!("?{}", versions_query()) };
     let path =
         format!("/_matrix/federation/v1/make_{kind}/{}/{}{ver}", encode(room_id), encode(user_id));
     let (status, body) = app.fed_request(server, Method::GET, &path, None).await?;
@@ -181,8 +181,10 @@ async fn make_and_send(
     let (_, rules) = crate::rooms::rules_for(&version)
         .map_err(|_| Error::IncompatibleRoomVersion(format!("room version {version}")))?;
     let pdu = sign_template(app, &rules, &body["event"], content)?;
+    // send_knock has only a v1 (which answers like the v2 of the others).
+    let api = if kind == "knock" { "v1" } else { "v2" };
     let path = format!(
-        "/_matrix/federation/v2/send_{kind}/{}/{}",
+        "/_matrix/federation/{api}/send_{kind}/{}/{}",
         encode(room_id),
         encode(pdu.event_id.as_str())
     );
@@ -382,4 +384,36 @@ async fn leave_via(
             .await?;
     store_outside_dag(app, room_id, &version, &rules, pdu.json.clone()).await?;
     Ok(pdu.event_id.clone())
+}
+
+/// Knock on a room this server is not in, through the candidate servers. The knock and
+/// the room's stripped state are kept for /sync's `knock` section.
+pub async fn knock_remote(
+    app: &App,
+    user_id: &str,
+    room_id: &str,
+    servers: &[String],
+    content: Value,
+) -> Result<ruma::OwnedEventId> {
+    let mut last = Error::NotFound("No known servers to knock through".into());
+    for server in servers {
+        match make_and_send(app, server, "knock", room_id, user_id, content.clone()).await {
+            Ok((version, rules, pdu, resp)) => {
+                let mut obj = pdu.json.clone();
+                // Stored where /sync looks for a remote room's stripped state.
+                if let Ok(v) = CanonicalJsonValue::try_from(
+                    json!({"invite_room_state": resp["knock_room_state"]}),
+                ) {
+                    obj.insert("unsigned".into(), v);
+                }
+                store_outside_dag(app, room_id, &version, &rules, obj).await?;
+                return Ok(pdu.event_id.clone());
+            }
+            Err(e) => {
+                tracing::info!(%server, %room_id, "remote knock failed: {e}");
+                last = e;
+            }
+        }
+    }
+    Err(last)
 }

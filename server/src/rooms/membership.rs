@@ -82,6 +82,19 @@ pub async fn join_remote(
     crate::federation::membership::join_remote(app, user_id, room_id, servers, content).await
 }
 
+/// Knock on a room this server is not in, through other servers.
+pub async fn knock_remote(
+    app: &App,
+    user_id: &str,
+    room_id: &str,
+    servers: &[String],
+    reason: Option<&str>,
+) -> Result<OwnedEventId> {
+    super::shutdown::check_not_blocked(app, room_id).await?;
+    let content = with_reason(profile_content(app, user_id, "knock").await?, reason);
+    crate::federation::membership::knock_remote(app, user_id, room_id, servers, content).await
+}
+
 fn with_reason(mut content: Value, reason: Option<&str>) -> Value {
     if let Some(r) = reason {
         content["reason"] = json!(r);

@@ -225,8 +225,26 @@ async fn forget(app: Arc<App>, req: Req) -> Result<Resp> {
 async fn knock(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth_member(&req).await?;
     let body = req.json_object(true)?;
-    let room_id = membership::resolve_room(&app, req.param(0)).await?;
+    let (room_id, mut servers) = membership::resolve_room_anywhere(&app, req.param(0)).await?;
     let r = reason(&body)?;
+    if !crate::federation::membership::is_resident(&app, &room_id).await? {
+        for (k, v) in &req.query {
+            if k == "server_name" || k == "via" {
+                servers.push(v.clone());
+            }
+        }
+        let servers = crate::federation::membership::candidate_servers(
+            &app,
+            &user.user_id,
+            &room_id,
+            &servers,
+        )
+        .await?;
+        if !servers.is_empty() {
+            membership::knock_remote(&app, &user.user_id, &room_id, &servers, r.as_deref()).await?;
+            return Ok(ok(&json!({"room_id": room_id})));
+        }
+    }
     membership::set_membership(
         &app,
         &user.user_id,

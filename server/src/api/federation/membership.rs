@@ -24,6 +24,8 @@ pub fn routes(r: &mut Router) {
     r.put("/_matrix/federation/v2/send_leave/{}/{}", send_leave_v2);
     r.put("/_matrix/federation/v1/invite/{}/{}", invite_v1);
     r.put("/_matrix/federation/v2/invite/{}/{}", invite_v2);
+    r.get("/_matrix/federation/v1/make_knock/{}/{}", make_knock);
+    r.put("/_matrix/federation/v1/send_knock/{}/{}", send_knock);
 }
 
 fn server_of(user_id: &str) -> &str {
@@ -55,7 +57,8 @@ async fn make_membership(app: &App, req: &Req, membership: &str) -> Result<Resp>
     if !resident {
         return Err(Error::NotFound("This server is not in the room".into()));
     }
-    if membership == "join" {
+    // A joining or knocking server must speak the room's version.
+    if membership == "join" || membership == "knock" {
         let supported: Vec<&str> =
             req.query.iter().filter(|(k, _)| k == "ver").map(|(_, v)| v.as_str()).collect();
         let version = room.version.as_str();
@@ -89,6 +92,27 @@ fn check_acl(room: &crate::rooms::RoomHandle, origin: &str) -> Result<()> {
 fn probe(room: &crate::rooms::RoomHandle, template: &CanonicalJsonObject) -> Result<Arc<Pdu>> {
     let id = ruma::OwnedEventId::try_from("$probe:glia.invalid").map_err(Error::internal)?;
     Ok(Arc::new(Pdu::from_object(id, template.clone(), &room.rules)?))
+}
+
+async fn make_knock(app: Arc<App>, req: Req) -> Result<Resp> {
+    make_membership(&app, &req, "knock").await
+}
+
+/// A knock from another server's user: accepted into the room and relayed, answered with
+/// the stripped state the knocker sees (`knock_room_state`).
+async fn send_knock(app: Arc<App>, req: Req) -> Result<Resp> {
+    send_membership(&app, &req, "knock").await?;
+    let room = app.rooms.lock(&app, req.param(0)).await?;
+    let mut stripped = vec![];
+    for t in crate::sync::rooms::INVITE_STATE {
+        if let Some(e) = room.get(t, "") {
+            stripped.push(json!({
+                "type": e.type_str(), "state_key": e.state_key, "content": e.content_value(),
+                "sender": e.sender,
+            }));
+        }
+    }
+    Ok(ok(&json!({"knock_room_state": stripped})))
 }
 
 async fn send_join_v1(app: Arc<App>, req: Req) -> Result<Resp> {
