@@ -93,30 +93,59 @@ fn sign_template(
     builder::finish(app, rules, obj)
 }
 
-/// Join a room on other servers, trying each candidate in turn.
-pub async fn join_remote(
-    app: &App,
-    user_id: &str,
-    room_id: &str,
-    servers: &[String],
-    content: Value,
-) -> Result<ruma::OwnedEventId> {
-    let mut last = Error::NotFound("No known servers to join the room through".into());
-    for server in servers {
-        match join_via(app, server, user_id, room_id, content.clone()).await {
-            Ok(id) => return Ok(id),
-            Err(e) => {
-                tracing::info!(%server, %room_id, "remote join failed: {e}");
-                last = e;
+/// A join or knock of a local user on a room this server is not in.
+pub struct Remote<'a> {
+    pub app: &'a App,
+    pub user_id: &'a str,
+    pub room_id: &'a str,
+    /// The member event's content (membership, profile, reason).
+    pub content: Value,
+}
+
+impl Remote<'_> {
+    /// Join through each candidate server in turn.
+    pub async fn join(&self, servers: &[String]) -> Result<ruma::OwnedEventId> {
+        let mut last = Error::NotFound("No known servers to join the room through".into());
+        for server in servers {
+            let (app, user, room, content) =
+                (self.app, self.user_id, self.room_id, self.content.clone());
+            match join_via(app, server, user, room, content).await {
+                Ok(id) => return Ok(id),
+                Err(e) => last = self.failed(server, "join", e),
             }
         }
+        Err(last)
     }
-    // A peer that could not be reached or answered nonsense is a gateway failure (502,
-    // as in Synapse), not a bad request of the client's; refusals pass through.
-    Err(match last {
-        Error::Unknown(m) => Error::BadGateway(format!("Failed to join the room: {m}")),
-        e => e,
-    })
+
+    /// Knock through each candidate server in turn. The knock and the room's stripped
+    /// state are kept for /sync's `knock` section.
+    pub async fn knock(&self, servers: &[String]) -> Result<ruma::OwnedEventId> {
+        let mut last = Error::NotFound("No known servers to knock through".into());
+        for server in servers {
+            let (app, user, room, content) =
+                (self.app, self.user_id, self.room_id, self.content.clone());
+            match make_and_send(app, server, "knock", room, user, content).await {
+                Ok((version, rules, pdu, resp)) => {
+                    let mut obj = pdu.json.clone();
+                    // Stored where /sync looks for a remote room's stripped state.
+                    if let Ok(v) = CanonicalJsonValue::try_from(
+                        json!({"invite_room_state": resp["knock_room_state"]}),
+                    ) {
+                        obj.insert("unsigned".into(), v);
+                    }
+                    store_outside_dag(app, room, &version, &rules, obj).await?;
+                    return Ok(pdu.event_id.clone());
+                }
+                Err(e) => last = self.failed(server, "knock", e),
+            }
+        }
+        Err(last)
+    }
+
+    fn failed(&self, server: &str, what: &str, e: Error) -> Error {
+        tracing::info!(%server, room_id = %self.room_id, "remote {what} failed: {e}");
+        e
+    }
 }
 
 async fn join_via(
@@ -384,36 +413,4 @@ async fn leave_via(
             .await?;
     store_outside_dag(app, room_id, &version, &rules, pdu.json.clone()).await?;
     Ok(pdu.event_id.clone())
-}
-
-/// Knock on a room this server is not in, through the candidate servers. The knock and
-/// the room's stripped state are kept for /sync's `knock` section.
-pub async fn knock_remote(
-    app: &App,
-    user_id: &str,
-    room_id: &str,
-    servers: &[String],
-    content: Value,
-) -> Result<ruma::OwnedEventId> {
-    let mut last = Error::NotFound("No known servers to knock through".into());
-    for server in servers {
-        match make_and_send(app, server, "knock", room_id, user_id, content.clone()).await {
-            Ok((version, rules, pdu, resp)) => {
-                let mut obj = pdu.json.clone();
-                // Stored where /sync looks for a remote room's stripped state.
-                if let Ok(v) = CanonicalJsonValue::try_from(
-                    json!({"invite_room_state": resp["knock_room_state"]}),
-                ) {
-                    obj.insert("unsigned".into(), v);
-                }
-                store_outside_dag(app, room_id, &version, &rules, obj).await?;
-                return Ok(pdu.event_id.clone());
-            }
-            Err(e) => {
-                tracing::info!(%server, %room_id, "remote knock failed: {e}");
-                last = e;
-            }
-        }
-    }
-    Err(last)
 }

@@ -69,30 +69,20 @@ pub async fn resolve_room_anywhere(app: &App, id_or_alias: &str) -> Result<(Stri
     Ok((room_id, servers))
 }
 
-/// Join a room this server is not in, through other servers.
-pub async fn join_remote(
+/// Join (`membership` "join") or knock on ("knock") a room this server is not in,
+/// through other servers.
+pub async fn remote_membership(
     app: &App,
     user_id: &str,
     room_id: &str,
     servers: &[String],
     reason: Option<&str>,
+    membership: &str,
 ) -> Result<OwnedEventId> {
     super::shutdown::check_not_blocked(app, room_id).await?;
-    let content = with_reason(profile_content(app, user_id, "join").await?, reason);
-    crate::federation::membership::join_remote(app, user_id, room_id, servers, content).await
-}
-
-/// Knock on a room this server is not in, through other servers.
-pub async fn knock_remote(
-    app: &App,
-    user_id: &str,
-    room_id: &str,
-    servers: &[String],
-    reason: Option<&str>,
-) -> Result<OwnedEventId> {
-    super::shutdown::check_not_blocked(app, room_id).await?;
-    let content = with_reason(profile_content(app, user_id, "knock").await?, reason);
-    crate::federation::membership::knock_remote(app, user_id, room_id, servers, content).await
+    let content = with_reason(profile_content(app, user_id, membership).await?, reason);
+    let fed = crate::federation::membership::Remote { app, user_id, room_id, content };
+    if membership == "knock" { fed.knock(servers).await } else { fed.join(servers).await }
 }
 
 fn with_reason(mut content: Value, reason: Option<&str>) -> Value {

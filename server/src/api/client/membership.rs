@@ -69,14 +69,9 @@ async fn do_join(app: &App, req: &Req, id_or_alias: &str) -> Result<Resp> {
                 false,
             )
             .await?;
-            membership::join_remote(
-                app,
-                &user.user_id,
-                &room_id,
-                &servers,
-                reason(&body)?.as_deref(),
-            )
-            .await?;
+            let r = reason(&body)?;
+            let (uid, rid) = (&user.user_id, &room_id);
+            membership::remote_membership(app, uid, rid, &servers, r.as_deref(), "join").await?;
             return Ok(ok(&json!({"room_id": room_id})));
         }
     }
@@ -241,7 +236,8 @@ async fn knock(app: Arc<App>, req: Req) -> Result<Resp> {
         )
         .await?;
         if !servers.is_empty() {
-            membership::knock_remote(&app, &user.user_id, &room_id, &servers, r.as_deref()).await?;
+            let (uid, rid) = (&user.user_id, &room_id);
+            membership::remote_membership(&app, uid, rid, &servers, r.as_deref(), "knock").await?;
             return Ok(ok(&json!({"room_id": room_id})));
         }
     }
