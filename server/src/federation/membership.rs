@@ -142,9 +142,15 @@ impl Remote<'_> {
         Err(last)
     }
 
+    /// Log a failed candidate. A peer that could not be reached or answered nonsense is
+    /// a gateway failure (502, as in Synapse), not a bad request of the client's;
+    /// refusals pass through.
     fn failed(&self, server: &str, what: &str, e: Error) -> Error {
         tracing::info!(%server, room_id = %self.room_id, "remote {what} failed: {e}");
-        e
+        match e {
+            Error::Unknown(m) => Error::BadGateway(format!("Failed to {what} the room: {m}")),
+            e => e,
+        }
     }
 }
 
