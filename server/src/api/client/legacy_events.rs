@@ -31,7 +31,8 @@ async fn stream(app: Arc<App>, req: Req) -> Result<Resp> {
     let only_room = match req.query("room_id") {
         Some(r) => Some(super::room_state::joined_room(&app, &user, r).await?.nid),
         None if user.is_guest => {
-            return Err(Error::GuestAccessForbidden("Guest access not allowed".into()));
+            // As Synapse answers: 400 M_UNKNOWN.
+            return Err(Error::Unknown("Guest users must specify room_id param".into()));
         }
         None => None,
     };
