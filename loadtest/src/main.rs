@@ -1,0 +1,141 @@
+//! `glia-loadtest send|ratelimit|sync-fanout|compare`: see the README's "Performance"
+//! section.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use glia_loadtest::client::Hs;
+use glia_loadtest::compare::{self, Workload};
+use glia_loadtest::scenarios::{self, Rate, RunOpts};
+use glia_loadtest::server::{GliaServer, glia_binary};
+
+#[derive(Parser)]
+#[command(about = "Load runs against Glia (started here) or any homeserver (--target)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// An already running homeserver with open registration; else a Glia is started on
+    /// loopback with a temporary data directory.
+    #[arg(long)]
+    target: Option<String>,
+    /// The glia binary to start (default: `glia` beside this executable).
+    #[arg(long)]
+    glia: Option<PathBuf>,
+    /// How long goose drives the load, in seconds.
+    #[arg(long, short = 't', default_value_t = 20)]
+    run_time: u64,
+    /// Where goose writes its HTML report.
+    #[arg(long, default_value = "target/loadtest")]
+    report_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// N users in one room sending as fast as they can.
+    Send {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, short = 'u', default_value_t = 16)]
+        users: usize,
+    },
+    /// Many users sending against rc_message; accepted/refused against the expected counts.
+    Ratelimit {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, short = 'u', default_value_t = 50)]
+        users: usize,
+        /// rc_message per_second (written into the config of the Glia started here; with
+        /// --target, the value the server is configured with).
+        #[arg(long, default_value_t = 0.2)]
+        per_second: f64,
+        #[arg(long, default_value_t = 10.0)]
+        burst: f64,
+    },
+    /// M long-polling users, one sender.
+    SyncFanout {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, short = 'u', default_value_t = 100)]
+        users: usize,
+        /// Milliseconds between the sender's messages.
+        #[arg(long, default_value_t = 200)]
+        interval_ms: u64,
+    },
+    /// The side-by-side workload: Glia (started here) and the Synapse at --synapse.
+    Compare {
+        #[arg(long)]
+        synapse: String,
+        /// Synapse's process, for its RSS.
+        #[arg(long)]
+        synapse_pid: u32,
+        #[arg(long)]
+        glia: Option<PathBuf>,
+    },
+}
+
+fn opts(c: &Common, users: usize) -> RunOpts {
+    RunOpts {
+        target: c.target.clone(),
+        glia: c.glia.clone(),
+        users,
+        run_time: Duration::from_secs(c.run_time),
+        report_dir: c.report_dir.clone(),
+    }
+}
+
+fn report_note(c: &Common, name: &str) {
+    println!("goose report: {}", c.report_dir.join(format!("{name}.html")).display());
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.cmd {
+        Cmd::Send { common, users } => {
+            let r = scenarios::send(&opts(&common, users)).await?;
+            println!("{r}");
+            report_note(&common, "send");
+        }
+        Cmd::Ratelimit { common, users, per_second, burst } => {
+            let r = scenarios::ratelimit(&opts(&common, users), Rate { per_second, burst }).await?;
+            println!("{r}");
+            report_note(&common, "ratelimit");
+        }
+        Cmd::SyncFanout { common, users, interval_ms } => {
+            let o = opts(&common, users);
+            let r = scenarios::sync_fanout(&o, Duration::from_millis(interval_ms)).await?;
+            println!("{r}");
+            report_note(&common, "sync_fanout");
+        }
+        Cmd::Compare { synapse, synapse_pid, glia } => {
+            let bin = glia_binary(glia.as_deref())?;
+            let server = GliaServer::start(&bin, "").await?;
+            // Idle: started and answering, nothing else asked of it yet.
+            let w = Workload::default();
+            println!("Glia ({}) at {}", bin.display(), server.base_url);
+            let g = compare::workload(&Hs::new(&server.base_url), server.pid(), w, &|l| {
+                println!("  glia: {l}")
+            })
+            .await?;
+            println!("Synapse at {synapse}");
+            let s = compare::workload(&Hs::new(&synapse), synapse_pid, w, &|l| {
+                println!("  synapse: {l}")
+            })
+            .await?;
+            println!("\n{}", compare::table(&g, &s));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    glia_loadtest::install_crypto_provider();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("glia-loadtest: {e}");
+        std::process::exit(1);
+    }
+}
