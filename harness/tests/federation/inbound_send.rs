@@ -713,3 +713,22 @@ async fn test_event_size_get_missing_events() {
     assert!(ids.contains(&id), "the message is missing: {ids:?}");
     s.d.destroy().await;
 }
+
+/// An event that redacts itself (possible in room versions 1 and 2, whose event IDs are
+/// chosen by the sender) is accepted but changes nothing; Glia keeps serving the room
+/// and its syncs (SyTest: "An event which redacts itself should be ignored").
+#[tokio::test]
+async fn test_inbound_federation_ignores_self_redaction() {
+    let Some(s) = joined_room(Some("1")).await else { return };
+    let id = format!("$selfredact:{}", s.fake.server_name);
+    let mut ev = Ev::new("m.room.redaction", &s.charlie, json!({}));
+    ev.extra.insert("event_id".into(), json!(id));
+    ev.extra.insert("redacts".into(), json!(id));
+    let (rid, pdu) = s.fake.send_in(&s.room, ev);
+    assert_eq!(rid, id, "the fake server kept the chosen event ID");
+    s.fake.send_transaction(&s.peer, &[pdu], &[]).await.must_status(200);
+    let got = get_event(&s.alice, &s.room, &id).await.must_status(200);
+    assert!(got["unsigned"].get("redacted_because").is_none(), "redacted itself: {got}");
+    s.alice.sync(None, 0, None).await;
+    s.d.destroy().await;
+}

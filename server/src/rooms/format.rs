@@ -58,9 +58,12 @@ fn client_event_cached(
         unsigned.insert("prev_sender".into(), json!(p.sender));
         unsigned.insert("replaces_state".into(), json!(p.event_id));
     }
+    // One level only: a redaction that is itself redacted (or redacts itself) must not
+    // nest its own `redacted_because` without end.
     if let Some(by) = &row.redacted_by
-        && let Some(r) = events::by_id(conn, by)?
+        && let Some(mut r) = events::by_id(conn, by)?
     {
+        r.redacted_by = None;
         unsigned.insert("redacted_because".into(), client_event(conn, &r, None)?);
     }
     if let Some(v) = viewer {
