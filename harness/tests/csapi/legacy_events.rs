@@ -97,3 +97,17 @@ async fn post_send_without_transaction_id() {
     assert_ne!(a["event_id"], b["event_id"], "two POSTs are two events");
     d.destroy().await;
 }
+
+/// A `limit` or `timeout` that is not a non-negative number is a 400, as from Synapse.
+#[tokio::test]
+async fn event_stream_refuses_bad_limit_and_timeout() {
+    let d = Deployment::new(1).await;
+    let alice = d.register_user(0, "badparams").await;
+    for q in ["?limit=hello&timeout=0", "?limit=-2&timeout=0", "?timeout=hello"] {
+        let r = alice.get(&events_path(q)).await;
+        assert_eq!(r.status, 400, "{q}: {}", r.text());
+    }
+    let ok = alice.get(&events_path("?limit=1&timeout=0")).await.must_status(200);
+    assert!(ok["chunk"].is_array(), "{ok}");
+    d.destroy().await;
+}

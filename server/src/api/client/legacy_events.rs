@@ -40,6 +40,13 @@ async fn stream(app: Arc<App>, req: Req) -> Result<Resp> {
         None => 0,
         Some(t) => t.parse::<u64>().map_err(|_| invalid_param("timeout must be milliseconds"))?,
     };
+    let limit = match req.query("limit") {
+        None => LIMIT,
+        Some(l) => l
+            .parse::<u64>()
+            .map_err(|_| invalid_param("limit must be a non-negative number"))?
+            .min(LIMIT as u64) as _,
+    };
     let from = match req.query("from") {
         Some(t) => t
             .strip_prefix('e')
@@ -55,7 +62,7 @@ async fn stream(app: Arc<App>, req: Req) -> Result<Resp> {
         let chunk = app
             .db
             .read(move |c| {
-                let rows = events::stream_for_user(c, &uid, only_room, from, LIMIT)?;
+                let rows = events::stream_for_user(c, &uid, only_room, from, limit)?;
                 let end = rows.iter().filter_map(|r| r.stream_pos).max().unwrap_or(from);
                 Ok((format::client_events(c, &rows, None)?, end))
             })
