@@ -21,8 +21,7 @@ pub fn server_of(user_id: &str) -> String {
 }
 
 pub async fn create_room(c: &Client, body: Value) -> String {
-    let r = c.request("POST", &cs(&["createRoom"]), body).await.must_status(200);
-    r["room_id"].as_str().expect("room_id").to_string()
+    c.must_create_room(body).await
 }
 
 pub async fn send_text(c: &Client, room_id: &str, text: &str) -> String {

@@ -99,16 +99,7 @@ async fn test_rc_message_burst_retry_admin_and_override() {
     let alice = d.register_user(0, "alice").await;
     let bob = d.register_user(0, "bob").await;
     let admin = admin(&d).await;
-    let room = alice
-        .must_do(
-            "POST",
-            &["_matrix", "client", "v3", "createRoom"],
-            json!({"preset": "public_chat"}),
-        )
-        .await["room_id"]
-        .as_str()
-        .expect("room_id")
-        .to_string();
+    let room = alice.must_create_room(json!({"preset": "public_chat"})).await;
     for c in [&bob, &admin] {
         c.must_do("POST", &["_matrix", "client", "v3", "join", &room], json!({})).await;
     }

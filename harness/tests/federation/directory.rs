@@ -16,16 +16,7 @@ async fn test_remote_alias_requests_understand_unicode() {
     let Some(d) = Deployment::federated(2).await else { return };
     let alice = d.register_user(0, "alice").await;
     let bob = d.register_user(1, "bob").await;
-    let room = alice
-        .must_do(
-            "POST",
-            &["_matrix", "client", "v3", "createRoom"],
-            json!({"preset": "public_chat"}),
-        )
-        .await["room_id"]
-        .as_str()
-        .expect("room_id")
-        .to_string();
+    let room = alice.must_create_room(json!({"preset": "public_chat"})).await;
     let hs1 = server_of(&alice.user_id);
     let alias = format!("#unicode\u{2318}{}:{hs1}", glia_harness::client::unique_localpart("a"));
     let path = ["_matrix", "client", "v3", "directory", "room", alias.as_str()];

@@ -1,24 +1,12 @@
 //! What the scenarios against a fake federation server share: a federating Glia with
 //! Alice's public room that the fake server's Charlie joined, and client-side checks.
 
-use std::time::Duration;
-
 use glia_harness::federation::FakeServer;
 use glia_harness::federation::actions::Peer;
 use glia_harness::{Client, Deployment, HsConfig};
 use serde_json::{Value, json};
 
-pub const WAIT: Duration = Duration::from_secs(30);
-
-pub fn cs<'a>(rest: &[&'a str]) -> Vec<&'a str> {
-    let mut p = vec!["_matrix", "client", "v3"];
-    p.extend_from_slice(rest);
-    p
-}
-
-pub fn server_of(user_id: &str) -> String {
-    user_id.split_once(':').map(|(_, s)| s.to_string()).expect("user ID has a server")
-}
+pub use glia_harness::rooms::{WAIT, cs, send_text, server_of};
 
 pub struct Setup {
     pub d: Deployment,
@@ -64,8 +52,7 @@ pub async fn joined_room_with(version: Option<&str>, extra_yaml: String) -> Opti
 
 /// `POST /join/{room}?server_name={server}`.
 pub async fn join_via(c: &Client, room: &str, server: &str) -> glia_harness::Response {
-    let q = format!("?server_name={}", glia_harness::client::encode_segment(server));
-    c.request("POST", &cs(&["join", room, &q]), json!({})).await
+    glia_harness::rooms::join_through(c, room, &[server]).await
 }
 
 /// What `c` gets for `GET /rooms/{room}/event/{id}`.
@@ -84,18 +71,6 @@ pub async fn timeline_ids(c: &Client, room: &str) -> Vec<String> {
         .collect();
     ids.reverse();
     ids
-}
-
-pub async fn send_text(c: &Client, room: &str, text: &str) -> String {
-    let txn = format!("t{}", rand::random::<u32>());
-    let r = c
-        .must_do(
-            "PUT",
-            &cs(&["rooms", room, "send", "m.room.message", &txn]),
-            json!({"msgtype": "m.text", "body": text}),
-        )
-        .await;
-    r["event_id"].as_str().expect("event_id").to_string()
 }
 
 /// `user`'s membership in the room's current state, as `c` reads it.

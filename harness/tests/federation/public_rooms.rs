@@ -12,15 +12,7 @@ fn has_room(body: &Value, room: &str) -> bool {
 }
 
 async fn public_room(c: &glia_harness::Client, name: &str) -> String {
-    c.must_do(
-        "POST",
-        &["_matrix", "client", "v3", "createRoom"],
-        json!({"preset": "public_chat", "visibility": "public", "name": name}),
-    )
-    .await["room_id"]
-        .as_str()
-        .expect("room_id")
-        .to_string()
+    c.must_create_room(json!({"preset": "public_chat", "visibility": "public", "name": name})).await
 }
 
 const OPEN: &str = "allow_public_rooms_over_federation: true\n";

@@ -3,9 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 /// The server name in a user ID, alias or mxc authority (`@a:localhost:1234`).
-pub fn server_of(id: &str) -> String {
-    id.split_once(':').map(|(_, s)| s.to_string()).expect("server name")
-}
+pub use glia_harness::rooms::server_of;
 
 /// A server name nothing listens on (connections are refused).
 pub fn unreachable_server() -> String {
