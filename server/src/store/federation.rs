@@ -64,12 +64,6 @@ pub fn pending_destinations(conn: &Connection) -> Result<Vec<String>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn queued_count(conn: &Connection, destination: &str) -> Result<i64> {
-    Ok(conn
-        .prepare_cached("SELECT COUNT(*) FROM federation_outbox WHERE destination = ?1")?
-        .query_row([destination], |r| r.get(0))?)
-}
-
 pub fn inbound_txn(conn: &Connection, origin: &str, txn_id: &str) -> Result<Option<String>> {
     Ok(conn
         .prepare_cached(
