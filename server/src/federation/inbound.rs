@@ -212,36 +212,43 @@ async fn process_inner(
     // The state before the event, from its prev_events' states.
     let rules = room.rules.clone();
     let prevs: Vec<String> = pdu.prev_events.iter().map(|e| e.to_string()).collect();
-    let room_nid = room.nid;
-    let before: Option<(IdState, StateByKey, Option<i64>)> = app
-        .db
-        .read(move |c| {
-            let mut states = vec![];
-            let mut first_group = None;
-            for p in &prevs {
-                if let Some(r) = events::by_id(c, p)?
-                    && r.rejected.is_none()
-                    && let Some(g) = r.state_after
-                {
-                    first_group.get_or_insert(g);
-                    states.push(resolve::ids_of_group(c, g)?);
+    // The common case, an event on our single forward extremity: the state before it is
+    // the room's current state, already in memory.
+    let on_our_tip = room.tips.len() == 1
+        && pdu.prev_events.len() == 1
+        && room.tips[0].event_id == pdu.prev_events[0];
+    let before: Option<(IdState, StateByKey, Option<i64>)> = if on_our_tip {
+        let ids = room.state.iter().map(|(k, e)| (k.clone(), e.event_id.to_string())).collect();
+        Some((ids, room.state.clone(), room.state_group))
+    } else {
+        app.db
+            .read(move |c| {
+                let mut states = vec![];
+                let mut first_group = None;
+                for p in &prevs {
+                    if let Some(r) = events::by_id(c, p)?
+                        && r.rejected.is_none()
+                        && let Some(g) = r.state_after
+                    {
+                        first_group.get_or_insert(g);
+                        states.push(resolve::ids_of_group(c, g)?);
+                    }
                 }
-            }
-            if states.is_empty() {
-                return Ok(None);
-            }
-            let cache = EventCache::new(c, &rules, &[]);
-            let resolved = resolve::resolve(&cache, &states)?;
-            let mut full = HashMap::new();
-            for (k, id) in &resolved {
-                if let Some(e) = cache.get(id) {
-                    full.insert(k.clone(), e);
+                if states.is_empty() {
+                    return Ok(None);
                 }
-            }
-            let _ = room_nid;
-            Ok(Some((resolved, full, first_group)))
-        })
-        .await?;
+                let cache = EventCache::new(c, &rules, &[]);
+                let resolved = resolve::resolve(&cache, &states)?;
+                let mut full = HashMap::new();
+                for (k, id) in &resolved {
+                    if let Some(e) = cache.get(id) {
+                        full.insert(k.clone(), e);
+                    }
+                }
+                Ok(Some((resolved, full, first_group)))
+            })
+            .await?
+    };
     let (before_ids, before_state, base_group) = match before {
         Some(b) => b,
         None => {
