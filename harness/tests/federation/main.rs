@@ -3,6 +3,7 @@
 
 mod acl;
 mod auth;
+mod dag_repair;
 mod directory;
 mod e2e_keys;
 mod fakes;

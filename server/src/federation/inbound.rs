@@ -188,10 +188,25 @@ async fn process_inner(
     // Missing prev_events first: ask the origin for the gap. The events found there are
     // processed as part of the DAG (with their state), so an auth event that is also in
     // the gap (a new member's join before their message) is not left an outlier.
-    let missing = missing_events(app, &pdu.prev_events).await?;
+    let mut missing = missing_events(app, &pdu.prev_events).await?;
     if !missing.is_empty() && fetch {
         fill_gap(app, room, origin, &pdu).await?;
+        missing = missing_events(app, &pdu.prev_events).await?;
     }
+    // Prev events still missing. An event pushed to us could become our only extremity,
+    // its state then trusted for the room: like Synapse, refuse it unstored (so it is
+    // processed afresh once its prev events arrive). An event pulled to fill a gap gets
+    // the state at its missing prev events from the origin instead.
+    let fetched_states = if missing.is_empty() {
+        vec![]
+    } else if fetch {
+        return Err(Error::Forbidden(format!(
+            "{origin} did not supply the prev events of {}",
+            pdu.event_id
+        )));
+    } else {
+        state_at_missing_prevs(app, room, origin, &missing).await?
+    };
     // Auth events: known, or fetched from the origin.
     let mut auth = load(app, room, &pdu.auth_events).await?;
     if auth.len() < pdu.auth_events.len() && fetch {
@@ -234,6 +249,7 @@ async fn process_inner(
                         states.push(resolve::ids_of_group(c, g)?);
                     }
                 }
+                states.extend(fetched_states);
                 if states.is_empty() {
                     return Ok(None);
                 }
@@ -355,9 +371,13 @@ pub async fn store_outliers(app: &App, room: &mut Locked, raw: &[Value]) -> Resu
             continue;
         }
         let auth = load(app, room, &p.auth_events).await?;
-        let why = if auth.len() < p.auth_events.len() {
-            Some("auth events are unknown".to_string())
-        } else if auth.iter().any(|a| a.rejected) {
+        if auth.len() < p.auth_events.len() {
+            // Not stored at all (as Synapse does), so it neither enters a state nor stays
+            // rejected should its auth events turn up later.
+            tracing::info!(event_id = %p.event_id, "dropping an event whose auth events are unknown");
+            continue;
+        }
+        let why = if auth.iter().any(|a| a.rejected) {
             Some("an auth event was rejected".to_string())
         } else {
             check_auth(room, &p, &auth).err()
@@ -442,9 +462,94 @@ async fn fill_gap(app: &App, room: &mut Locked, origin: &str, pdu: &Pdu) -> Resu
     }
     pdus.sort_by_key(|p| p.depth);
     for p in pdus {
-        Box::pin(process(app, room, origin, p, false)).await?;
+        // One event the origin cannot back up does not stop the others.
+        let id = p.event_id.clone();
+        if let Err(e) = Box::pin(process(app, room, origin, p, false)).await {
+            tracing::info!(%origin, event_id = %id, "dropping a missing event: {e}");
+        }
     }
     Ok(())
+}
+
+/// The state after each of `missing` (prev events the origin did not supply), as the
+/// origin says (`/state_ids`, the events we lack fetched with `/event`): the state events
+/// that verify and pass auth against their own auth events, then the prev event itself.
+async fn state_at_missing_prevs(
+    app: &App,
+    room: &mut Locked,
+    origin: &str,
+    missing: &[OwnedEventId],
+) -> Result<Vec<IdState>> {
+    let mut out = vec![];
+    for prev in missing {
+        let path = format!(
+            "/_matrix/federation/v1/state_ids/{}?event_id={}",
+            crate::federation::encode(room.room_id.as_str()),
+            crate::federation::encode(prev.as_str())
+        );
+        let (status, body) = app.fed_request(origin, Method::GET, &path, None).await?;
+        if !status.is_success() {
+            return Err(Error::Unknown(format!("{origin} refused state_ids: {status}")));
+        }
+        let ids_at = |k: &str| -> Vec<String> {
+            body[k]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default()
+        };
+        let state_ids = ids_at("pdu_ids");
+        let mut wanted = ids_at("auth_chain_ids");
+        wanted.extend(state_ids.iter().cloned());
+        wanted.push(prev.to_string());
+        let wanted: Vec<OwnedEventId> =
+            wanted.into_iter().filter_map(|i| OwnedEventId::try_from(i).ok()).collect();
+        let mut raw = vec![];
+        for id in missing_events(app, &wanted).await? {
+            if let Some(ev) = fetch_event(app, origin, &id).await {
+                raw.push(ev);
+            }
+        }
+        store_outliers(app, room, &raw).await?;
+        let (rules, room_id, prev) = (room.rules.clone(), room.room_id.clone(), prev.to_string());
+        let state = app
+            .db
+            .read(move |c| {
+                let cache = EventCache::new(c, &rules, &[]);
+                if cache.get(&prev).is_none() {
+                    return Err(Error::Unknown(format!("cannot get the prev event {prev}")));
+                }
+                let mut state = IdState::new();
+                for id in state_ids.iter().chain(std::iter::once(&prev)) {
+                    if let Some(e) = cache.get(id)
+                        && !e.rejected
+                        && e.room_id == room_id
+                        && let Some(k) = &e.state_key
+                    {
+                        state.insert((e.type_str(), k.clone()), id.clone());
+                    }
+                }
+                Ok(state)
+            })
+            .await?;
+        out.push(state);
+    }
+    Ok(out)
+}
+
+/// One event from `origin`'s `/event`, None when it cannot give it.
+async fn fetch_event(app: &App, origin: &str, id: &EventId) -> Option<Value> {
+    let path = format!("/_matrix/federation/v1/event/{}", crate::federation::encode(id.as_str()));
+    match app.fed_request(origin, Method::GET, &path, None).await {
+        Ok((s, b)) if s.is_success() => b["pdus"].get(0).cloned(),
+        Ok((s, _)) => {
+            tracing::info!(%origin, event_id = %id, "/event answered {s}");
+            None
+        }
+        Err(e) => {
+            tracing::info!(%origin, event_id = %id, "/event failed: {e}");
+            None
+        }
+    }
 }
 
 async fn reject(app: &App, room: &mut Locked, pdu: &PduRef, why: &str) -> Result<Outcome> {

@@ -103,7 +103,9 @@ async fn event_auth(app: Arc<App>, req: Req) -> Result<Resp> {
         .read(move |c| {
             let cache = EventCache::new(c, &rules, &[]);
             let ev = cache.get(&id).ok_or_else(|| Error::NotFound("Unknown event".into()))?;
-            let ids = cache.auth_chain(&ev.auth_events);
+            // Its auth events and theirs, all the way up: the event's own auth events
+            // are part of its chain.
+            let ids = cache.auth_chain(std::slice::from_ref(&ev.event_id));
             Ok(ids
                 .iter()
                 .filter_map(|i| cache.get(i.as_str()))

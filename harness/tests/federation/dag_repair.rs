@@ -1,0 +1,377 @@
+//! Repairing the DAG (after Complement's scenarios of the same names): events whose prev
+//! events Glia lacks and cannot get, a gap whose events carry a broken auth chain, bad
+//! JSON among the missing events, forks arriving late, and the auth chains Glia serves.
+
+use std::collections::BTreeSet;
+
+use base64::Engine;
+use glia_harness::client::encode_segment;
+use glia_harness::federation::FakeServer;
+use glia_harness::federation::room::{Ev, ids_in};
+use glia_harness::rooms::has_event;
+use glia_harness::wait_until;
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use crate::fakes::{
+    WAIT, cs, get_event, join_via, pdu_result, send_text, start_with, timeline_ids,
+};
+
+const GME: &str = "/_matrix/federation/v1/get_missing_events/";
+
+/// TestUnrejectRejectedEvents: B, whose prev event A the fake server withholds, is
+/// refused without being stored; once A arrived, B sent again is accepted and reaches
+/// clients after A.
+#[tokio::test]
+async fn test_unreject_rejected_events() {
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let bob = fake.user_id("bob");
+    let room = fake.create_room("10", &bob);
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    fake.on("POST", GME, |_| (404, json!({"errcode": "M_NOT_FOUND", "error": "withheld"})));
+    let (a_id, a) = fake.send_in(&room, Ev::new("m.event.a", &bob, json!({"event": "A"})));
+    let ev_b = Ev::new("m.event.b", &bob, json!({"event": "B"})).prev(std::slice::from_ref(&a_id));
+    let (b_id, b) = fake.send_in(&room, ev_b);
+
+    let answer = fake.send_transaction(&peer, std::slice::from_ref(&b), &[]).await;
+    let answer = answer.must_status(200);
+    assert!(pdu_result(&answer, &b_id).get("error").is_some(), "B taken without A: {answer}");
+    assert!(!fake.received_on("POST", GME).is_empty(), "Glia did not ask for A");
+    get_event(&alice, &room, &b_id).await.must_error(404, "M_NOT_FOUND");
+
+    let answer = fake.send_transaction(&peer, &[a], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &a_id), &json!({}), "{answer}");
+    let id = a_id.clone();
+    let since =
+        alice.sync_until(None, "A", WAIT, has_event(&room, move |e| e["event_id"] == *id)).await;
+
+    // B again: processed afresh (not remembered as rejected), after A.
+    let answer = fake.send_transaction(&peer, &[b], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &b_id), &json!({}), "{answer}");
+    let id = b_id.clone();
+    alice
+        .sync_until(
+            Some(&since),
+            "B after A",
+            WAIT,
+            has_event(&room, move |e| e["event_id"] == *id),
+        )
+        .await;
+    let ids = timeline_ids(&alice, &room).await;
+    let pos = |id: &String| ids.iter().position(|x| x == id);
+    assert!(pos(&a_id).is_some() && pos(&a_id) < pos(&b_id), "{ids:?} (want {a_id}, {b_id})");
+    d.destroy().await;
+}
+
+/// A message of `sender` in `room` at the fake server, validly hashed and signed, with a
+/// float in its content (which canonical JSON, and so room version 6, forbids). Ruma
+/// cannot serialise floats, so the content hash is computed here and the signature,
+/// over the redacted event (without content), is made by ruma. Returns its ID and it.
+fn message_with_float(fake: &FakeServer, room: &str, sender: &str, body: &str) -> (String, Value) {
+    let mut ev = fake.build(room, Ev::message(sender, body));
+    let obj = ev.as_object_mut().expect("an object");
+    for k in ["signatures", "hashes", "unsigned"] {
+        obj.remove(k);
+    }
+    ev["content"]["bad_val"] = json!(1.1);
+    // Canonical JSON: serde_json sorts object keys (no preserve_order) and writes compactly.
+    let hash = sha2::Sha256::digest(ev.to_string().as_bytes());
+    ev["hashes"] = json!({"sha256": base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash)});
+    let mut without_float = ev.clone();
+    without_float["content"] = json!({});
+    let version = fake.room(room, |r| r.version.clone());
+    let rules = glia_harness::federation::room::rules_of(&version);
+    let obj: ruma::canonical_json::CanonicalJsonObject =
+        serde_json::from_value(without_float.clone()).expect("canonical");
+    let redacted = ruma::canonical_json::redact(obj, &rules.redaction, None).expect("redact");
+    let signed = fake.sign_json(&serde_json::to_value(&redacted).expect("json"));
+    ev["signatures"] = signed["signatures"].clone();
+    without_float["signatures"] = signed["signatures"].clone();
+    // The ID is the hash of the redacted event, the same with or without the float.
+    (fake.event_id(room, &without_float), ev)
+}
+
+/// TestOutboundFederationIgnoresMissingEventWithBadJSONForRoomVersion6: the only missing
+/// event get_missing_events offers carries a float; it is dropped, so the message built
+/// on it is not taken either (a 200 answer naming it), and a later message on that one
+/// makes Glia ask for the gap again, from the same extremity.
+#[tokio::test]
+async fn test_outbound_federation_ignores_missing_event_with_bad_json_for_room_version_6() {
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let charlie = fake.user_id("charlie");
+    let room = fake.create_room("6", &charlie);
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    let latest = fake.room(&room, |r| r.tips.clone());
+    let (bad_id, bad) = message_with_float(&fake, &room, &charlie, "Message 1");
+    // The fake's DAG holds it without the float (the harness cannot hash floats); Glia
+    // only ever gets the float version.
+    let mut clean = bad.clone();
+    if let Some(c) = clean["content"].as_object_mut() {
+        c.remove("bad_val");
+    }
+    assert_eq!(fake.add(&room, clean), bad_id);
+    let (m2_id, m2) = fake.send_in(&room, Ev::message(&charlie, "Message 2"));
+    fake.on("POST", GME, move |_| (200, json!({"events": [bad]})));
+    let answer = fake.send_transaction(&peer, &[m2], &[]).await.must_status(200);
+    assert!(answer["pdus"].get(&m2_id).is_some(), "no result for message 2: {answer}");
+    let asked = fake.received_on("POST", GME);
+    assert_eq!(asked.len(), 1, "get_missing_events requests: {asked:?}");
+    assert_eq!(asked[0].body["earliest_events"], json!(latest), "{:?}", asked[0].body);
+    assert_eq!(asked[0].body["latest_events"], json!([m2_id]), "{:?}", asked[0].body);
+    get_event(&alice, &room, &bad_id).await.must_error(404, "M_NOT_FOUND");
+    get_event(&alice, &room, &m2_id).await.must_error(404, "M_NOT_FOUND");
+
+    // Message 2 was not taken: one on it sends Glia to get_missing_events again.
+    fake.on("POST", GME, |_| (200, json!({})));
+    let (m3_id, m3) = fake.send_in(&room, Ev::message(&charlie, "Message 3"));
+    let answer = fake.send_transaction(&peer, &[m3], &[]).await.must_status(200);
+    assert!(answer["pdus"].get(&m3_id).is_some(), "no result for message 3: {answer}");
+    let asked = fake.received_on("POST", GME);
+    assert_eq!(asked.len(), 2, "message 2 was taken: {asked:?}");
+    assert_eq!(asked[1].body["earliest_events"], json!(latest), "{:?}", asked[1].body);
+    assert_eq!(asked[1].body["latest_events"], json!([m3_id]), "{:?}", asked[1].body);
+
+    // The room still takes events on what Glia has.
+    let (ok_id, ok) = fake.send_in(&room, Ev::message(&charlie, "on the join").prev(&latest));
+    let answer = fake.send_transaction(&peer, &[ok], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &ok_id), &json!({}), "{answer}");
+    d.destroy().await;
+}
+
+/// TestCorruptedAuthChain: Bob changes his displayname five times (A to E, each citing
+/// the previous); B is never served. A message whose gap reaches back past E makes
+/// Glia ask /state_ids for the state there, which names E and (in its auth chain) A to
+/// D; fetching them, B is missing, so C, D and E have no checked auth chain and must
+/// not become state. Bob's membership stays his plain join.
+#[tokio::test]
+async fn test_corrupted_auth_chain() {
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let room = alice.must_create_room(json!({"preset": "public_chat", "room_version": "10"})).await;
+    let bob = fake.user_id("bob");
+    let bob_join = fake.join(&peer, &room, &bob).await;
+    let [create, pl, jr] = ["m.room.create", "m.room.power_levels", "m.room.join_rules"]
+        .map(|t| fake.room(&room, |r| r.state_id(t, "")).expect("state"));
+    let rename = |name: &str| {
+        Ev::state("m.room.member", &bob, &bob, json!({"membership": "join", "displayname": name}))
+    };
+    // A to D are known to the fake server but not in its DAG; E is.
+    let first = fake.build(&room, rename("A"));
+    let mut last = fake.room(&room, |r| r.remember(first));
+    let mut chain = vec![last.clone()];
+    for name in ["B", "C", "D", "E"] {
+        let prev = std::slice::from_ref(&last);
+        let ev =
+            rename(name).prev(prev).auth(&[create.clone(), pl.clone(), jr.clone(), last.clone()]);
+        let signed = fake.build(&room, ev);
+        last = if name == "E" {
+            fake.add(&room, signed)
+        } else {
+            fake.room(&room, |r| r.remember(signed))
+        };
+        chain.push(last.clone());
+    }
+    let (b, e) = (chain[1].clone(), chain[4].clone());
+    let msg = |body: &str, prev: &str| Ev::message(&bob, body).prev(&[prev.to_string()]);
+    let (state_ids_ev, _) = fake.send_in(&room, msg("for /state_ids", &e));
+    let (gme_ev, gme_pdu) = fake.send_in(&room, msg("for /get_missing_events", &state_ids_ev));
+    let (send_ev, send_pdu) = fake.send_in(&room, msg("for /send", &gme_ev));
+    fake.room(&room, |r| r.events.remove(&b));
+
+    // The state at the /state_ids event has E for Bob; its auth chain names A to D.
+    let (pdu_ids, mut chain_ids) = fake.room(&room, |r| {
+        let ids: Vec<String> = r.state_before[&state_ids_ev].values().cloned().collect();
+        let chain: Vec<String> = r.auth_chain(&ids).iter().map(|ev| r.event_id(ev)).collect();
+        (ids, chain)
+    });
+    assert!(pdu_ids.contains(&e));
+    for id in &chain[..4] {
+        if !chain_ids.contains(id) {
+            chain_ids.push(id.clone());
+        }
+    }
+    fake.on("POST", GME, move |_| (200, json!({"events": [gme_pdu]})));
+    let state_answer = json!({"pdu_ids": pdu_ids, "auth_chain_ids": chain_ids});
+    fake.on("GET", "/_matrix/federation/v1/state_ids/", move |_| (200, state_answer.clone()));
+
+    let answer = fake.send_transaction(&peer, &[send_pdu], &[]).await.must_status(200);
+    assert!(answer["pdus"].get(&send_ev).is_some(), "{answer}");
+    let asked = fake.received_on("GET", "/_matrix/federation/v1/state_ids/");
+    let wanted = format!("event_id={state_ids_ev}");
+    let asked_at = |r: &glia_harness::federation::Received| decode(&r.uri).ends_with(&wanted);
+    assert!(asked.iter().any(asked_at), "no /state_ids request: {asked:?}");
+    let fetched = fake.received_on("GET", "/_matrix/federation/v1/event/");
+    let asked_b = |r: &glia_harness::federation::Received| decode(&r.uri).ends_with(&b);
+    assert!(fetched.iter().any(asked_b), "B was not asked for: {fetched:?}");
+
+    // A message on Bob's first join goes in; Bob is still as he joined.
+    let sentinel = Ev::message(&bob, "finished").prev(std::slice::from_ref(&bob_join)).auth(&[
+        create.clone(),
+        pl.clone(),
+        bob_join.clone(),
+    ]);
+    let (sentinel_id, sentinel) = fake.send_in(&room, sentinel);
+    let answer = fake.send_transaction(&peer, &[sentinel], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &sentinel_id), &json!({}), "{answer}");
+    let id = sentinel_id.clone();
+    alice
+        .sync_until(None, "the sentinel", WAIT, has_event(&room, move |e| e["event_id"] == *id))
+        .await;
+    let member =
+        alice.get(&cs(&["rooms", &room, "state", "m.room.member", &bob])).await.must_status(200);
+    assert_eq!(member["membership"], "join", "{member}");
+    assert!(member.get("displayname").is_none(), "C, D or E became state: {member}");
+    for id in [&e, &send_ev] {
+        let ids = timeline_ids(&alice, &room).await;
+        assert!(!ids.contains(id), "{id} is in the timeline: {ids:?}");
+    }
+    d.destroy().await;
+}
+
+/// A request URI with its %XX escapes decoded.
+fn decode(uri: &str) -> String {
+    let b = uri.as_bytes();
+    let mut out = vec![];
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What Glia's `/event_auth` gives for `id`: the IDs, each once.
+async fn event_auth(
+    fake: &FakeServer,
+    peer: &glia_harness::federation::actions::Peer,
+    room: &str,
+    id: &str,
+) -> BTreeSet<String> {
+    let path = format!(
+        "/_matrix/federation/v1/event_auth/{}/{}",
+        encode_segment(room),
+        encode_segment(id)
+    );
+    let r = fake.request(&peer.base_url, &peer.server_name, "GET", &path, None).await;
+    let r = r.must_status(200);
+    let chain = r["auth_chain"].as_array().expect("auth_chain");
+    let ids: BTreeSet<String> = chain.iter().map(|e| fake.event_id(room, e)).collect();
+    assert_eq!(ids.len(), chain.len(), "an event twice: {r}");
+    ids
+}
+
+/// TestEventAuth: `/event_auth` gives an event's whole auth chain and nothing else: for
+/// a join rules change, its auth events; for Charlie's second join, its auth events,
+/// his first join and leave, and what they rest on (Alice's join).
+#[tokio::test]
+async fn test_event_auth() {
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let room = alice.must_create_room(json!({"preset": "public_chat"})).await;
+    let charlie = fake.user_id("charlie");
+    let first_join = fake.join(&peer, &room, &charlie).await;
+    let made = fake.make_membership(&peer, "leave", &room, &charlie).await.must_status(200);
+    let leave_ev = fake.sign_template(&made);
+    let leave = fake.event_id(&room, &leave_ev);
+    fake.send_membership(&peer, "leave", &room, &leave, &leave_ev).await.must_status(200);
+    let second_join = fake.join(&peer, &room, &charlie).await;
+    let jr_content = json!({"join_rule": "invite"});
+    let jr = alice
+        .must_do("PUT", &cs(&["rooms", &room, "state", "m.room.join_rules", ""]), jr_content)
+        .await["event_id"]
+        .as_str()
+        .expect("event_id")
+        .to_string();
+    wait_until("the join rules at the fake server", WAIT, || {
+        let got = fake.room(&room, |r| r.events.get(&jr).cloned());
+        async move { got }
+    })
+    .await;
+    let (jr_auth, join_auth, alice_join) = fake.room(&room, |r| {
+        (
+            ids_in(&r.events[&jr], "auth_events"),
+            ids_in(&r.events[&second_join], "auth_events"),
+            r.state_id("m.room.member", &alice.user_id).expect("alice's join"),
+        )
+    });
+
+    let got = event_auth(&fake, &peer, &room, &jr).await;
+    assert_eq!(got, jr_auth.iter().cloned().collect(), "for the join rules");
+
+    let mut want: BTreeSet<String> = join_auth.iter().cloned().collect();
+    assert!(want.contains(&leave), "the second join rests on the leave: {want:?}");
+    want.extend([first_join, alice_join]);
+    let got = event_auth(&fake, &peer, &room, &second_join).await;
+    assert_eq!(got, want, "for Charlie's second join");
+
+    let path = format!(
+        "/_matrix/federation/v1/event_auth/{}/{}",
+        encode_segment(&room),
+        encode_segment("$unknown")
+    );
+    let r = fake.request(&peer.base_url, &peer.server_name, "GET", &path, None).await;
+    r.must_error(404, "M_NOT_FOUND");
+    d.destroy().await;
+}
+
+/// TestNetworkPartitionOrdering: 1' forks off before Alice's 1 to 4 and reaches Glia
+/// after them; Bob's incremental sync (limit 4) after 5, 6, 7 shows 1', 5, 6, 7 in the
+/// order Glia got them, and paginating back from its prev_batch gives 4, 3, 2, 1.
+#[tokio::test]
+async fn test_network_partition_ordering() {
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let bob = d.register_user(0, "bob").await;
+    let charlie = fake.user_id("charlie");
+    let room = fake.create_room("10", &charlie);
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    join_via(&bob, &room, &fake.server_name).await.must_status(200);
+    let filter = r#"{"room":{"timeline":{"limit":4}}}"#;
+    let since = bob.sync(None, 0, Some(filter)).await["next_batch"]
+        .as_str()
+        .expect("next_batch")
+        .to_string();
+    // 1' on the fake server's side of the partition, not sent yet.
+    let (one_prime, one_prime_pdu) = fake.send_in(&room, Ev::message(&charlie, "Event 1'"));
+    let mut sent = vec![];
+    for i in 1..=4 {
+        sent.push(send_text(&alice, &room, &format!("event {i}")).await);
+    }
+    let answer = fake.send_transaction(&peer, &[one_prime_pdu], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &one_prime), &json!({}), "{answer}");
+    let id = one_prime.clone();
+    alice.sync_until(None, "1'", WAIT, has_event(&room, move |e| e["event_id"] == *id)).await;
+    for i in 5..=7 {
+        sent.push(send_text(&alice, &room, &format!("event {i}")).await);
+    }
+
+    let r = bob.sync(Some(&since), 0, Some(filter)).await;
+    let timeline = &r["rooms"]["join"][&room]["timeline"];
+    let ids: Vec<&str> = timeline["events"]
+        .as_array()
+        .expect("timeline events")
+        .iter()
+        .filter_map(|e| e["event_id"].as_str())
+        .collect();
+    let want = [one_prime.as_str(), &sent[4], &sent[5], &sent[6]];
+    assert_eq!(ids, want, "Bob's timeline: {timeline}");
+
+    let prev_batch = timeline["prev_batch"].as_str().expect("prev_batch");
+    let q = format!("?dir=b&limit=4&from={}", encode_segment(prev_batch));
+    let page = alice.get(&cs(&["rooms", &room, "messages", &q])).await.must_status(200);
+    let ids: Vec<&str> = page["chunk"]
+        .as_array()
+        .expect("chunk")
+        .iter()
+        .filter_map(|e| e["event_id"].as_str())
+        .collect();
+    let want = [&sent[3], &sent[2], &sent[1], &sent[0]];
+    assert_eq!(ids, want, "paginating back from the gap: {page}");
+    d.destroy().await;
+}
