@@ -270,7 +270,8 @@ async fn event_auth(
 
 /// TestEventAuth: `/event_auth` gives an event's whole auth chain and nothing else: for
 /// a join rules change, its auth events; for Charlie's second join, its auth events,
-/// his first join and leave, and what they rest on (Alice's join).
+/// his first join and leave, and what they rest on (Alice's join). Nothing for events
+/// that are not (accepted) in the room named.
 #[tokio::test]
 async fn test_event_auth() {
     let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
@@ -311,13 +312,26 @@ async fn test_event_auth() {
     let got = event_auth(&fake, &peer, &room, &second_join).await;
     assert_eq!(got, want, "for Charlie's second join");
 
-    let path = format!(
-        "/_matrix/federation/v1/event_auth/{}/{}",
-        encode_segment(&room),
-        encode_segment("$unknown")
-    );
-    let r = fake.request(&peer.base_url, &peer.server_name, "GET", &path, None).await;
-    r.must_error(404, "M_NOT_FOUND");
+    // Nothing for an unknown event, one of another room, or one Glia rejected (Charlie,
+    // at power 0, raising himself to 100).
+    let other_room = alice.must_create_room(json!({"preset": "private_chat"})).await;
+    let elsewhere = send_text(&alice, &other_room, "not in this room").await;
+    let mut pl = fake.room(&room, |r| r.state_event("m.room.power_levels", "").cloned());
+    let mut content = pl.take().expect("power levels")["content"].clone();
+    content["users"][&charlie] = json!(100);
+    let (coup, coup_pdu) =
+        fake.send_in(&room, Ev::state("m.room.power_levels", "", &charlie, content));
+    let answer = fake.send_transaction(&peer, &[coup_pdu], &[]).await.must_status(200);
+    assert!(pdu_result(&answer, &coup).get("error").is_some(), "{answer}");
+    for id in ["$unknown", &elsewhere, &coup] {
+        let path = format!(
+            "/_matrix/federation/v1/event_auth/{}/{}",
+            encode_segment(&room),
+            encode_segment(id)
+        );
+        let r = fake.request(&peer.base_url, &peer.server_name, "GET", &path, None).await;
+        r.must_error(404, "M_NOT_FOUND");
+    }
     d.destroy().await;
 }
 

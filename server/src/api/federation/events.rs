@@ -97,12 +97,17 @@ async fn event(app: Arc<App>, req: Req) -> Result<Resp> {
 async fn event_auth(app: Arc<App>, req: Req) -> Result<Resp> {
     let origin = app.auth_server(&req).await?;
     let (_, rules) = room_for(&app, &origin, req.param(0)).await?;
-    let id = req.param(1).to_string();
+    let (id, room_id) = (req.param(1).to_string(), req.param(0).to_string());
     let chain = app
         .db
         .read(move |c| {
             let cache = EventCache::new(c, &rules, &[]);
-            let ev = cache.get(&id).ok_or_else(|| Error::NotFound("Unknown event".into()))?;
+            // Only an accepted event of the room named (the requester is in that one),
+            // as Synapse serves no rejected event.
+            let ev = cache
+                .get(&id)
+                .filter(|e| e.room_id.as_str() == room_id && !e.rejected)
+                .ok_or_else(|| Error::NotFound("Unknown event".into()))?;
             // Its auth events and theirs, all the way up: the event's own auth events
             // are part of its chain.
             let ids = cache.auth_chain(std::slice::from_ref(&ev.event_id));
