@@ -389,3 +389,59 @@ async fn test_network_partition_ordering() {
     assert_eq!(ids, want, "paginating back from the gap: {page}");
     d.destroy().await;
 }
+
+/// A gap longer than what get_missing_events gives: the earliest event Glia gets still
+/// lacks its prev event (a topic change), so Glia asks /state_ids for the state there,
+/// fetches the topic change, and takes both messages with the topic in the room's state
+/// (the topic change itself stays out of the timeline, like Synapse's outliers).
+#[tokio::test]
+async fn test_gap_past_get_missing_events_takes_state_from_state_ids() {
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let bob = fake.user_id("bob");
+    let room = fake.create_room("10", &bob);
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    let topic = json!({"topic": "set during the partition"});
+    let (topic_id, _) = fake.send_in(&room, Ev::state("m.room.topic", "", &bob, topic));
+    let (m1, m1_pdu) = fake.send_in(&room, Ev::message(&bob, "first after the topic"));
+    let (m2, m2_pdu) = fake.send_in(&room, Ev::message(&bob, "second after the topic"));
+    // Only the newest missing event, as a server with a short limit would answer.
+    fake.on("POST", GME, move |_| (200, json!({"events": [m1_pdu]})));
+    let answer = fake.send_transaction(&peer, &[m2_pdu], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &m2), &json!({}), "{answer}");
+    let asked = fake.received_on("GET", "/_matrix/federation/v1/state_ids/");
+    let wanted = format!("event_id={topic_id}");
+    assert!(asked.iter().any(|r| decode(&r.uri).ends_with(&wanted)), "{asked:?}");
+    let ids = timeline_ids(&alice, &room).await;
+    let pos = |id: &String| ids.iter().position(|x| x == id);
+    assert!(pos(&m1).is_some() && pos(&m1) < pos(&m2), "{ids:?} (want {m1}, {m2})");
+    assert!(!ids.contains(&topic_id), "the fetched topic change is in the timeline: {ids:?}");
+    let got = alice.get(&cs(&["rooms", &room, "state", "m.room.topic", ""])).await;
+    assert_eq!(got.must_status(200)["topic"], "set during the partition");
+    d.destroy().await;
+}
+
+/// `/state_ids` and `/state` answer only about events of the room named: a server in one
+/// of Glia's rooms learns nothing of another's state through them.
+#[tokio::test]
+async fn test_inbound_federation_state_only_of_the_named_room() {
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let room = alice.must_create_room(json!({"preset": "public_chat"})).await;
+    fake.join(&peer, &room, &fake.user_id("charlie")).await;
+    let here = send_text(&alice, &room, "here").await;
+    let other_room = alice.must_create_room(json!({"preset": "private_chat"})).await;
+    let elsewhere = send_text(&alice, &other_room, "elsewhere").await;
+    for kind in ["state_ids", "state"] {
+        let path = |id: &str| {
+            format!(
+                "/_matrix/federation/v1/{kind}/{}?event_id={}",
+                encode_segment(&room),
+                encode_segment(id)
+            )
+        };
+        let (url, name) = (&peer.base_url, &peer.server_name);
+        fake.request(url, name, "GET", &path(&here), None).await.must_status(200);
+        let r = fake.request(url, name, "GET", &path(&elsewhere), None).await;
+        r.must_error(404, "M_NOT_FOUND");
+    }
+    d.destroy().await;
+}

@@ -127,15 +127,17 @@ async fn state_at(
     req: &Req,
 ) -> Result<(Vec<Value>, Vec<Value>, Vec<String>, Vec<String>)> {
     let origin = app.auth_server(req).await?;
-    let (_, rules) = room_for(app, &origin, req.param(0)).await?;
+    let (room_nid, rules) = room_for(app, &origin, req.param(0)).await?;
     let id = req
         .query("event_id")
         .ok_or_else(|| Error::MissingParam("Missing event_id".into()))?
         .to_string();
     app.db
         .read(move |c| {
-            let row =
-                events::by_id(c, &id)?.ok_or_else(|| Error::NotFound("Unknown event".into()))?;
+            // Only events of the room named: the requester is in that one.
+            let row = events::by_id(c, &id)?
+                .filter(|r| r.room_nid == room_nid)
+                .ok_or_else(|| Error::NotFound("Unknown event".into()))?;
             let state = match row.state_before {
                 Some(g) => resolve::ids_of_group(c, g)?,
                 None => return Err(Error::NotFound("The state at that event is not known".into())),
