@@ -445,3 +445,54 @@ async fn test_inbound_federation_state_only_of_the_named_room() {
     }
     d.destroy().await;
 }
+
+/// The corrupted auth chain in a send_join answer: its state carries a room name by Eve,
+/// whose join is nowhere in the answer, and a topic by Charlie, whose power does not
+/// allow it. Glia joins on the rest of the state and takes neither into it.
+#[tokio::test]
+async fn test_corrupted_auth_chain_in_send_join() {
+    let Some((d, fake, alice, _peer)) = start_with(String::new()).await else { return };
+    let bob = fake.user_id("bob");
+    let (charlie, eve) = (fake.user_id("charlie"), fake.user_id("eve"));
+    let room = fake.create_room("10", &bob);
+    let (charlie_join, _) = fake.send_in(&room, Ev::member(&charlie, "join"));
+    let [create, pl] =
+        ["m.room.create", "m.room.power_levels"].map(|t| fake.room(&room, |r| r.state_id(t, "")));
+    let [create, pl] = [create.expect("create"), pl.expect("power levels")];
+    // Neither goes into the fake server's DAG: they only travel in the answer.
+    let eve_join = fake.build(&room, Ev::member(&eve, "join"));
+    let eve_join = fake.event_id(&room, &eve_join);
+    let name = Ev::state("m.room.name", "", &eve, json!({"name": "Eve's room"})).auth(&[
+        create.clone(),
+        pl.clone(),
+        eve_join,
+    ]);
+    let name = fake.build(&room, name);
+    let topic = Ev::state("m.room.topic", "", &charlie, json!({"topic": "Charlie's topic"}))
+        .auth(&[create, pl, charlie_join]);
+    let topic = fake.build(&room, topic);
+
+    let rooms = fake.rooms.clone();
+    let (room_id, origin) = (room.clone(), fake.server_name.clone());
+    fake.on("PUT", "/_matrix/federation/v2/send_join/", move |r| {
+        let mut rooms = rooms.lock().expect("rooms");
+        let Some(fr) = rooms.get_mut(&room_id) else { return (404, json!({})) };
+        let id = fr.add(r.body.clone());
+        let mut ids: Vec<String> = fr.state_before[&id].values().cloned().collect();
+        let mut state: Vec<Value> = ids.iter().map(|i| fr.events[i].clone()).collect();
+        state.extend([name.clone(), topic.clone()]);
+        ids.push(id);
+        let chain = fr.auth_chain(&ids);
+        (200, json!({"origin": origin, "state": state, "auth_chain": chain}))
+    });
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    for t in ["m.room.name", "m.room.topic"] {
+        let got = alice.get(&cs(&["rooms", &room, "state", t, ""])).await;
+        got.must_error(404, "M_NOT_FOUND");
+    }
+    let jr = alice.get(&cs(&["rooms", &room, "state", "m.room.join_rules", ""])).await;
+    assert_eq!(jr.must_status(200)["join_rule"], "public");
+    let member = alice.get(&cs(&["rooms", &room, "state", "m.room.member", &charlie])).await;
+    assert_eq!(member.must_status(200)["membership"], "join");
+    d.destroy().await;
+}
