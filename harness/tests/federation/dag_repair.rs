@@ -391,17 +391,30 @@ async fn test_network_partition_ordering() {
 }
 
 /// A gap longer than what get_missing_events gives: the earliest event Glia gets still
-/// lacks its prev event (a topic change), so Glia asks /state_ids for the state there,
-/// fetches the topic change, and takes both messages with the topic in the room's state
-/// (the topic change itself stays out of the timeline, like Synapse's outliers).
+/// lacks its prev event, so Glia asks /state_ids for the state there, fetches what it
+/// lacks of it (with /event, or with /state when that is more than 50 events), and takes
+/// both messages with the topic set in the gap in the room's state (the state events
+/// themselves stay out of the timeline, like Synapse's outliers).
 #[tokio::test]
 async fn test_gap_past_get_missing_events_takes_state_from_state_ids() {
+    for fillers in [0, 60] {
+        gap_past_get_missing_events(fillers).await;
+    }
+}
+
+async fn gap_past_get_missing_events(fillers: usize) {
     let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
     let bob = fake.user_id("bob");
     let room = fake.create_room("10", &bob);
     join_via(&alice, &room, &fake.server_name).await.must_status(200);
     let topic = json!({"topic": "set during the partition"});
     let (topic_id, _) = fake.send_in(&room, Ev::state("m.room.topic", "", &bob, topic));
+    // The last state event before the messages: where Glia asks for the state.
+    let mut gap_end = topic_id.clone();
+    for i in 0..fillers {
+        let ev = Ev::state("m.test.filler", &i.to_string(), &bob, json!({}));
+        gap_end = fake.send_in(&room, ev).0;
+    }
     let (m1, m1_pdu) = fake.send_in(&room, Ev::message(&bob, "first after the topic"));
     let (m2, m2_pdu) = fake.send_in(&room, Ev::message(&bob, "second after the topic"));
     // Only the newest missing event, as a server with a short limit would answer.
@@ -409,8 +422,10 @@ async fn test_gap_past_get_missing_events_takes_state_from_state_ids() {
     let answer = fake.send_transaction(&peer, &[m2_pdu], &[]).await.must_status(200);
     assert_eq!(pdu_result(&answer, &m2), &json!({}), "{answer}");
     let asked = fake.received_on("GET", "/_matrix/federation/v1/state_ids/");
-    let wanted = format!("event_id={topic_id}");
+    let wanted = format!("event_id={gap_end}");
     assert!(asked.iter().any(|r| decode(&r.uri).ends_with(&wanted)), "{asked:?}");
+    let whole = fake.received_on("GET", "/_matrix/federation/v1/state/");
+    assert_eq!(whole.is_empty(), fillers == 0, "{fillers} fillers: /state asked {whole:?}");
     let ids = timeline_ids(&alice, &room).await;
     let pos = |id: &String| ids.iter().position(|x| x == id);
     assert!(pos(&m1).is_some() && pos(&m1) < pos(&m2), "{ids:?} (want {m1}, {m2})");

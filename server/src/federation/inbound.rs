@@ -533,12 +533,19 @@ async fn state_at_missing_prevs(
         wanted.push(prev.to_string());
         let wanted: Vec<OwnedEventId> =
             wanted.into_iter().filter_map(|i| OwnedEventId::try_from(i).ok()).collect();
-        let mut raw = vec![];
-        for id in missing_events(app, &wanted).await? {
-            if let Some(ev) = fetch_event(app, origin, &id).await {
-                raw.push(ev);
+        let lacking = missing_events(app, &wanted).await?;
+        let raw = if lacking.len() > FETCH_ONE_BY_ONE {
+            // Many unknown: the whole state and auth chain in one request instead.
+            fetch_state(app, origin, room.room_id.as_str(), prev).await?
+        } else {
+            let mut raw = vec![];
+            for id in lacking {
+                if let Some(ev) = fetch_event(app, origin, &id).await {
+                    raw.push(ev);
+                }
             }
-        }
+            raw
+        };
         store_outliers(app, room, &raw).await?;
         let (rules, room_id, prev) = (room.rules.clone(), room.room_id.clone(), prev.to_string());
         let state = app
@@ -564,6 +571,28 @@ async fn state_at_missing_prevs(
         out.push(state);
     }
     Ok(out)
+}
+
+/// Up to how many unknown events of a state `/event` fetches, one request each.
+const FETCH_ONE_BY_ONE: usize = 50;
+
+/// `origin`'s `/state` at `prev`: the state before it and its auth chain, and `prev`.
+async fn fetch_state(app: &App, origin: &str, room_id: &str, prev: &EventId) -> Result<Vec<Value>> {
+    let path = format!(
+        "/_matrix/federation/v1/state/{}?event_id={}",
+        crate::federation::encode(room_id),
+        crate::federation::encode(prev.as_str())
+    );
+    let (status, body) = app.fed_request(origin, Method::GET, &path, None).await?;
+    if !status.is_success() {
+        return Err(Error::Unknown(format!("{origin} refused state: {status}")));
+    }
+    let mut raw = vec![];
+    for k in ["pdus", "auth_chain"] {
+        raw.extend(body[k].as_array().cloned().unwrap_or_default());
+    }
+    raw.extend(fetch_event(app, origin, prev).await);
+    Ok(raw)
 }
 
 /// One event from `origin`'s `/event`, None when it cannot give it.
