@@ -92,7 +92,7 @@ pub async fn verify_pdu(app: &App, rules: &RoomVersionRules, raw: &Value) -> Res
 }
 
 /// A state as events, by (type, state_key).
-type StateByKey = HashMap<(String, String), PduRef>;
+pub(crate) type StateByKey = HashMap<(String, String), PduRef>;
 
 /// What became of an incoming event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,7 +217,13 @@ async fn process_inner(
     let on_our_tip = room.tips.len() == 1
         && pdu.prev_events.len() == 1
         && room.tips[0].event_id == pdu.prev_events[0];
-    let before: Option<(IdState, StateByKey, Option<i64>)> = if on_our_tip {
+    let gap_left = fetch && !missing.is_empty() && {
+        let still = missing_events(app, &pdu.prev_events).await?;
+        !still.is_empty()
+    };
+    let before: Option<(IdState, StateByKey, Option<i64>)> = if gap_left {
+        None
+    } else if on_our_tip {
         let ids = room.state.iter().map(|(k, e)| (k.clone(), e.event_id.to_string())).collect();
         Some((ids, room.state.clone(), room.state_group))
     } else {
@@ -251,12 +257,7 @@ async fn process_inner(
     };
     let (before_ids, before_state, base_group) = match before {
         Some(b) => b,
-        None => {
-            // The gap could not be filled: authorise against the room's current state,
-            // which is what a client of ours sees.
-            let ids = room.state.iter().map(|(k, e)| (k.clone(), e.event_id.to_string())).collect();
-            (ids, room.state.clone(), room.state_group)
-        }
+        None => state_across_gap(app, room, origin, &pdu, fetch).await?,
     };
     if let Err(why) = ruma::state_res::check_state_dependent_auth_rules(
         &room.rules.authorization,
@@ -274,13 +275,34 @@ async fn process_inner(
     .is_err();
     let relay = relay.then(|| origin.to_string());
     persist(app, room, &pdu, Some((before_ids, base_group)), soft_failed, None, relay).await?;
-    if !soft_failed && pdu.type_str() == "m.room.redaction" {
-        crate::rooms::redaction::apply_remote(app, room, &pdu).await?;
+    if !soft_failed {
+        crate::rooms::redaction::after_remote(app, room, &pdu).await?;
     }
     Ok(if soft_failed { Outcome::SoftFailed } else { Outcome::Accepted })
 }
 
-fn check_auth(room: &Locked, pdu: &PduRef, auth: &[PduRef]) -> Result<(), String> {
+/// The state before `pdu` when its prev_events (or their states) could not be had
+/// locally: what `origin` says it is (`/state_ids` at them), else the room's current
+/// state, which is what a client of ours sees.
+async fn state_across_gap(
+    app: &App,
+    room: &mut Locked,
+    origin: &str,
+    pdu: &Pdu,
+    fetch: bool,
+) -> Result<(IdState, StateByKey, Option<i64>)> {
+    if fetch
+        && let Some((ids, full)) =
+            crate::federation::remote_state::state_before(app, room, origin, &pdu.prev_events)
+                .await?
+    {
+        return Ok((ids, full, None));
+    }
+    let ids = room.state.iter().map(|(k, e)| (k.clone(), e.event_id.to_string())).collect();
+    Ok((ids, room.state.clone(), room.state_group))
+}
+
+pub(crate) fn check_auth(room: &Locked, pdu: &PduRef, auth: &[PduRef]) -> Result<(), String> {
     let by_id: HashMap<&EventId, &PduRef> = auth.iter().map(|e| (&*e.event_id, e)).collect();
     ruma::state_res::check_state_independent_auth_rules(
         &room.rules.authorization,
@@ -296,7 +318,7 @@ fn check_auth(room: &Locked, pdu: &PduRef, auth: &[PduRef]) -> Result<(), String
     })
 }
 
-async fn load(app: &App, room: &Locked, ids: &[OwnedEventId]) -> Result<Vec<PduRef>> {
+pub(crate) async fn load(app: &App, room: &Locked, ids: &[OwnedEventId]) -> Result<Vec<PduRef>> {
     let ids: Vec<String> = ids.iter().map(|e| e.to_string()).collect();
     let rules = room.rules.clone();
     app.db
@@ -323,7 +345,12 @@ async fn missing_events(app: &App, ids: &[OwnedEventId]) -> Result<Vec<OwnedEven
 }
 
 /// Fetch an event's auth chain from `origin` and store what we lacked as outliers.
-async fn fetch_auth_chain(app: &App, room: &mut Locked, origin: &str, pdu: &Pdu) -> Result<()> {
+pub(crate) async fn fetch_auth_chain(
+    app: &App,
+    room: &mut Locked,
+    origin: &str,
+    pdu: &Pdu,
+) -> Result<()> {
     let path = format!(
         "/_matrix/federation/v1/event_auth/{}/{}",
         crate::federation::encode(pdu.room_id.as_str()),
@@ -367,7 +394,7 @@ pub async fn store_outliers(app: &App, room: &mut Locked, raw: &[Value]) -> Resu
     Ok(())
 }
 
-async fn write_outlier(
+pub(crate) async fn write_outlier(
     app: &App,
     room_nid: i64,
     p: &PduRef,

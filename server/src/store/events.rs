@@ -468,3 +468,91 @@ pub fn unread_counts(
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+/// The room's backward extremities: prev_events of its timeline events that we lack or
+/// hold only as outliers, where history continues on other servers. Those of the
+/// newest events first, at most `limit`.
+pub fn backward_extremities(conn: &Connection, room_nid: i64, limit: i64) -> Result<Vec<String>> {
+    let mut st = conn.prepare_cached(
+        "SELECT ed.prev_event_id FROM events ch
+         JOIN event_edges ed ON ed.event_nid = ch.nid
+         LEFT JOIN events p ON p.event_id = ed.prev_event_id
+         WHERE ch.room_nid = ?1 AND ch.stream_pos IS NOT NULL AND ch.rejected IS NULL
+           AND (p.nid IS NULL
+                OR (p.stream_pos IS NULL AND p.rejected IS NULL AND p.soft_failed = 0))
+         ORDER BY ch.depth DESC",
+    )?;
+    let mut out: Vec<String> = vec![];
+    for id in st.query_map([room_nid], |r| r.get::<_, String>(0))? {
+        let id = id?;
+        if !out.contains(&id) {
+            out.push(id);
+            if out.len() as i64 >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Give an outlier the state before it, now that it is known (a backfilled event we
+/// held only for auth or state): its state after follows, as for any event.
+pub fn set_historical_state(
+    conn: &Connection,
+    room_nid: i64,
+    nid: i64,
+    state_before: i64,
+    event_type: &str,
+    state_key: Option<&str>,
+) -> Result<()> {
+    let (replaces, after) = match state_key {
+        Some(k) => (
+            state::lookup(conn, state_before, event_type, k)?,
+            state::new_group(
+                conn,
+                room_nid,
+                Some(state_before),
+                &[(event_type.into(), k.into(), Some(nid))],
+            )?,
+        ),
+        None => (None, state_before),
+    };
+    conn.prepare_cached(
+        "UPDATE events SET state_before = ?2, state_after = ?3, replaces_nid = ?4 WHERE nid = ?1",
+    )?
+    .execute(params![nid, state_before, after, replaces])?;
+    Ok(())
+}
+
+/// Place backfilled events (newest first) before everything on the events stream:
+/// negative, decreasing positions, as Synapse's backfilled stream orderings. They are
+/// history for `/messages`, never new to `/sync` (which reads positions above its token).
+pub fn assign_backfill_positions(conn: &Connection, nids_newest_first: &[i64]) -> Result<()> {
+    let lowest: Option<i64> =
+        conn.prepare_cached("SELECT MIN(stream_pos) FROM events")?.query_row([], |r| r.get(0))?;
+    let mut pos = lowest.unwrap_or(0).min(0);
+    let mut set = conn.prepare_cached(
+        "UPDATE events SET stream_pos = ?2 WHERE nid = ?1 AND stream_pos IS NULL",
+    )?;
+    for nid in nids_newest_first {
+        pos -= 1;
+        set.execute(params![nid, pos])?;
+    }
+    Ok(())
+}
+
+/// The accepted redactions in a room that name `target` (`redacts`, in `content` from
+/// room version 11): (event ID, JSON). The expression is the one migration 0016 indexes.
+pub fn redactions_of(
+    conn: &Connection,
+    room_nid: i64,
+    target: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT event_id, json FROM events WHERE event_type = 'm.room.redaction'
+           AND COALESCE(json_extract(json, '$.redacts'), json_extract(json, '$.content.redacts')) = ?2
+           AND room_nid = ?1 AND rejected IS NULL AND soft_failed = 0",
+    )?;
+    let rows = st.query_map(params![room_nid, target], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
