@@ -100,6 +100,8 @@ pub enum Outcome {
     Known,
     /// For a room this server has no user in: dropped unprocessed, as Synapse does.
     Ignored,
+    /// For a room a join of ours is in flight for: processed once the join is stored.
+    Queued,
     Accepted,
     SoftFailed,
     Rejected(String),
@@ -109,6 +111,9 @@ pub enum Outcome {
 pub async fn receive(app: &App, origin: &str, raw: &Value) -> Result<(OwnedEventId, Outcome)> {
     let room_id =
         raw["room_id"].as_str().ok_or_else(|| bad_json("PDU has no room_id"))?.to_string();
+    if let Some(queued) = queue_during_join(app, origin, &room_id, raw)? {
+        return Ok((queued, Outcome::Queued));
+    }
     let rid = room_id.clone();
     let room_row = app
         .db
@@ -150,6 +155,22 @@ pub async fn receive(app: &App, origin: &str, raw: &Value) -> Result<(OwnedEvent
     }
     let outcome = process(app, &mut room, origin, pdu, true).await?;
     Ok((id, outcome))
+}
+
+/// Keep a PDU for a room a remote join of ours is in flight for (the room's servers
+/// count us in before we have its state): its event ID when kept.
+fn queue_during_join(
+    app: &App,
+    origin: &str,
+    room_id: &str,
+    raw: &Value,
+) -> Result<Option<OwnedEventId>> {
+    let Some(version) = app.rooms.queue_if_joining(room_id, origin, raw) else { return Ok(None) };
+    let (_, rules) = crate::rooms::rules_for(&version)?;
+    let obj: CanonicalJsonObject = serde_json::from_value(raw.clone())
+        .map_err(|e| bad_json(format!("event is not canonical JSON: {e}")))?;
+    tracing::info!(%origin, %room_id, "queueing a PDU until our join completes");
+    event_id_of(&obj, &rules).map(Some)
 }
 
 /// Process a verified event in its locked room.

@@ -245,7 +245,7 @@ fn read_page(c: &rusqlite::Connection, a: &PageArgs) -> Result<(Value, bool)> {
     let shown = |r: &events::EventRow| -> Result<bool> {
         Ok(filter.as_ref().is_none_or(|f| wanted(f, r))
             && (r.state_key.is_some() || !ignored.contains(&r.sender))
-            && visibility::visible(c, r, &uid, joined)?)
+            && visibility::visible(c, r, uid, joined)?)
     };
     // `limit` counts the events returned, after the filter and ignored users: read
     // in batches until the page is full or the timeline (or `to`) is exhausted.
