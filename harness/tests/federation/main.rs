@@ -3,6 +3,7 @@
 
 mod acl;
 mod auth;
+mod backfill;
 mod directory;
 mod e2e_keys;
 mod fakes;
