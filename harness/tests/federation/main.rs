@@ -8,6 +8,7 @@ mod directory;
 mod e2e_keys;
 mod fakes;
 mod inbound_forks;
+mod inbound_gaps;
 mod inbound_invite;
 mod inbound_membership;
 mod inbound_send;
