@@ -556,3 +556,84 @@ pub fn redactions_of(
     let rows = st.query_map(params![room_nid, target], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().expect("db");
+        crate::store::migrations::apply(&mut c).expect("migrate");
+        c.execute("INSERT INTO rooms (nid, room_id, room_version, creator, created_ts) VALUES (1, '!r:x', '10', '@a:x', 0)", [])
+            .expect("room");
+        c
+    }
+
+    fn row<'a>(id: &'a str, depth: i64, json: &'a str, prev: &'a [String]) -> NewEventRow<'a> {
+        NewEventRow {
+            event_id: id,
+            event_type: "m.room.message",
+            state_key: None,
+            sender: "@a:x",
+            depth,
+            origin_server_ts: 0,
+            json,
+            prev_events: prev,
+            membership: None,
+            txn: None,
+        }
+    }
+
+    const HISTORY: Placement<'static> = Placement {
+        timeline: false,
+        extremity: false,
+        current: false,
+        rejected: None,
+        soft_failed: false,
+    };
+
+    /// Our join points at an event we lack; backfilling it (and the event before it)
+    /// puts both before everything else, in order, and the extremity moves back.
+    #[test]
+    fn backfilled_events_go_before_the_stream() {
+        let c = db();
+        let prev = vec!["$b".to_string()];
+        let join = append(&c, 1, None, &row("$join", 3, "{}", &prev)).expect("join");
+        assert!(join.stream_pos > 0);
+        assert_eq!(backward_extremities(&c, 1, 10).expect("ext"), vec!["$b".to_string()]);
+        let prev_a = vec!["$a".to_string()];
+        let b = insert(&c, 1, None, &row("$b", 2, "{}", &prev_a), HISTORY).expect("b");
+        let a = insert(&c, 1, None, &row("$a", 1, "{}", &[]), HISTORY).expect("a");
+        assign_backfill_positions(&c, &[b.nid]).expect("b pos");
+        assert_eq!(backward_extremities(&c, 1, 10).expect("ext"), vec!["$a".to_string()]);
+        assign_backfill_positions(&c, &[a.nid]).expect("a pos");
+        assert!(backward_extremities(&c, 1, 10).expect("ext").is_empty());
+        let ids: Vec<String> = timeline_desc(&c, 1, i64::MIN, i64::MAX, 10)
+            .expect("timeline")
+            .into_iter()
+            .map(|r| r.event_id)
+            .collect();
+        assert_eq!(ids, ["$join", "$b", "$a"]);
+        // Never in what /sync reads (positions above 0).
+        assert_eq!(timeline_desc(&c, 1, 0, i64::MAX, 10).expect("sync").len(), 1);
+    }
+
+    /// Redactions are found by their target, `redacts` at the top or (v11) in content.
+    #[test]
+    fn redactions_by_target() {
+        let c = db();
+        let mut r1 = row("$r1", 1, r#"{"redacts":"$t"}"#, &[]);
+        r1.event_type = "m.room.redaction";
+        let mut r2 = row("$r2", 1, r#"{"content":{"redacts":"$t"}}"#, &[]);
+        r2.event_type = "m.room.redaction";
+        let mut other = row("$r3", 1, r#"{"redacts":"$u"}"#, &[]);
+        other.event_type = "m.room.redaction";
+        for r in [r1, r2, other] {
+            append(&c, 1, None, &r).expect("append");
+        }
+        let mut found: Vec<String> =
+            redactions_of(&c, 1, "$t").expect("found").into_iter().map(|(id, _)| id).collect();
+        found.sort();
+        assert_eq!(found, ["$r1", "$r2"]);
+    }
+}

@@ -196,23 +196,24 @@ async fn messages(app: Arc<App>, req: Req) -> Result<Resp> {
         uid,
     });
     let mut rounds = 0;
+    let mut more = true;
     loop {
         let p = page.clone();
         let (body, reached_start) = app.db.read(move |c| read_page(c, &p)).await?;
         // Paging back past the earliest event we hold: older history may be on the
         // other servers in the room. A peer that fails leaves the page as it is.
-        if !reached_start || rounds == BACKFILL_ROUNDS {
+        if !reached_start || !more || rounds == BACKFILL_ROUNDS {
             return Ok(ok(&body));
         }
         rounds += 1;
-        match crate::federation::backfill::backfill(&app, &room_id, limit as usize).await {
-            Ok(true) => {}
-            Ok(false) => return Ok(ok(&body)),
-            Err(e) => {
+        // Read again even when this found nothing new: a concurrent request may just
+        // have stored the same history.
+        more = crate::federation::backfill::backfill(&app, &room_id, limit as usize)
+            .await
+            .unwrap_or_else(|e| {
                 tracing::info!(%room_id, "backfill failed: {e}");
-                return Ok(ok(&body));
-            }
-        }
+                false
+            });
     }
 }
 
