@@ -102,6 +102,12 @@ async fn test_backfill_history_from_other_glia() {
     let old = theirs.iter().find(|e| e["content"]["name"] == "Old name").expect("old name");
     let id = old["event_id"].as_str().expect("id");
     get_event(&bob, &room, id).await.must_status(200);
+    // /context reaches into backfilled history too.
+    let m5 = theirs.iter().find(|e| e["content"]["body"] == "m5").expect("m5");
+    let id = m5["event_id"].as_str().expect("id");
+    let ctx = bob.get(&cs(&["rooms", &room, "context", id, "?limit=4"])).await.must_status(200);
+    let before = ctx["events_before"].as_array().expect("events_before");
+    assert_eq!(bodies(before), ["m4", "m3"], "{ctx}");
     // Bob can still talk in the room.
     let hi = send_text(&bob, &room, "caught up").await;
     glia_harness::rooms::wait_event(&alice, &room, &hi).await;
