@@ -3,11 +3,13 @@
 
 mod acl;
 mod auth;
+mod backfill;
 mod dag_repair;
 mod directory;
 mod e2e_keys;
 mod fakes;
 mod inbound_forks;
+mod inbound_gaps;
 mod inbound_invite;
 mod inbound_membership;
 mod inbound_send;

@@ -122,7 +122,7 @@ fn check_format(obj: &CanonicalJsonObject, rules: &RoomVersionRules) -> Result<(
 }
 
 /// A state as events, by (type, state_key).
-type StateByKey = HashMap<(String, String), PduRef>;
+pub(crate) type StateByKey = HashMap<(String, String), PduRef>;
 
 /// What became of an incoming event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +130,8 @@ pub enum Outcome {
     Known,
     /// For a room this server has no user in: dropped unprocessed, as Synapse does.
     Ignored,
+    /// For a room a join of ours is in flight for: processed once the join is stored.
+    Queued,
     Accepted,
     SoftFailed,
     Rejected(String),
@@ -139,6 +141,9 @@ pub enum Outcome {
 pub async fn receive(app: &App, origin: &str, raw: &Value) -> Result<(OwnedEventId, Outcome)> {
     let room_id =
         raw["room_id"].as_str().ok_or_else(|| bad_json("PDU has no room_id"))?.to_string();
+    if let Some(queued) = queue_during_join(app, origin, &room_id, raw)? {
+        return Ok((queued, Outcome::Queued));
+    }
     let rid = room_id.clone();
     let room_row = app
         .db
@@ -180,6 +185,22 @@ pub async fn receive(app: &App, origin: &str, raw: &Value) -> Result<(OwnedEvent
     }
     let outcome = process(app, &mut room, origin, pdu, true).await?;
     Ok((id, outcome))
+}
+
+/// Keep a PDU for a room a remote join of ours is in flight for (the room's servers
+/// count us in before we have its state): its event ID when kept.
+fn queue_during_join(
+    app: &App,
+    origin: &str,
+    room_id: &str,
+    raw: &Value,
+) -> Result<Option<OwnedEventId>> {
+    let Some(version) = app.rooms.queue_if_joining(room_id, origin, raw) else { return Ok(None) };
+    let (_, rules) = crate::rooms::rules_for(&version)?;
+    let obj: CanonicalJsonObject = serde_json::from_value(raw.clone())
+        .map_err(|e| bad_json(format!("event is not canonical JSON: {e}")))?;
+    tracing::info!(%origin, %room_id, "queueing a PDU until our join completes");
+    event_id_of(&obj, &rules).map(Some)
 }
 
 /// Process a verified event in its locked room.
@@ -297,12 +318,7 @@ async fn process_inner(
     };
     let (before_ids, before_state, base_group) = match before {
         Some(b) => b,
-        None => {
-            // The gap could not be filled: authorise against the room's current state,
-            // which is what a client of ours sees.
-            let ids = room.state.iter().map(|(k, e)| (k.clone(), e.event_id.to_string())).collect();
-            (ids, room.state.clone(), room.state_group)
-        }
+        None => state_across_gap(app, room, origin, &pdu, fetch).await?,
     };
     if let Err(why) = ruma::state_res::check_state_dependent_auth_rules(
         &room.rules.authorization,
@@ -320,13 +336,34 @@ async fn process_inner(
     .is_err();
     let relay = relay.then(|| origin.to_string());
     persist(app, room, &pdu, Some((before_ids, base_group)), soft_failed, None, relay).await?;
-    if !soft_failed && pdu.type_str() == "m.room.redaction" {
-        crate::rooms::redaction::apply_remote(app, room, &pdu).await?;
+    if !soft_failed {
+        crate::rooms::redaction::after_remote(app, room, &pdu).await?;
     }
     Ok(if soft_failed { Outcome::SoftFailed } else { Outcome::Accepted })
 }
 
-fn check_auth(room: &Locked, pdu: &PduRef, auth: &[PduRef]) -> Result<(), String> {
+/// The state before `pdu` when its prev_events (or their states) could not be had
+/// locally: what `origin` says it is (`/state_ids` at them), else the room's current
+/// state, which is what a client of ours sees.
+async fn state_across_gap(
+    app: &App,
+    room: &mut Locked,
+    origin: &str,
+    pdu: &Pdu,
+    fetch: bool,
+) -> Result<(IdState, StateByKey, Option<i64>)> {
+    if fetch
+        && let Some((ids, full)) =
+            crate::federation::remote_state::state_before(app, room, origin, &pdu.prev_events)
+                .await?
+    {
+        return Ok((ids, full, None));
+    }
+    let ids = room.state.iter().map(|(k, e)| (k.clone(), e.event_id.to_string())).collect();
+    Ok((ids, room.state.clone(), room.state_group))
+}
+
+pub(crate) fn check_auth(room: &Locked, pdu: &PduRef, auth: &[PduRef]) -> Result<(), String> {
     let by_id: HashMap<&EventId, &PduRef> = auth.iter().map(|e| (&*e.event_id, e)).collect();
     ruma::state_res::check_state_independent_auth_rules(
         &room.rules.authorization,
@@ -342,7 +379,7 @@ fn check_auth(room: &Locked, pdu: &PduRef, auth: &[PduRef]) -> Result<(), String
     })
 }
 
-async fn load(app: &App, room: &Locked, ids: &[OwnedEventId]) -> Result<Vec<PduRef>> {
+pub(crate) async fn load(app: &App, room: &Locked, ids: &[OwnedEventId]) -> Result<Vec<PduRef>> {
     let ids: Vec<String> = ids.iter().map(|e| e.to_string()).collect();
     let rules = room.rules.clone();
     app.db
@@ -369,7 +406,12 @@ async fn missing_events(app: &App, ids: &[OwnedEventId]) -> Result<Vec<OwnedEven
 }
 
 /// Fetch an event's auth chain from `origin` and store what we lacked as outliers.
-async fn fetch_auth_chain(app: &App, room: &mut Locked, origin: &str, pdu: &Pdu) -> Result<()> {
+pub(crate) async fn fetch_auth_chain(
+    app: &App,
+    room: &mut Locked,
+    origin: &str,
+    pdu: &Pdu,
+) -> Result<()> {
     let path = format!(
         "/_matrix/federation/v1/event_auth/{}/{}",
         crate::federation::encode(pdu.room_id.as_str()),
@@ -417,7 +459,7 @@ pub async fn store_outliers(app: &App, room: &mut Locked, raw: &[Value]) -> Resu
     Ok(())
 }
 
-async fn write_outlier(
+pub(crate) async fn write_outlier(
     app: &App,
     room_nid: i64,
     p: &PduRef,
@@ -502,8 +544,7 @@ async fn fill_gap(app: &App, room: &mut Locked, origin: &str, pdu: &Pdu) -> Resu
 }
 
 /// The state after each of `missing` (prev events the origin did not supply), as the
-/// origin says (`/state_ids`, the events we lack fetched with `/event`): the state events
-/// that verify and pass auth against their own auth events, then the prev event itself.
+/// origin says (`/state_ids` at each).
 async fn state_at_missing_prevs(
     app: &App,
     room: &mut Locked,
@@ -512,103 +553,14 @@ async fn state_at_missing_prevs(
 ) -> Result<Vec<IdState>> {
     let mut out = vec![];
     for prev in missing {
-        let path = format!(
-            "/_matrix/federation/v1/state_ids/{}?event_id={}",
-            crate::federation::encode(room.room_id.as_str()),
-            crate::federation::encode(prev.as_str())
-        );
-        let (status, body) = app.fed_request(origin, Method::GET, &path, None).await?;
-        if !status.is_success() {
-            return Err(Error::Unknown(format!("{origin} refused state_ids: {status}")));
-        }
-        let ids_at = |k: &str| -> Vec<String> {
-            body[k]
-                .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-                .unwrap_or_default()
-        };
-        let state_ids = ids_at("pdu_ids");
-        let mut wanted = ids_at("auth_chain_ids");
-        wanted.extend(state_ids.iter().cloned());
-        wanted.push(prev.to_string());
-        let wanted: Vec<OwnedEventId> =
-            wanted.into_iter().filter_map(|i| OwnedEventId::try_from(i).ok()).collect();
-        let lacking = missing_events(app, &wanted).await?;
-        let raw = if lacking.len() > FETCH_ONE_BY_ONE {
-            // Many unknown: the whole state and auth chain in one request instead.
-            fetch_state(app, origin, room.room_id.as_str(), prev).await?
-        } else {
-            let mut raw = vec![];
-            for id in lacking {
-                if let Some(ev) = fetch_event(app, origin, &id).await {
-                    raw.push(ev);
-                }
+        match crate::federation::remote_state::remote_state_after(app, room, origin, prev).await? {
+            Some(state) => out.push(state),
+            None => {
+                return Err(Error::Unknown(format!("{origin} gave no state at {prev}")));
             }
-            raw
-        };
-        store_outliers(app, room, &raw).await?;
-        let (rules, room_id, prev) = (room.rules.clone(), room.room_id.clone(), prev.to_string());
-        let state = app
-            .db
-            .read(move |c| {
-                let cache = EventCache::new(c, &rules, &[]);
-                if cache.get(&prev).is_none() {
-                    return Err(Error::Unknown(format!("cannot get the prev event {prev}")));
-                }
-                let mut state = IdState::new();
-                for id in state_ids.iter().chain(std::iter::once(&prev)) {
-                    if let Some(e) = cache.get(id)
-                        && !e.rejected
-                        && e.room_id == room_id
-                        && let Some(k) = &e.state_key
-                    {
-                        state.insert((e.type_str(), k.clone()), id.clone());
-                    }
-                }
-                Ok(state)
-            })
-            .await?;
-        out.push(state);
+        }
     }
     Ok(out)
-}
-
-/// Up to how many unknown events of a state `/event` fetches, one request each.
-const FETCH_ONE_BY_ONE: usize = 50;
-
-/// `origin`'s `/state` at `prev`: the state before it and its auth chain, and `prev`.
-async fn fetch_state(app: &App, origin: &str, room_id: &str, prev: &EventId) -> Result<Vec<Value>> {
-    let path = format!(
-        "/_matrix/federation/v1/state/{}?event_id={}",
-        crate::federation::encode(room_id),
-        crate::federation::encode(prev.as_str())
-    );
-    let (status, body) = app.fed_request(origin, Method::GET, &path, None).await?;
-    if !status.is_success() {
-        return Err(Error::Unknown(format!("{origin} refused state: {status}")));
-    }
-    let mut raw = vec![];
-    for k in ["pdus", "auth_chain"] {
-        raw.extend(body[k].as_array().cloned().unwrap_or_default());
-    }
-    raw.extend(fetch_event(app, origin, prev).await);
-    Ok(raw)
-}
-
-/// One event from `origin`'s `/event`, None when it cannot give it.
-async fn fetch_event(app: &App, origin: &str, id: &EventId) -> Option<Value> {
-    let path = format!("/_matrix/federation/v1/event/{}", crate::federation::encode(id.as_str()));
-    match app.fed_request(origin, Method::GET, &path, None).await {
-        Ok((s, b)) if s.is_success() => b["pdus"].get(0).cloned(),
-        Ok((s, _)) => {
-            tracing::info!(%origin, event_id = %id, "/event answered {s}");
-            None
-        }
-        Err(e) => {
-            tracing::info!(%origin, event_id = %id, "/event failed: {e}");
-            None
-        }
-    }
 }
 
 async fn reject(app: &App, room: &mut Locked, pdu: &PduRef, why: &str) -> Result<Outcome> {

@@ -103,14 +103,23 @@ pub struct Remote<'a> {
 }
 
 impl Remote<'_> {
-    /// Join through each candidate server in turn.
+    /// Join through each candidate server in turn. PDUs the room's servers send while
+    /// the join is in flight are queued, and processed once it is stored.
     pub async fn join(&self, servers: &[String]) -> Result<ruma::OwnedEventId> {
+        let in_flight = self.app.rooms.begin_join(self.room_id);
         let mut last = Error::NotFound("No known servers to join the room through".into());
         for server in servers {
             let (app, user, room, content) =
                 (self.app, self.user_id, self.room_id, self.content.clone());
             match join_via(app, server, user, room, content).await {
-                Ok(id) => return Ok(id),
+                Ok(id) => {
+                    for (origin, pdu) in in_flight.finish() {
+                        if let Err(e) = inbound::receive(app, &origin, &pdu).await {
+                            tracing::info!(%origin, room_id = %room, "a PDU queued during our join failed: {e}");
+                        }
+                    }
+                    return Ok(id);
+                }
                 Err(e) => last = self.failed(server, "join", e),
             }
         }
@@ -215,6 +224,9 @@ async fn make_and_send(
     let version = body["room_version"].as_str().unwrap_or("1").to_string();
     let (_, rules) = crate::rooms::rules_for(&version)
         .map_err(|_| Error::IncompatibleRoomVersion(format!("room version {version}")))?;
+    if kind == "join" {
+        app.rooms.set_join_version(room_id, &version);
+    }
     let pdu = sign_template(app, &rules, &body["event"], content)?;
     // send_knock has only a v1 (which answers like the v2 of the others).
     let api = if kind == "knock" { "v1" } else { "v2" };

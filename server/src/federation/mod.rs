@@ -2,12 +2,14 @@
 //! the `X-Matrix` request signatures that authenticate server-to-server requests,
 //! discovery and the outbound client.
 
+pub mod backfill;
 pub mod client;
 pub mod inbound;
 pub mod key_store;
 pub mod keys;
 pub mod membership;
 pub mod queries;
+pub mod remote_state;
 pub mod resolve;
 pub mod sender;
 pub mod xmatrix;

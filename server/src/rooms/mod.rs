@@ -62,6 +62,48 @@ impl RoomHandle {
 #[derive(Default)]
 pub struct Rooms {
     handles: Mutex<HashMap<String, Arc<AsyncMutex<Option<RoomHandle>>>>>,
+    /// Rooms a remote join of ours is in flight for, with the PDUs other servers sent
+    /// meanwhile (they count us in as soon as they accept the join, before we have the
+    /// room): processed once the join is stored.
+    joining: Mutex<HashMap<String, Joining>>,
+}
+
+#[derive(Default)]
+struct Joining {
+    /// Joins in flight (several local users may join at once).
+    count: usize,
+    /// The room version, once `make_join` told it.
+    version: Option<String>,
+    /// (origin, PDU) in arrival order.
+    queued: Vec<(String, Value)>,
+}
+
+/// Most PDUs kept for one room while a join is in flight; more are dropped (the room's
+/// gap filling fetches them later).
+const MAX_QUEUED_DURING_JOIN: usize = 1000;
+
+/// A remote join in flight; dropping it (a failed or abandoned join) discards what was
+/// queued.
+pub struct JoinInFlight<'a> {
+    rooms: &'a Rooms,
+    room_id: String,
+    done: bool,
+}
+
+impl JoinInFlight<'_> {
+    /// The join is stored: the PDUs queued meanwhile, to process now.
+    pub fn finish(mut self) -> Vec<(String, Value)> {
+        self.done = true;
+        self.rooms.end_join(&self.room_id, true)
+    }
+}
+
+impl Drop for JoinInFlight<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.rooms.end_join(&self.room_id, false);
+        }
+    }
 }
 
 pub fn rules_for(version: &str) -> Result<(RoomVersionId, RoomVersionRules)> {
@@ -127,6 +169,45 @@ impl Rooms {
                 Err(e)
             }
         }
+    }
+
+    /// Note a remote join to `room_id` in flight, until the returned guard is finished
+    /// or dropped.
+    pub fn begin_join(&self, room_id: &str) -> JoinInFlight<'_> {
+        let mut map = self.joining.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(room_id.to_string()).or_default().count += 1;
+        JoinInFlight { rooms: self, room_id: room_id.to_string(), done: false }
+    }
+
+    /// The room version of a room a join is in flight for, once known.
+    pub fn set_join_version(&self, room_id: &str, version: &str) {
+        let mut map = self.joining.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(j) = map.get_mut(room_id) {
+            j.version = Some(version.to_string());
+        }
+    }
+
+    /// Keep a PDU for a room a join is in flight for (whose version is known). Its room
+    /// version when kept.
+    pub fn queue_if_joining(&self, room_id: &str, origin: &str, pdu: &Value) -> Option<String> {
+        let mut map = self.joining.lock().unwrap_or_else(|p| p.into_inner());
+        let j = map.get_mut(room_id)?;
+        let version = j.version.clone()?;
+        if j.queued.len() < MAX_QUEUED_DURING_JOIN {
+            j.queued.push((origin.to_string(), pdu.clone()));
+        }
+        Some(version)
+    }
+
+    fn end_join(&self, room_id: &str, take: bool) -> Vec<(String, Value)> {
+        let mut map = self.joining.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(j) = map.get_mut(room_id) else { return vec![] };
+        j.count = j.count.saturating_sub(1);
+        let queued = if take { std::mem::take(&mut j.queued) } else { vec![] };
+        if j.count == 0 {
+            map.remove(room_id);
+        }
+        queued
     }
 
     /// Forget the in-memory handle after a failed write, so the next use reloads it.

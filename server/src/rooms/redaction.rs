@@ -41,14 +41,14 @@ pub async fn apply(app: &App, room: &mut Locked, target: &str, redaction_id: &st
         .await?;
     if was_state {
         // Auth reads state contents: reload the room so it sees the redacted form.
-        rooms::Rooms::invalidate(room);
+        rooms::Rooms::reload(app, room).await?;
     }
     Ok(())
 }
 
 /// Apply an accepted redaction from another server, if its sender may redact the target:
 /// same server as the target's sender, or the power level `redact` in current state.
-/// A target we do not have (yet) is left alone.
+/// A target we do not have yet is redacted when it arrives ([`apply_pending`]).
 pub async fn apply_remote(app: &App, room: &mut Locked, redaction: &Pdu) -> Result<()> {
     let Some(target) = redaction.redacts.as_ref().map(|t| t.to_string()) else { return Ok(()) };
     // An event that redacts itself is ignored (SyTest checks it; it would otherwise erase
@@ -74,4 +74,26 @@ pub async fn apply_remote(app: &App, room: &mut Locked, redaction: &Pdu) -> Resu
         return Ok(());
     }
     apply(app, room, &target, redaction.event_id.as_str()).await
+}
+
+/// After an event from another server is stored (live or backfilled): a redaction is
+/// applied to its target, and redactions that arrived before the event (or that our
+/// users sent for an event we lacked) are applied to it now, as the spec's "redactions
+/// may arrive before the event they redact" needs.
+pub async fn after_remote(app: &App, room: &mut Locked, pdu: &Pdu) -> Result<()> {
+    if pdu.type_str() == "m.room.redaction" {
+        apply_remote(app, room, pdu).await?;
+    }
+    apply_pending(app, room, pdu.event_id.as_str()).await
+}
+
+/// Apply the stored, accepted redactions of the room that name `target`.
+pub async fn apply_pending(app: &App, room: &mut Locked, target: &str) -> Result<()> {
+    let (t, nid) = (target.to_string(), room.nid);
+    let found = app.db.read(move |c| events::redactions_of(c, nid, &t)).await?;
+    for (id, json) in found {
+        let redaction = Pdu::from_stored(&id, &json, &room.rules)?;
+        apply_remote(app, room, &redaction).await?;
+    }
+    Ok(())
 }

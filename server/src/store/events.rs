@@ -468,3 +468,172 @@ pub fn unread_counts(
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+/// The room's backward extremities: prev_events of its timeline events that we lack or
+/// hold only as outliers, where history continues on other servers. Those of the
+/// newest events first, at most `limit`.
+pub fn backward_extremities(conn: &Connection, room_nid: i64, limit: i64) -> Result<Vec<String>> {
+    let mut st = conn.prepare_cached(
+        "SELECT ed.prev_event_id FROM events ch
+         JOIN event_edges ed ON ed.event_nid = ch.nid
+         LEFT JOIN events p ON p.event_id = ed.prev_event_id
+         WHERE ch.room_nid = ?1 AND ch.stream_pos IS NOT NULL AND ch.rejected IS NULL
+           AND (p.nid IS NULL
+                OR (p.stream_pos IS NULL AND p.rejected IS NULL AND p.soft_failed = 0))
+         ORDER BY ch.depth DESC",
+    )?;
+    let mut out: Vec<String> = vec![];
+    for id in st.query_map([room_nid], |r| r.get::<_, String>(0))? {
+        let id = id?;
+        if !out.contains(&id) {
+            out.push(id);
+            if out.len() as i64 >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Give an outlier the state before it, now that it is known (a backfilled event we
+/// held only for auth or state): its state after follows, as for any event.
+pub fn set_historical_state(
+    conn: &Connection,
+    room_nid: i64,
+    nid: i64,
+    state_before: i64,
+    event_type: &str,
+    state_key: Option<&str>,
+) -> Result<()> {
+    let (replaces, after) = match state_key {
+        Some(k) => (
+            state::lookup(conn, state_before, event_type, k)?,
+            state::new_group(
+                conn,
+                room_nid,
+                Some(state_before),
+                &[(event_type.into(), k.into(), Some(nid))],
+            )?,
+        ),
+        None => (None, state_before),
+    };
+    conn.prepare_cached(
+        "UPDATE events SET state_before = ?2, state_after = ?3, replaces_nid = ?4 WHERE nid = ?1",
+    )?
+    .execute(params![nid, state_before, after, replaces])?;
+    Ok(())
+}
+
+/// Place backfilled events (newest first) before everything on the events stream:
+/// negative, decreasing positions, as Synapse's backfilled stream orderings. They are
+/// history for `/messages`, never new to `/sync` (which reads positions above its token).
+pub fn assign_backfill_positions(conn: &Connection, nids_newest_first: &[i64]) -> Result<()> {
+    let lowest: Option<i64> =
+        conn.prepare_cached("SELECT MIN(stream_pos) FROM events")?.query_row([], |r| r.get(0))?;
+    let mut pos = lowest.unwrap_or(0).min(0);
+    let mut set = conn.prepare_cached(
+        "UPDATE events SET stream_pos = ?2 WHERE nid = ?1 AND stream_pos IS NULL",
+    )?;
+    for nid in nids_newest_first {
+        pos -= 1;
+        set.execute(params![nid, pos])?;
+    }
+    Ok(())
+}
+
+/// The accepted redactions in a room that name `target` (`redacts`, in `content` from
+/// room version 11): (event ID, JSON). The expression is the one migration 0016 indexes.
+pub fn redactions_of(
+    conn: &Connection,
+    room_nid: i64,
+    target: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT event_id, json FROM events WHERE event_type = 'm.room.redaction'
+           AND COALESCE(json_extract(json, '$.redacts'), json_extract(json, '$.content.redacts')) = ?2
+           AND room_nid = ?1 AND rejected IS NULL AND soft_failed = 0",
+    )?;
+    let rows = st.query_map(params![room_nid, target], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().expect("db");
+        crate::store::migrations::apply(&mut c).expect("migrate");
+        c.execute("INSERT INTO rooms (nid, room_id, room_version, creator, created_ts) VALUES (1, '!r:x', '10', '@a:x', 0)", [])
+            .expect("room");
+        c
+    }
+
+    fn row<'a>(id: &'a str, depth: i64, json: &'a str, prev: &'a [String]) -> NewEventRow<'a> {
+        NewEventRow {
+            event_id: id,
+            event_type: "m.room.message",
+            state_key: None,
+            sender: "@a:x",
+            depth,
+            origin_server_ts: 0,
+            json,
+            prev_events: prev,
+            membership: None,
+            txn: None,
+        }
+    }
+
+    const HISTORY: Placement<'static> = Placement {
+        timeline: false,
+        extremity: false,
+        current: false,
+        rejected: None,
+        soft_failed: false,
+    };
+
+    /// Our join points at an event we lack; backfilling it (and the event before it)
+    /// puts both before everything else, in order, and the extremity moves back.
+    #[test]
+    fn backfilled_events_go_before_the_stream() {
+        let c = db();
+        let prev = vec!["$b".to_string()];
+        let join = append(&c, 1, None, &row("$join", 3, "{}", &prev)).expect("join");
+        assert!(join.stream_pos > 0);
+        assert_eq!(backward_extremities(&c, 1, 10).expect("ext"), vec!["$b".to_string()]);
+        let prev_a = vec!["$a".to_string()];
+        let b = insert(&c, 1, None, &row("$b", 2, "{}", &prev_a), HISTORY).expect("b");
+        let a = insert(&c, 1, None, &row("$a", 1, "{}", &[]), HISTORY).expect("a");
+        assign_backfill_positions(&c, &[b.nid]).expect("b pos");
+        assert_eq!(backward_extremities(&c, 1, 10).expect("ext"), vec!["$a".to_string()]);
+        assign_backfill_positions(&c, &[a.nid]).expect("a pos");
+        assert!(backward_extremities(&c, 1, 10).expect("ext").is_empty());
+        let ids: Vec<String> = timeline_desc(&c, 1, i64::MIN, i64::MAX, 10)
+            .expect("timeline")
+            .into_iter()
+            .map(|r| r.event_id)
+            .collect();
+        assert_eq!(ids, ["$join", "$b", "$a"]);
+        // Never in what /sync reads (positions above 0).
+        assert_eq!(timeline_desc(&c, 1, 0, i64::MAX, 10).expect("sync").len(), 1);
+    }
+
+    /// Redactions are found by their target, `redacts` at the top or (v11) in content.
+    #[test]
+    fn redactions_by_target() {
+        let c = db();
+        let mut r1 = row("$r1", 1, r#"{"redacts":"$t"}"#, &[]);
+        r1.event_type = "m.room.redaction";
+        let mut r2 = row("$r2", 1, r#"{"content":{"redacts":"$t"}}"#, &[]);
+        r2.event_type = "m.room.redaction";
+        let mut other = row("$r3", 1, r#"{"redacts":"$u"}"#, &[]);
+        other.event_type = "m.room.redaction";
+        for r in [r1, r2, other] {
+            append(&c, 1, None, &r).expect("append");
+        }
+        let mut found: Vec<String> =
+            redactions_of(&c, 1, "$t").expect("found").into_iter().map(|(id, _)| id).collect();
+        found.sort();
+        assert_eq!(found, ["$r1", "$r2"]);
+    }
+}

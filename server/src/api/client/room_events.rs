@@ -50,7 +50,7 @@ async fn context(app: Arc<App>, req: Req) -> Result<Resp> {
                 c.query_row("SELECT position FROM streams WHERE name = 'events'", [], |r| {
                     r.get(0)
                 })?;
-            let before = events::timeline_desc(c, room.nid, 0, pos - 1, before_n)?;
+            let before = events::timeline_desc(c, room.nid, i64::MIN, pos - 1, before_n)?;
             let after = events::timeline_asc(c, room.nid, pos + 1, current + 1, after_n)?;
             let v = Viewer { user_nid: nid, user_id: &uid, device_id: &dev };
             let state_nids: Vec<i64> = match row.state_before {
@@ -142,16 +142,20 @@ async fn get_event(app: Arc<App>, req: Req) -> Result<Resp> {
 }
 
 /// A pagination token: a position in the events stream (`p<pos>`), or a sync token.
+/// Positions below zero are history backfilled from other servers.
 pub fn parse_position(token: &str) -> Result<i64> {
     if let Some(p) = token.strip_prefix('p') {
         return p
             .parse::<i64>()
             .ok()
-            .filter(|p| *p >= 0)
+            .filter(|p| *p > i64::MIN)
             .ok_or_else(|| invalid_param("Invalid pagination token"));
     }
     Ok(SyncToken::parse(token)?.events)
 }
+
+/// How many times one `/messages` request asks other servers for older history.
+const BACKFILL_ROUNDS: usize = 3;
 
 async fn messages(app: Arc<App>, req: Req) -> Result<Resp> {
     let user = app.auth(&req).await?;
@@ -178,87 +182,135 @@ async fn messages(app: Arc<App>, req: Req) -> Result<Resp> {
     };
     let lazy_members = filter.as_ref().and_then(|f| f.lazy_load_members).unwrap_or(false);
     let (nid, dev, uid) = (user.user_nid, user.device_id.clone(), user.user_id.clone());
-    let body = app
-        .db
-        .read(move |c| {
-            // A token at position p sits between events <= p and events > p.
-            let current: i64 =
-                c.query_row("SELECT position FROM streams WHERE name = 'events'", [], |r| {
-                    r.get(0)
-                })?;
-            let start = from.unwrap_or(if backwards { current } else { 0 });
-            let ignored = crate::sync::rooms::ignored_users(c, nid)?;
-            let joined = room.left.is_none();
-            let shown = |r: &events::EventRow| -> Result<bool> {
-                Ok(filter.as_ref().is_none_or(|f| wanted(f, r))
-                    && (r.state_key.is_some() || !ignored.contains(&r.sender))
-                    && visibility::visible(c, r, &uid, joined)?)
-            };
-            // `limit` counts the events returned, after the filter and ignored users: read
-            // in batches until the page is full or the timeline (or `to`) is exhausted.
-            let batch = if filter.is_none() && ignored.is_empty() {
-                limit
-            } else {
-                (limit * 2).clamp(50, MAX_LIMIT)
-            };
-            let (lower, upper) =
-                if backwards { (to.unwrap_or(0), start) } else { (start, to.unwrap_or(current)) };
-            // A user who left sees nothing after their leave: stop reading there.
-            let upper = room.left.map_or(upper, |(left_at, _)| upper.min(left_at));
-            let mut rows: Vec<events::EventRow> = vec![];
-            // The position the next batch continues from (inclusive bound).
-            let mut cursor = if backwards { upper } else { lower + 1 };
-            let mut last_seen = None;
-            while (rows.len() as i64) < limit {
-                let got = if backwards {
-                    events::timeline_desc(c, room.room.nid, lower, cursor, batch)?
-                } else {
-                    events::timeline_asc(c, room.room.nid, cursor, upper + 1, batch)?
-                };
-                let exhausted = (got.len() as i64) < batch;
-                for r in got {
-                    let pos = r.stream_pos.unwrap_or_default();
-                    last_seen = Some(pos);
-                    cursor = if backwards { pos - 1 } else { pos + 1 };
-                    if shown(&r)? {
-                        rows.push(r);
-                        if rows.len() as i64 == limit {
-                            break;
-                        }
-                    }
-                }
-                if exhausted {
+    let room_id = room.room.room_id.clone();
+    let page = Arc::new(PageArgs {
+        room,
+        backwards,
+        limit,
+        from,
+        to,
+        filter,
+        lazy_members,
+        nid,
+        dev,
+        uid,
+    });
+    let mut rounds = 0;
+    let mut more = true;
+    loop {
+        let p = page.clone();
+        let (body, reached_start) = app.db.read(move |c| read_page(c, &p)).await?;
+        // Paging back past the earliest event we hold: older history may be on the
+        // other servers in the room. A peer that fails leaves the page as it is.
+        if !reached_start || !more || rounds == BACKFILL_ROUNDS {
+            return Ok(ok(&body));
+        }
+        rounds += 1;
+        // Read again even when this found nothing new: a concurrent request may just
+        // have stored the same history.
+        more = crate::federation::backfill::backfill(&app, &room_id, limit as usize)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::info!(%room_id, "backfill failed: {e}");
+                false
+            });
+    }
+}
+
+/// What one `/messages` request reads.
+struct PageArgs {
+    room: super::room_state::Readable,
+    backwards: bool,
+    limit: i64,
+    from: Option<i64>,
+    to: Option<i64>,
+    filter: Option<RoomEventFilter>,
+    lazy_members: bool,
+    nid: i64,
+    dev: String,
+    uid: String,
+}
+
+/// One page of `/messages`, and whether it is a backward page that ran out of events at
+/// the start of what we hold (not at `to`) before it was full.
+fn read_page(c: &rusqlite::Connection, a: &PageArgs) -> Result<(Value, bool)> {
+    let PageArgs { room, backwards, limit, from, to, filter, lazy_members, nid, dev, uid } = a;
+    let (backwards, limit, from, to, lazy_members, nid) =
+        (*backwards, *limit, *from, *to, *lazy_members, *nid);
+    // A token at position p sits between events <= p and events > p.
+    let current: i64 =
+        c.query_row("SELECT position FROM streams WHERE name = 'events'", [], |r| r.get(0))?;
+    let start = from.unwrap_or(if backwards { current } else { i64::MIN + 1 });
+    let ignored = crate::sync::rooms::ignored_users(c, nid)?;
+    let joined = room.left.is_none();
+    let shown = |r: &events::EventRow| -> Result<bool> {
+        Ok(filter.as_ref().is_none_or(|f| wanted(f, r))
+            && (r.state_key.is_some() || !ignored.contains(&r.sender))
+            && visibility::visible(c, r, uid, joined)?)
+    };
+    // `limit` counts the events returned, after the filter and ignored users: read
+    // in batches until the page is full or the timeline (or `to`) is exhausted.
+    let batch = if filter.is_none() && ignored.is_empty() {
+        limit
+    } else {
+        (limit * 2).clamp(50, MAX_LIMIT)
+    };
+    let (lower, upper) =
+        if backwards { (to.unwrap_or(i64::MIN), start) } else { (start, to.unwrap_or(current)) };
+    // A user who left sees nothing after their leave: stop reading there.
+    let upper = room.left.map_or(upper, |(left_at, _)| upper.min(left_at));
+    let mut rows: Vec<events::EventRow> = vec![];
+    // The position the next batch continues from (inclusive bound).
+    let mut cursor = if backwards { upper } else { lower + 1 };
+    let mut last_seen = None;
+    while (rows.len() as i64) < limit {
+        let got = if backwards {
+            events::timeline_desc(c, room.room.nid, lower, cursor, batch)?
+        } else {
+            events::timeline_asc(c, room.room.nid, cursor, upper + 1, batch)?
+        };
+        let exhausted = (got.len() as i64) < batch;
+        for r in got {
+            let pos = r.stream_pos.unwrap_or_default();
+            last_seen = Some(pos);
+            cursor = if backwards { pos - 1 } else { pos + 1 };
+            if shown(&r)? {
+                rows.push(r);
+                if rows.len() as i64 == limit {
                     break;
                 }
             }
-            let v = Viewer { user_nid: nid, user_id: &uid, device_id: &dev };
-            let chunk = format::client_events(c, &rows, Some(v))?;
-            let mut body = json!({"chunk": chunk, "start": format!("p{start}")});
-            let full = rows.len() as i64 >= limit && limit > 0;
-            if let Some(last) = last_seen
-                && full
+        }
+        if exhausted {
+            break;
+        }
+    }
+    let v = Viewer { user_nid: nid, user_id: uid, device_id: dev };
+    let chunk = format::client_events(c, &rows, Some(v))?;
+    let mut body = json!({"chunk": chunk, "start": format!("p{start}")});
+    let full = rows.len() as i64 >= limit && limit > 0;
+    let reached_start = backwards && !full && limit > 0 && to.is_none();
+    if let Some(last) = last_seen
+        && full
+    {
+        body["end"] = json!(format!("p{}", if backwards { last - 1 } else { last }));
+    }
+    if lazy_members {
+        // The senders' membership events, so clients can render the chunk without
+        // having loaded the full member list.
+        let senders: std::collections::BTreeSet<&str> =
+            rows.iter().map(|r| r.sender.as_str()).collect();
+        let mut members = vec![];
+        for s in senders {
+            if let Some(nid) = room.lookup(c, "m.room.member", s)?
+                && let Some(row) = events::by_nid(c, nid)?
             {
-                body["end"] = json!(format!("p{}", if backwards { last - 1 } else { last }));
+                members.push(format::client_event(c, &row, None)?);
             }
-            if lazy_members {
-                // The senders' membership events, so clients can render the chunk without
-                // having loaded the full member list.
-                let senders: std::collections::BTreeSet<&str> =
-                    rows.iter().map(|r| r.sender.as_str()).collect();
-                let mut members = vec![];
-                for s in senders {
-                    if let Some(nid) = room.lookup(c, "m.room.member", s)?
-                        && let Some(row) = events::by_nid(c, nid)?
-                    {
-                        members.push(format::client_event(c, &row, None)?);
-                    }
-                }
-                body["state"] = json!(members);
-            }
-            Ok::<Value, Error>(body)
-        })
-        .await?;
-    Ok(ok(&body))
+        }
+        body["state"] = json!(members);
+    }
+    Ok((body, reached_start))
 }
 
 fn wanted(f: &RoomEventFilter, r: &events::EventRow) -> bool {

@@ -91,20 +91,25 @@ async fn redact(app: Arc<App>, req: Req) -> Result<Resp> {
         .lock(&app, &room_id)
         .await
         .map_err(|e| not_in_room(e, &user.user_id, &room_id))?;
-    let target_row = target_row
-        .filter(|r| r.room_nid == room.nid)
-        .ok_or_else(|| not_found("Event not found"))?;
+    if target_row.as_ref().is_some_and(|r| r.room_nid != room.nid) {
+        return Err(not_found("Event not found"));
+    }
     if matches!(room.version, ruma::RoomVersionId::V11) {
         content["redacts"] = json!(target);
     }
-    // Redacting someone else's event needs the power level `redact`.
-    if target_row.sender != user.user_id {
+    // Redacting someone else's event needs the power level `redact`. An event we do not
+    // have (yet: another server's) may be redacted with that power, as in Synapse; the
+    // redaction is applied when the event arrives. Without it, the event is not found.
+    if target_row.as_ref().is_none_or(|r| r.sender != user.user_id) {
         let power = rooms::state_content(&room, "m.room.power_levels", "").unwrap_or(json!({}));
         let level_of = |u: &str| {
             power["users"][u].as_i64().unwrap_or(power["users_default"].as_i64().unwrap_or(0))
         };
         let needed = power["redact"].as_i64().unwrap_or(50);
         if level_of(&user.user_id) < needed {
+            if target_row.is_none() {
+                return Err(not_found("Event not found"));
+            }
             return Err(Error::Forbidden(
                 "You don't have permission to redact other users' events".into(),
             ));

@@ -235,7 +235,7 @@ async fn members(app: Arc<App>, req: Req) -> Result<Resp> {
             let state = match at {
                 Some(pos) => {
                     let limit = room.left.map(|(p, _)| p).unwrap_or(i64::MAX).min(pos);
-                    match events::timeline_desc(c, room.room.nid, 0, limit, 1)?
+                    match events::timeline_desc(c, room.room.nid, i64::MIN, limit, 1)?
                         .first()
                         .and_then(|r| r.state_after)
                     {

@@ -161,7 +161,7 @@ async fn send_membership(app: &App, req: &Req, membership: &str) -> Result<Value
     }
     let outcome = inbound::process_relayed(app, &mut room, &origin, pdu.clone()).await?;
     match outcome {
-        Outcome::Accepted | Outcome::Known | Outcome::Ignored => {}
+        Outcome::Accepted | Outcome::Known | Outcome::Ignored | Outcome::Queued => {}
         Outcome::SoftFailed => {
             return Err(Error::Forbidden("The event is not allowed by the room's state".into()));
         }
