@@ -1,8 +1,9 @@
 //! TestRoomVersions (Complement: tests/csapi/room_versions_test.go), local users only: rooms
-//! of every stable version 1 to 11 can be created, joined, invited to, written to, read
+//! of every stable version 1 to 12 can be created, joined, invited to, written to, read
 //! and redacted in. Versions differ in event ID format (v1/v2 carry `$id:server`, v3+ are
-//! hashes), event reference format, redaction algorithm and where `redacts` lives (v11:
-//! in content), so each runs the whole pipeline.
+//! hashes), event reference format, redaction algorithm, where `redacts` lives (v11+:
+//! in content) and room ID format (v12: the create event's hash), so each runs the whole
+//! pipeline.
 
 use glia_harness::Deployment;
 use serde_json::{Value, json};
@@ -13,9 +14,9 @@ use crate::{
     sync_events, sync_token,
 };
 
-const VERSIONS: [&str; 11] = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"];
+const VERSIONS: [&str; 12] = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
 
-/// Every version 1..11 is advertised as available.
+/// Every version 1..12 is advertised as available.
 #[tokio::test]
 async fn test_room_versions_advertised() {
     let d = Deployment::new(1).await;

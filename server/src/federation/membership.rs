@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use http::Method;
 use ruma::canonical_json::{CanonicalJsonObject, CanonicalJsonValue};
-use ruma::room_version_rules::RoomVersionRules;
+use ruma::room_version_rules::{RoomIdFormatVersion, RoomVersionRules};
 use serde_json::{Value, json};
 
 use crate::app::App;
@@ -68,7 +68,7 @@ pub async fn candidate_servers(
 }
 
 fn versions_query() -> String {
-    (1..=11).map(|v| format!("ver={v}")).collect::<Vec<_>>().join("&")
+    (1..=12).map(|v| format!("ver={v}")).collect::<Vec<_>>().join("&")
 }
 
 /// Fill in a template from `make_join` / `make_leave` and sign it.
@@ -283,14 +283,18 @@ pub async fn send_invite(app: &App, room: &Locked, pdu: &PduRef) -> Result<PduRe
 /// The body of `PUT /v2/invite`: the event, the room version and the stripped state the
 /// invited user sees before joining.
 pub fn invite_request(room: &crate::rooms::RoomHandle, pdu: &Pdu) -> Value {
+    // v12 rooms: whole PDUs, so the invited server can check the create event names the
+    // room (spec 1.16, `invite_room_state`; Synapse insists on it for v12).
+    let full = matches!(room.rules.room_id_format, RoomIdFormatVersion::V2);
+    let one = |e: &Pdu| if full { json!(e.json) } else { strip(e) };
     let mut stripped = vec![];
     for t in crate::sync::rooms::INVITE_STATE {
         if let Some(e) = room.get(t, "") {
-            stripped.push(strip(e));
+            stripped.push(one(e));
         }
     }
     if let Some(e) = room.get("m.room.member", pdu.sender.as_str()) {
-        stripped.push(strip(e));
+        stripped.push(one(e));
     }
     json!({
         "event": pdu.json,

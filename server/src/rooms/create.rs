@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use ruma::RoomId;
+use ruma::room_version_rules::RoomIdFormatVersion;
 use serde_json::{Map, Value, json};
 
 use super::{NewEvent, RoomHandle, builder, rules_for};
@@ -50,11 +51,19 @@ pub struct InitialState {
     pub content: Map<String, Value>,
 }
 
-fn default_power_levels(creator: &str, trusted: &[String], version: &str) -> Value {
+fn default_power_levels(
+    creator: &str,
+    trusted: &[String],
+    version: &str,
+    creators_privileged: bool,
+) -> Value {
     let mut users = Map::new();
-    users.insert(creator.to_string(), json!(100));
-    for u in trusted {
-        users.insert(u.clone(), json!(100));
+    // v12+: creators have unlimited power and may not be listed.
+    if !creators_privileged {
+        users.insert(creator.to_string(), json!(100));
+        for u in trusted {
+            users.insert(u.clone(), json!(100));
+        }
     }
     let mut events = json!({
         "m.room.name": 50,
@@ -68,6 +77,10 @@ fn default_power_levels(creator: &str, trusted: &[String], version: &str) -> Val
     });
     if version == "11" || version.parse::<u32>().is_ok_and(|v| v >= 11) {
         events["m.room.topic"] = json!(50);
+    }
+    if creators_privileged {
+        // v12+: upgrading must need more than the state default (spec, createRoom).
+        events["m.room.tombstone"] = json!(150);
     }
     json!({
         "users": users,
@@ -127,18 +140,25 @@ pub async fn create(app: &App, creator: &str, req: CreateRoom) -> Result<String>
         None => None,
     };
 
-    let room_id = format!("!{}:{}", crate::users::random_string(18), app.config.server_name);
-    RoomId::parse(&room_id).map_err(Error::internal)?;
-    let handle = RoomHandle {
+    // v12+ rooms are named after their create event, known once it is built.
+    let id_from_create = matches!(rules.room_id_format, RoomIdFormatVersion::V2);
+    let creators_privileged = rules.authorization.explicitly_privilege_room_creators;
+    let room_id = if id_from_create {
+        String::new()
+    } else {
+        let id = format!("!{}:{}", crate::users::random_string(18), app.config.server_name);
+        RoomId::parse(&id).map_err(Error::internal)?;
+        id
+    };
+    let mut room = RoomHandle {
         nid: 0,
-        room_id: room_id.clone(),
+        room_id,
         version: version_id,
         rules,
         state: Default::default(),
         tips: vec![],
         state_group: None,
     };
-    let mut room = app.rooms.lock_new(handle).await?;
 
     let profile = {
         let c = creator.to_string();
@@ -162,7 +182,28 @@ pub async fn create(app: &App, creator: &str, req: CreateRoom) -> Result<String>
         create_content.remove("creator");
     }
     let trusted = if preset == "trusted_private_chat" { req.invite.clone() } else { vec![] };
-    let mut power = default_power_levels(creator, &trusted, &version);
+    if room.rules.authorization.additional_room_creators {
+        // Trusted invitees become creators too (spec: createRoom, `creation_content`).
+        let mut extra: Vec<Value> = match create_content.get("additional_creators") {
+            None => vec![],
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => return Err(bad_json("'additional_creators' must be an array")),
+        };
+        for e in &extra {
+            if e.as_str().is_none_or(|u| ruma::UserId::parse(u).is_err()) {
+                return Err(bad_json(format!("Invalid user ID in additional_creators: {e}")));
+            }
+        }
+        for u in &trusted {
+            if !extra.iter().any(|e| e.as_str() == Some(u)) {
+                extra.push(json!(u));
+            }
+        }
+        if !extra.is_empty() {
+            create_content.insert("additional_creators".into(), Value::Array(extra));
+        }
+    }
+    let mut power = default_power_levels(creator, &trusted, &version, creators_privileged);
     if let (Some(o), Some(p)) = (&req.power_level_content_override, power.as_object_mut()) {
         for (k, v) in o {
             p.insert(k.clone(), v.clone());
@@ -216,6 +257,7 @@ pub async fn create(app: &App, creator: &str, req: CreateRoom) -> Result<String>
     let mut built = vec![];
     for new in plan {
         let what = new.event_type.clone();
+        let is_create = what == "m.room.create" && room.state.is_empty();
         let pdu = builder::build(app, &room, creator, new, now)?;
         builder::authorise(&room, &pdu).map_err(|r| match what.as_str() {
             "m.room.member" | "m.room.power_levels" => {
@@ -223,12 +265,19 @@ pub async fn create(app: &App, creator: &str, req: CreateRoom) -> Result<String>
             }
             _ => Error::Forbidden(format!("Cannot create room: {what}: {r}")),
         })?;
+        if is_create && id_from_create {
+            room.room_id = pdu.room_id.to_string();
+        }
         if let Some(k) = &pdu.state_key {
             room.state.insert((pdu.type_str(), k.clone()), pdu.clone());
         }
         room.tips = vec![pdu.clone()];
         built.push(pdu);
     }
+    let room_id = room.room_id.clone();
+    // Nobody can know the ID before this point, so the lock is uncontended; it refuses
+    // an ID already in use (a v12 create event identical to another's).
+    let mut room = app.rooms.lock_new(room).await?;
     // Now the room row, then the events, in one writer job each.
     let (rid, v, c) = (room_id.clone(), version.clone(), creator.to_string());
     let alias2 = alias.clone();

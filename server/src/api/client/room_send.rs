@@ -94,17 +94,14 @@ async fn redact(app: Arc<App>, req: Req) -> Result<Resp> {
     let target_row = target_row
         .filter(|r| r.room_nid == room.nid)
         .ok_or_else(|| not_found("Event not found"))?;
-    if matches!(room.version, ruma::RoomVersionId::V11) {
+    if room.rules.redaction.content_field_redacts {
         content["redacts"] = json!(target);
     }
     // Redacting someone else's event needs the power level `redact`.
     if target_row.sender != user.user_id {
         let power = rooms::state_content(&room, "m.room.power_levels", "").unwrap_or(json!({}));
-        let level_of = |u: &str| {
-            power["users"][u].as_i64().unwrap_or(power["users_default"].as_i64().unwrap_or(0))
-        };
         let needed = power["redact"].as_i64().unwrap_or(50);
-        if level_of(&user.user_id) < needed {
+        if rooms::user_level(&room, &user.user_id) < needed {
             return Err(Error::Forbidden(
                 "You don't have permission to redact other users' events".into(),
             ));

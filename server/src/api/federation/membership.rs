@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use ruma::canonical_json::CanonicalJsonObject;
+use ruma::room_version_rules::{RoomIdFormatVersion, RoomVersionRules};
 use serde_json::{Value, json};
 
 use crate::app::App;
@@ -283,6 +284,9 @@ async fn receive_invite(
     if pdu.event_id.as_str() != event_id {
         return Err(bad_json("The event ID does not match the event"));
     }
+    if matches!(rules.room_id_format, RoomIdFormatVersion::V2) {
+        check_invite_create(&rules, &room_id, &invite_room_state)?;
+    }
     let mut obj = pdu.json.clone();
     ruma::signatures::sign_json(app.config.server_name.as_str(), &app.signing_key.pair, &mut obj)
         .map_err(|e| Error::internal(format!("signing: {e}")))?;
@@ -297,4 +301,22 @@ async fn receive_invite(
     )
     .await?;
     Ok(signed)
+}
+
+/// v12+: `invite_room_state` must carry the room's create event as a PDU whose hash is
+/// the room ID (spec 1.16, `PUT /v2/invite`), so a server cannot invite to a room that is
+/// not what it claims.
+fn check_invite_create(rules: &RoomVersionRules, room_id: &str, state: &Value) -> Result<()> {
+    let bad = || crate::error::invalid_param("invite_room_state has no valid m.room.create event");
+    let create = state
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["type"] == "m.room.create"))
+        .ok_or_else(bad)?;
+    let obj: CanonicalJsonObject = serde_json::from_value(create.clone()).map_err(|_| bad())?;
+    let id = inbound::event_id_of(&obj, rules).map_err(|_| bad())?;
+    let derived = crate::rooms::pdu::room_id_of_create(&id).map_err(|_| bad())?;
+    if derived.as_str() != room_id {
+        return Err(bad());
+    }
+    Ok(())
 }
