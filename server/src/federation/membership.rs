@@ -28,7 +28,8 @@ pub async fn is_resident(app: &App, room_id: &str) -> Result<bool> {
 }
 
 /// Candidate servers for joining a room we are not in: those given, the server of the
-/// invite the user has (if any), and the room ID's own server.
+/// invite the user has (if any), the room ID's own server (v12 room IDs name none), and
+/// the servers we last knew in the room.
 pub async fn candidate_servers(
     app: &App,
     user_id: &str,
@@ -37,16 +38,17 @@ pub async fn candidate_servers(
 ) -> Result<Vec<String>> {
     let mut out: Vec<String> = given.to_vec();
     let (rid, uid) = (room_id.to_string(), user_id.to_string());
-    let inviter: Option<String> = app
+    let (inviter, known): (Option<String>, Vec<String>) = app
         .db
         .read(move |c| {
-            let Some(r) = rooms::get(c, &rid)? else { return Ok(None) };
+            let Some(r) = rooms::get(c, &rid)? else { return Ok((None, vec![])) };
+            let known = crate::store::federation::hosts(c, r.nid, "")?;
             let ms = events::memberships_of(c, &uid)?;
             let Some(m) = ms.iter().find(|m| m.room_nid == r.nid && m.membership == "invite")
             else {
-                return Ok(None);
+                return Ok((None, known));
             };
-            Ok(events::by_nid(c, m.event_nid)?.map(|e| e.sender))
+            Ok((events::by_nid(c, m.event_nid)?.map(|e| e.sender), known))
         })
         .await?;
     if let Some(s) = inviter.as_deref().and_then(|u| u.split_once(':')).map(|(_, s)| s.to_string())
@@ -56,6 +58,7 @@ pub async fn candidate_servers(
     if let Some((_, s)) = room_id.split_once(':') {
         out.push(s.to_string());
     }
+    out.extend(known);
     let own = app.config.server_name.as_str();
     let mut seen = vec![];
     out.retain(|s| {
