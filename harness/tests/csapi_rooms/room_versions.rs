@@ -101,7 +101,18 @@ async fn test_room_versions_synced() {
             .await;
         let resp = crate::sync_room(&alice, &room).await;
         let timeline = sync_events(&resp, "join", &room, "timeline");
-        assert_eq!(timeline.first().map(|e| &e["type"]), Some(&json!("m.room.create")), "v{v}");
+        if v == "12" {
+            // Synapse leaves a v12 create event (which has no room_id of its own) out of a
+            // sync filtered by room, so the timeline starts with it or the creator's join.
+            let first = timeline.first().unwrap_or_else(|| panic!("v{v}: empty: {resp}"));
+            let creator_join = first["type"] == "m.room.member"
+                && first["state_key"] == alice.user_id.as_str()
+                && first["content"]["membership"] == "join";
+            assert!(first["type"] == "m.room.create" || creator_join, "v{v}: {resp}");
+        } else {
+            let first = timeline.first().map(|e| &e["type"]);
+            assert_eq!(first, Some(&json!("m.room.create")), "v{v}");
+        }
         send_event_synced(
             &alice,
             &room,
