@@ -97,6 +97,8 @@ async fn test_v12_invite_over_federation_then_join() {
             evs.iter()
                 .any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Invited to 12")
                 && evs.iter().any(|e| e["type"] == "m.room.create")
+                // Whole PDUs between servers, stripped events for clients.
+                && evs.iter().all(|e| e.get("signatures").is_none())
         })
     })
     .await;
@@ -108,5 +110,51 @@ async fn test_v12_invite_over_federation_then_join() {
     let from_alice = send_text(&alice, &room, "welcome").await;
     wait_event(&bob, &room, &from_alice).await;
     both_joined(&alice, &bob, &room).await;
+    dep.destroy().await;
+}
+
+/// Knocking on a v12 room over federation: the knocker's server shows the room's state
+/// (sent as whole PDUs for v12) as stripped events, and an invite then lets him in.
+#[tokio::test]
+async fn test_v12_knock_over_federation() {
+    let Some(dep) = Deployment::federated(2).await else { return };
+    let alice = dep.register_user(0, "alice").await;
+    let bob = dep.register_user(1, "bob").await;
+    let room = create_room(
+        &alice,
+        json!({
+            "room_version": "12",
+            "preset": "private_chat",
+            "name": "Knock on 12",
+            "initial_state": [{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}],
+        }),
+    )
+    .await;
+    let q = format!(
+        "?server_name={}",
+        glia_harness::client::encode_segment(&server_of(&alice.user_id))
+    );
+    let r = bob.request("POST", &cs(&["knock", &room, &q]), json!({})).await;
+    assert_eq!(r.status, 200, "knock failed: {}", r.text());
+    let room2 = room.clone();
+    bob.sync_until(None, "the v12 knock on hs2", WAIT, move |r| {
+        r["rooms"]["knock"][&room2]["knock_state"]["events"].as_array().is_some_and(|evs| {
+            evs.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Knock on 12")
+                && evs.iter().all(|e| e.get("signatures").is_none() && e.get("hashes").is_none())
+        })
+    })
+    .await;
+    wait_membership(&alice, &room, &bob.user_id, "knock").await;
+    alice
+        .request("POST", &cs(&["rooms", &room, "invite"]), json!({"user_id": bob.user_id}))
+        .await
+        .must_status(200);
+    let room2 = room.clone();
+    bob.sync_until(None, "the invite on hs2", WAIT, move |r| {
+        r["rooms"]["invite"].get(&room2).is_some()
+    })
+    .await;
+    bob.request("POST", &cs(&["rooms", &room, "join"]), json!({})).await.must_status(200);
+    wait_membership(&alice, &room, &bob.user_id, "join").await;
     dep.destroy().await;
 }

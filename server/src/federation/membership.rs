@@ -286,24 +286,30 @@ pub async fn send_invite(app: &App, room: &Locked, pdu: &PduRef) -> Result<PduRe
 /// The body of `PUT /v2/invite`: the event, the room version and the stripped state the
 /// invited user sees before joining.
 pub fn invite_request(room: &crate::rooms::RoomHandle, pdu: &Pdu) -> Value {
-    // v12 rooms: whole PDUs, so the invited server can check the create event names the
-    // room (spec 1.16, `invite_room_state`; Synapse insists on it for v12).
-    let full = matches!(room.rules.room_id_format, RoomIdFormatVersion::V2);
-    let one = |e: &Pdu| if full { json!(e.json) } else { strip(e) };
-    let mut stripped = vec![];
-    for t in crate::sync::rooms::INVITE_STATE {
-        if let Some(e) = room.get(t, "") {
-            stripped.push(one(e));
-        }
-    }
-    if let Some(e) = room.get("m.room.member", pdu.sender.as_str()) {
-        stripped.push(one(e));
-    }
     json!({
         "event": pdu.json,
         "room_version": room.version.as_str(),
-        "invite_room_state": stripped,
+        "invite_room_state": room_state_for_outsider(room, Some(pdu.sender.as_str())),
     })
+}
+
+/// The state an invited or knocking server is shown (`invite_room_state`,
+/// `knock_room_state`), with the member event of `member` if given. v12 rooms: whole
+/// PDUs, so the other server can check the create event names the room (spec 1.16;
+/// Synapse insists on it for v12); stripped events before, as they always were.
+pub fn room_state_for_outsider(room: &crate::rooms::RoomHandle, member: Option<&str>) -> Value {
+    let full = matches!(room.rules.room_id_format, RoomIdFormatVersion::V2);
+    let one = |e: &Pdu| if full { json!(e.json) } else { strip(e) };
+    let mut out = vec![];
+    for t in crate::sync::rooms::INVITE_STATE {
+        if let Some(e) = room.get(t, "") {
+            out.push(one(e));
+        }
+    }
+    if let Some(e) = member.and_then(|m| room.get("m.room.member", m)) {
+        out.push(one(e));
+    }
+    Value::Array(out)
 }
 
 fn strip(e: &Pdu) -> Value {

@@ -104,15 +104,7 @@ async fn make_knock(app: Arc<App>, req: Req) -> Result<Resp> {
 async fn send_knock(app: Arc<App>, req: Req) -> Result<Resp> {
     send_membership(&app, &req, "knock").await?;
     let room = app.rooms.lock(&app, req.param(0)).await?;
-    let mut stripped = vec![];
-    for t in crate::sync::rooms::INVITE_STATE {
-        if let Some(e) = room.get(t, "") {
-            stripped.push(json!({
-                "type": e.type_str(), "state_key": e.state_key, "content": e.content_value(),
-                "sender": e.sender,
-            }));
-        }
-    }
+    let stripped = crate::federation::membership::room_state_for_outsider(&room, None);
     Ok(ok(&json!({"knock_room_state": stripped})))
 }
 
