@@ -312,3 +312,27 @@ fn check_invite_create(rules: &RoomVersionRules, room_id: &str, state: &Value) -
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_v12_invite_must_carry_the_create_event_that_names_the_room() {
+        let rules = RoomVersionRules::V12;
+        let create = json!({
+            "auth_events": [], "prev_events": [], "content": {"room_version": "12"},
+            "depth": 1, "origin_server_ts": 1, "sender": "@a:example.org", "state_key": "",
+            "type": "m.room.create", "hashes": {"sha256": "aGFzaA"}, "signatures": {},
+        });
+        let obj: CanonicalJsonObject = serde_json::from_value(create.clone()).expect("object");
+        let id = inbound::event_id_of(&obj, &rules).expect("id");
+        let room = crate::rooms::pdu::room_id_of_create(&id).expect("room");
+        let name = json!({"type": "m.room.name", "state_key": "", "content": {"name": "x"}});
+        let state = json!([name, create]);
+        assert!(check_invite_create(&rules, room.as_str(), &state).is_ok());
+        assert!(check_invite_create(&rules, "!someotherroom", &state).is_err());
+        assert!(check_invite_create(&rules, room.as_str(), &json!([name])).is_err());
+        assert!(check_invite_create(&rules, room.as_str(), &json!(null)).is_err());
+    }
+}
