@@ -209,3 +209,54 @@ async fn test_upgrade_v10_room_to_v12() {
     send_text(&bob, &new, "moved in").await;
     d.destroy().await;
 }
+
+/// `trusted_private_chat` makes the invitees creators of a v12 room (spec, createRoom:
+/// they join `additional_creators`) instead of listing them at the creator's level.
+#[tokio::test]
+async fn test_v12_trusted_private_chat_invitees_are_creators() {
+    let d = Deployment::new(1).await;
+    let alice = d.register_user(0, "alice").await;
+    let bob = d.register_user(0, "bob").await;
+    let room = create_room(
+        &alice,
+        json!({"room_version": "12", "preset": "trusted_private_chat", "invite": [bob.user_id]}),
+    )
+    .await;
+    let content = must_get_state(&alice, &room, "m.room.create", "").await;
+    assert_eq!(content["additional_creators"], json!([bob.user_id]), "{content}");
+    let users = listed_users(&alice, &room).await;
+    assert!(users.get(&bob.user_id).is_none(), "{users}");
+    assert!(users.get(&alice.user_id).is_none(), "{users}");
+    must_join(&bob, &room).await;
+    must_put_state(&bob, &room, "m.room.topic", "", json!({"topic": "a creator's topic"})).await;
+    d.destroy().await;
+}
+
+/// Upgrading to v12 with `additional_creators` (Matrix 1.16): they are creators of the
+/// new room, left out of its power levels even where the old room listed them.
+#[tokio::test]
+async fn test_upgrade_to_v12_with_additional_creators() {
+    let d = Deployment::new(1).await;
+    let alice = d.register_user(0, "alice").await;
+    let bob = d.register_user(0, "bob").await;
+    let old = create_room(&alice, json!({"room_version": "11", "preset": "public_chat"})).await;
+    must_join(&bob, &old).await;
+    must_put_state(
+        &alice,
+        &old,
+        "m.room.power_levels",
+        "",
+        json!({"users": {&alice.user_id: 100, &bob.user_id: 100}}),
+    )
+    .await;
+    let body = json!({"new_version": "12", "additional_creators": [bob.user_id]});
+    let r = alice.request("POST", &cs(&["rooms", &old, "upgrade"]), body).await.must_status(200);
+    let new = r["replacement_room"].as_str().unwrap_or_else(|| panic!("{r}")).to_string();
+    assert_v12_room_id(&new);
+    let content = must_get_state(&alice, &new, "m.room.create", "").await;
+    assert_eq!(content["additional_creators"], json!([bob.user_id]), "{content}");
+    let users = listed_users(&alice, &new).await;
+    assert!(users.get(&bob.user_id).is_none(), "{users}");
+    assert!(users.get(&alice.user_id).is_none(), "{users}");
+    d.destroy().await;
+}
