@@ -9,7 +9,7 @@ use ruma::RoomId;
 use ruma::room_version_rules::RoomIdFormatVersion;
 use serde_json::{Map, Value, json};
 
-use super::{NewEvent, RoomHandle, builder, rules_for};
+use super::{NewEvent, PduRef, RoomHandle, builder, rules_for};
 use crate::app::App;
 use crate::error::{Error, Result, bad_json, invalid_param};
 use crate::store::{now_ms, rooms, users};
@@ -96,6 +96,39 @@ fn default_power_levels(
     })
 }
 
+/// Build and authorise the initial events in order, each against the state the previous
+/// ones produced; a v12 room takes its ID from the create event.
+fn build_all(
+    app: &App,
+    room: &mut RoomHandle,
+    creator: &str,
+    plan: &[NewEvent],
+    now: i64,
+    id_from_create: bool,
+) -> Result<Vec<PduRef>> {
+    let mut built = vec![];
+    for new in plan {
+        let what = new.event_type.clone();
+        let is_create = what == "m.room.create" && room.state.is_empty();
+        let pdu = builder::build(app, room, creator, new.clone(), now)?;
+        builder::authorise(room, &pdu).map_err(|r| match what.as_str() {
+            "m.room.member" | "m.room.power_levels" => {
+                bad_json(format!("Cannot create room: {what}: {r}"))
+            }
+            _ => Error::Forbidden(format!("Cannot create room: {what}: {r}")),
+        })?;
+        if is_create && id_from_create {
+            room.room_id = pdu.room_id.to_string();
+        }
+        if let Some(k) = &pdu.state_key {
+            room.state.insert((pdu.type_str(), k.clone()), pdu.clone());
+        }
+        room.tips = vec![pdu.clone()];
+        built.push(pdu);
+    }
+    Ok(built)
+}
+
 /// Create the room; returns its ID (and the alias, if one was asked for).
 pub async fn create(app: &App, creator: &str, req: CreateRoom) -> Result<String> {
     let version = req.room_version.clone().unwrap_or_else(|| DEFAULT_ROOM_VERSION.to_string());
@@ -150,7 +183,7 @@ pub async fn create(app: &App, creator: &str, req: CreateRoom) -> Result<String>
         RoomId::parse(&id).map_err(Error::internal)?;
         id
     };
-    let mut room = RoomHandle {
+    let room = RoomHandle {
         nid: 0,
         room_id,
         version: version_id,
@@ -252,32 +285,30 @@ pub async fn create(app: &App, creator: &str, req: CreateRoom) -> Result<String>
         plan.push(NewEvent::state("m.room.member", u, content));
     }
 
-    // Build and authorise every event against the state the previous ones produced.
-    let now = now_ms();
-    let mut built = vec![];
-    for new in plan {
-        let what = new.event_type.clone();
-        let is_create = what == "m.room.create" && room.state.is_empty();
-        let pdu = builder::build(app, &room, creator, new, now)?;
-        builder::authorise(&room, &pdu).map_err(|r| match what.as_str() {
-            "m.room.member" | "m.room.power_levels" => {
-                bad_json(format!("Cannot create room: {what}: {r}"))
-            }
-            _ => Error::Forbidden(format!("Cannot create room: {what}: {r}")),
-        })?;
-        if is_create && id_from_create {
-            room.room_id = pdu.room_id.to_string();
+    // Build and authorise every event against the state the previous ones produced, then
+    // lock the new room. Nobody can know its ID before then, so the lock is uncontended;
+    // it refuses an ID already in use, which for v12 means a create event identical to
+    // another's (same creator, content and millisecond): a later timestamp names another.
+    let first = now_ms();
+    let mut now = first;
+    let (mut room, built) = loop {
+        let mut handle = RoomHandle {
+            nid: 0,
+            room_id: room.room_id.clone(),
+            version: room.version.clone(),
+            rules: room.rules.clone(),
+            state: Default::default(),
+            tips: vec![],
+            state_group: None,
+        };
+        let built = build_all(app, &mut handle, creator, &plan, now, id_from_create)?;
+        match app.rooms.lock_new(handle).await {
+            Ok(locked) => break (locked, built),
+            Err(_) if id_from_create && now < first + 10 => now += 1,
+            Err(e) => return Err(e),
         }
-        if let Some(k) = &pdu.state_key {
-            room.state.insert((pdu.type_str(), k.clone()), pdu.clone());
-        }
-        room.tips = vec![pdu.clone()];
-        built.push(pdu);
-    }
+    };
     let room_id = room.room_id.clone();
-    // Nobody can know the ID before this point, so the lock is uncontended; it refuses
-    // an ID already in use (a v12 create event identical to another's).
-    let mut room = app.rooms.lock_new(room).await?;
     // Now the room row, then the events, in one writer job each.
     let (rid, v, c) = (room_id.clone(), version.clone(), creator.to_string());
     let alias2 = alias.clone();
