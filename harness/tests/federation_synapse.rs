@@ -26,8 +26,8 @@ fn peer() -> Option<Peer> {
     }
 }
 
-/// Rooms the Synapse side creates use version 11, the newest Glia speaks (Synapse's default
-/// is 12, which Glia does not support yet).
+/// Rooms the Synapse side creates in the older scenarios use version 11 (rooms whose IDs
+/// name Synapse); `v12_rooms_both_ways` covers version 12, Synapse's default.
 const PEER_ROOM_VERSION: &str = "11";
 
 /// A Glia that federates, a user on it, and a user on the peer.
@@ -205,5 +205,80 @@ async fn to_device_both_ways() {
         })
         .await;
     }
+    dep.destroy().await;
+}
+
+/// Version 12 rooms (IDs with no server part, creators with unlimited power) both ways:
+/// Glia joins a room Synapse created with its default version through Synapse's name and
+/// they talk; Synapse's user joins a v12 room on Glia; an invite to a v12 room from
+/// Synapse is accepted on Glia with no server name given.
+#[tokio::test]
+async fn v12_rooms_both_ways() {
+    let Some((dep, glia, syn, peer)) = setup().await else { return };
+    let no_server = |room: &str| room.starts_with('!') && !room.contains(':');
+
+    let room = create_room(
+        &syn,
+        json!({"preset": "public_chat", "name": "v12 on Synapse", "room_version": "12"}),
+    )
+    .await;
+    assert!(no_server(&room), "{room}");
+    let r = join_through(&glia, &room, &[&peer.name]).await;
+    assert_eq!(r.status, 200, "Glia's join failed: {}", r.text());
+    wait_membership(&syn, &room, &glia.user_id, "join").await;
+    let name = glia.get(&cs(&["rooms", &room, "state", "m.room.name", ""])).await.must_status(200);
+    assert_eq!(name["name"], "v12 on Synapse");
+    let create = glia.get(&cs(&["rooms", &room, "state", "m.room.create", ""])).await;
+    assert_eq!(create.must_status(200)["room_version"], "12");
+    talk(&syn, &glia, &room).await;
+    // Synapse's user, a creator, renames the room; Glia takes it without a power level.
+    let set = syn
+        .request("PUT", &cs(&["rooms", &room, "state", "m.room.name", ""]), json!({"name": "b"}))
+        .await
+        .must_status(200);
+    wait_event(&glia, &room, set["event_id"].as_str().expect("event_id")).await;
+
+    let room = create_room(
+        &glia,
+        json!({"preset": "public_chat", "name": "v12 on Glia", "room_version": "12"}),
+    )
+    .await;
+    assert!(no_server(&room), "{room}");
+    let r = join_through(&syn, &room, &[&server_of(&glia.user_id)]).await;
+    assert_eq!(r.status, 200, "Synapse's join failed: {}", r.text());
+    wait_membership(&glia, &room, &syn.user_id, "join").await;
+    talk(&glia, &syn, &room).await;
+
+    let room = create_room(
+        &syn,
+        json!({"preset": "private_chat", "name": "v12 invite", "room_version": "12"}),
+    )
+    .await;
+    syn.request("POST", &cs(&["rooms", &room, "invite"]), json!({"user_id": glia.user_id}))
+        .await
+        .must_status(200);
+    let room2 = room.clone();
+    glia.sync_until(None, "Synapse's v12 invite on Glia", WAIT, move |r| {
+        r["rooms"]["invite"][&room2]["invite_state"]["events"].as_array().is_some_and(|evs| {
+            evs.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "v12 invite")
+        })
+    })
+    .await;
+    glia.request("POST", &cs(&["rooms", &room, "join"]), json!({})).await.must_status(200);
+    wait_membership(&syn, &room, &glia.user_id, "join").await;
+    talk(&glia, &syn, &room).await;
+
+    // And Glia invites Synapse's user to a v12 room on Glia.
+    let room = create_room(&glia, json!({"preset": "private_chat", "room_version": "12"})).await;
+    glia.request("POST", &cs(&["rooms", &room, "invite"]), json!({"user_id": syn.user_id}))
+        .await
+        .must_status(200);
+    let room2 = room.clone();
+    syn.sync_until(None, "Glia's v12 invite on Synapse", WAIT, move |r| {
+        r["rooms"]["invite"].get(&room2).is_some()
+    })
+    .await;
+    syn.request("POST", &cs(&["rooms", &room, "join"]), json!({})).await.must_status(200);
+    wait_membership(&glia, &room, &syn.user_id, "join").await;
     dep.destroy().await;
 }

@@ -21,6 +21,7 @@ mod room_create;
 mod room_forget;
 mod room_members;
 mod room_state;
+mod room_v12;
 mod room_versions;
 mod rooms_invite;
 mod txnid;

@@ -1,8 +1,9 @@
 //! TestRoomVersions (Complement: tests/csapi/room_versions_test.go), local users only: rooms
-//! of every stable version 1 to 11 can be created, joined, invited to, written to, read
+//! of every stable version 1 to 12 can be created, joined, invited to, written to, read
 //! and redacted in. Versions differ in event ID format (v1/v2 carry `$id:server`, v3+ are
-//! hashes), event reference format, redaction algorithm and where `redacts` lives (v11:
-//! in content), so each runs the whole pipeline.
+//! hashes), event reference format, redaction algorithm, where `redacts` lives (v11+:
+//! in content) and room ID format (v12: the create event's hash), so each runs the whole
+//! pipeline.
 
 use glia_harness::Deployment;
 use serde_json::{Value, json};
@@ -13,9 +14,9 @@ use crate::{
     sync_events, sync_token,
 };
 
-const VERSIONS: [&str; 11] = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"];
+const VERSIONS: [&str; 12] = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
 
-/// Every version 1..11 is advertised as available.
+/// Every version 1..12 is advertised as available.
 #[tokio::test]
 async fn test_room_versions_advertised() {
     let d = Deployment::new(1).await;
@@ -100,7 +101,18 @@ async fn test_room_versions_synced() {
             .await;
         let resp = crate::sync_room(&alice, &room).await;
         let timeline = sync_events(&resp, "join", &room, "timeline");
-        assert_eq!(timeline.first().map(|e| &e["type"]), Some(&json!("m.room.create")), "v{v}");
+        if v == "12" {
+            // Synapse leaves a v12 create event (which has no room_id of its own) out of a
+            // sync filtered by room, so the timeline starts with it or the creator's join.
+            let first = timeline.first().unwrap_or_else(|| panic!("v{v}: empty: {resp}"));
+            let creator_join = first["type"] == "m.room.member"
+                && first["state_key"] == alice.user_id.as_str()
+                && first["content"]["membership"] == "join";
+            assert!(first["type"] == "m.room.create" || creator_join, "v{v}: {resp}");
+        } else {
+            let first = timeline.first().map(|e| &e["type"]);
+            assert_eq!(first, Some(&json!("m.room.create")), "v{v}");
+        }
         send_event_synced(
             &alice,
             &room,

@@ -21,4 +21,5 @@ mod profile;
 mod public_rooms;
 mod query_auth;
 mod rooms;
+mod rooms_v12;
 mod support;

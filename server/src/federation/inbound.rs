@@ -271,6 +271,7 @@ async fn process_inner(
         let why = format!("auth event {} was rejected", bad.event_id);
         return reject(app, room, &pdu, &why).await;
     }
+    with_create(app, room, &pdu, &mut auth).await?;
     if let Err(why) = check_auth(room, &pdu, &auth) {
         return reject(app, room, &pdu, &format!("fails auth against its auth events: {why}"))
             .await;
@@ -390,6 +391,24 @@ pub(crate) async fn load(app: &App, room: &Locked, ids: &[OwnedEventId]) -> Resu
         .await
 }
 
+/// v12+: the create event is not among an event's auth events (the room ID names it),
+/// but the auth rules read it: add it, when stored.
+async fn with_create(app: &App, room: &Locked, pdu: &Pdu, auth: &mut Vec<PduRef>) -> Result<()> {
+    if !room.rules.authorization.room_create_event_id_as_room_id
+        || pdu.type_str() == "m.room.create"
+    {
+        return Ok(());
+    }
+    let Ok(create_id) = crate::rooms::pdu::create_id_of_room(&pdu.room_id) else {
+        return Ok(());
+    };
+    if auth.iter().any(|a| a.event_id == create_id) {
+        return Ok(());
+    }
+    auth.extend(load(app, room, &[create_id]).await?);
+    Ok(())
+}
+
 async fn missing_events(app: &App, ids: &[OwnedEventId]) -> Result<Vec<OwnedEventId>> {
     let ids = ids.to_vec();
     app.db
@@ -442,13 +461,14 @@ pub async fn store_outliers(app: &App, room: &mut Locked, raw: &[Value]) -> Resu
         if app.db.read(move |c| events::by_id(c, &id)).await?.is_some() {
             continue;
         }
-        let auth = load(app, room, &p.auth_events).await?;
+        let mut auth = load(app, room, &p.auth_events).await?;
         if auth.len() < p.auth_events.len() {
             // Not stored at all (as Synapse does), so it neither enters a state nor stays
             // rejected should its auth events turn up later.
             tracing::info!(event_id = %p.event_id, "dropping an event whose auth events are unknown");
             continue;
         }
+        with_create(app, room, &p, &mut auth).await?;
         let why = if auth.iter().any(|a| a.rejected) {
             Some("an auth event was rejected".to_string())
         } else {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use http::Method;
 use ruma::canonical_json::{CanonicalJsonObject, CanonicalJsonValue};
-use ruma::room_version_rules::RoomVersionRules;
+use ruma::room_version_rules::{RoomIdFormatVersion, RoomVersionRules};
 use serde_json::{Value, json};
 
 use crate::app::App;
@@ -28,7 +28,8 @@ pub async fn is_resident(app: &App, room_id: &str) -> Result<bool> {
 }
 
 /// Candidate servers for joining a room we are not in: those given, the server of the
-/// invite the user has (if any), and the room ID's own server.
+/// invite the user has (if any), the room ID's own server (v12 room IDs name none), and
+/// the servers we last knew in the room.
 pub async fn candidate_servers(
     app: &App,
     user_id: &str,
@@ -37,16 +38,17 @@ pub async fn candidate_servers(
 ) -> Result<Vec<String>> {
     let mut out: Vec<String> = given.to_vec();
     let (rid, uid) = (room_id.to_string(), user_id.to_string());
-    let inviter: Option<String> = app
+    let (inviter, known): (Option<String>, Vec<String>) = app
         .db
         .read(move |c| {
-            let Some(r) = rooms::get(c, &rid)? else { return Ok(None) };
+            let Some(r) = rooms::get(c, &rid)? else { return Ok((None, vec![])) };
+            let known = crate::store::federation::hosts(c, r.nid, "")?;
             let ms = events::memberships_of(c, &uid)?;
             let Some(m) = ms.iter().find(|m| m.room_nid == r.nid && m.membership == "invite")
             else {
-                return Ok(None);
+                return Ok((None, known));
             };
-            Ok(events::by_nid(c, m.event_nid)?.map(|e| e.sender))
+            Ok((events::by_nid(c, m.event_nid)?.map(|e| e.sender), known))
         })
         .await?;
     if let Some(s) = inviter.as_deref().and_then(|u| u.split_once(':')).map(|(_, s)| s.to_string())
@@ -56,6 +58,7 @@ pub async fn candidate_servers(
     if let Some((_, s)) = room_id.split_once(':') {
         out.push(s.to_string());
     }
+    out.extend(known);
     let own = app.config.server_name.as_str();
     let mut seen = vec![];
     out.retain(|s| {
@@ -68,7 +71,7 @@ pub async fn candidate_servers(
 }
 
 fn versions_query() -> String {
-    (1..=11).map(|v| format!("ver={v}")).collect::<Vec<_>>().join("&")
+    (1..=12).map(|v| format!("ver={v}")).collect::<Vec<_>>().join("&")
 }
 
 /// Fill in a template from `make_join` / `make_leave` and sign it.
@@ -295,20 +298,30 @@ pub async fn send_invite(app: &App, room: &Locked, pdu: &PduRef) -> Result<PduRe
 /// The body of `PUT /v2/invite`: the event, the room version and the stripped state the
 /// invited user sees before joining.
 pub fn invite_request(room: &crate::rooms::RoomHandle, pdu: &Pdu) -> Value {
-    let mut stripped = vec![];
-    for t in crate::sync::rooms::INVITE_STATE {
-        if let Some(e) = room.get(t, "") {
-            stripped.push(strip(e));
-        }
-    }
-    if let Some(e) = room.get("m.room.member", pdu.sender.as_str()) {
-        stripped.push(strip(e));
-    }
     json!({
         "event": pdu.json,
         "room_version": room.version.as_str(),
-        "invite_room_state": stripped,
+        "invite_room_state": room_state_for_outsider(room, Some(pdu.sender.as_str())),
     })
+}
+
+/// The state an invited or knocking server is shown (`invite_room_state`,
+/// `knock_room_state`), with the member event of `member` if given. v12 rooms: whole
+/// PDUs, so the other server can check the create event names the room (spec 1.16;
+/// Synapse insists on it for v12); stripped events before, as they always were.
+pub fn room_state_for_outsider(room: &crate::rooms::RoomHandle, member: Option<&str>) -> Value {
+    let full = matches!(room.rules.room_id_format, RoomIdFormatVersion::V2);
+    let one = |e: &Pdu| if full { json!(e.json) } else { strip(e) };
+    let mut out = vec![];
+    for t in crate::sync::rooms::INVITE_STATE {
+        if let Some(e) = room.get(t, "") {
+            out.push(one(e));
+        }
+    }
+    if let Some(e) = member.and_then(|m| room.get("m.room.member", m)) {
+        out.push(one(e));
+    }
+    Value::Array(out)
 }
 
 fn strip(e: &Pdu) -> Value {

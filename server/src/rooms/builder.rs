@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use ruma::canonical_json::{CanonicalJsonObject, CanonicalJsonValue};
 use ruma::events::TimelineEventType;
-use ruma::room_version_rules::{EventIdFormatVersion, EventsReferenceFormatVersion};
+use ruma::room_version_rules::{
+    EventIdFormatVersion, EventsReferenceFormatVersion, RoomIdFormatVersion,
+};
 use ruma::{EventId, OwnedEventId, UserId};
 use serde_json::{Value, json};
 
@@ -114,16 +116,21 @@ pub fn template(
     obj.insert("content".into(), canonical(new.content.clone())?);
     obj.insert("depth".into(), canonical(json!(depth))?);
     obj.insert("origin_server_ts".into(), canonical(json!(now_ms))?);
-    obj.insert("room_id".into(), canonical(json!(room.room_id))?);
+    // v12: the create event has no room_id (the room's ID is derived from it).
+    let derived_id = matches!(room.rules.room_id_format, RoomIdFormatVersion::V2)
+        && new.event_type == "m.room.create";
+    if !derived_id {
+        obj.insert("room_id".into(), canonical(json!(room.room_id))?);
+    }
     obj.insert("sender".into(), canonical(json!(sender))?);
     obj.insert("type".into(), canonical(json!(new.event_type))?);
     if let Some(k) = &new.state_key {
         obj.insert("state_key".into(), canonical(json!(k))?);
     }
     if let Some(r) = &new.redacts
-        && !matches!(room.version, ruma::RoomVersionId::V11)
+        && !room.rules.redaction.content_field_redacts
     {
-        // v11 moved `redacts` into content (the caller puts it there); earlier versions
+        // v11+ moved `redacts` into content (the caller puts it there); earlier versions
         // read it at the top level.
         obj.insert("redacts".into(), canonical(json!(r))?);
     }

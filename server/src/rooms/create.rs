@@ -6,9 +6,10 @@
 use std::sync::Arc;
 
 use ruma::RoomId;
+use ruma::room_version_rules::RoomIdFormatVersion;
 use serde_json::{Map, Value, json};
 
-use super::{NewEvent, RoomHandle, builder, rules_for};
+use super::{NewEvent, PduRef, RoomHandle, builder, rules_for};
 use crate::app::App;
 use crate::error::{Error, Result, bad_json, invalid_param};
 use crate::store::{now_ms, rooms, users};
@@ -50,11 +51,19 @@ pub struct InitialState {
     pub content: Map<String, Value>,
 }
 
-fn default_power_levels(creator: &str, trusted: &[String], version: &str) -> Value {
+fn default_power_levels(
+    creator: &str,
+    trusted: &[String],
+    version: &str,
+    creators_privileged: bool,
+) -> Value {
     let mut users = Map::new();
-    users.insert(creator.to_string(), json!(100));
-    for u in trusted {
-        users.insert(u.clone(), json!(100));
+    // v12+: creators have unlimited power and may not be listed.
+    if !creators_privileged {
+        users.insert(creator.to_string(), json!(100));
+        for u in trusted {
+            users.insert(u.clone(), json!(100));
+        }
     }
     let mut events = json!({
         "m.room.name": 50,
@@ -69,6 +78,10 @@ fn default_power_levels(creator: &str, trusted: &[String], version: &str) -> Val
     if version == "11" || version.parse::<u32>().is_ok_and(|v| v >= 11) {
         events["m.room.topic"] = json!(50);
     }
+    if creators_privileged {
+        // v12+: upgrading must need more than the state default (spec, createRoom).
+        events["m.room.tombstone"] = json!(150);
+    }
     json!({
         "users": users,
         "users_default": 0,
@@ -81,6 +94,39 @@ fn default_power_levels(creator: &str, trusted: &[String], version: &str) -> Val
         "invite": 0,
         "notifications": {"room": 50},
     })
+}
+
+/// Build and authorise the initial events in order, each against the state the previous
+/// ones produced; a v12 room takes its ID from the create event.
+fn build_all(
+    app: &App,
+    room: &mut RoomHandle,
+    creator: &str,
+    plan: &[NewEvent],
+    now: i64,
+    id_from_create: bool,
+) -> Result<Vec<PduRef>> {
+    let mut built = vec![];
+    for new in plan {
+        let what = new.event_type.clone();
+        let is_create = what == "m.room.create" && room.state.is_empty();
+        let pdu = builder::build(app, room, creator, new.clone(), now)?;
+        builder::authorise(room, &pdu).map_err(|r| match what.as_str() {
+            "m.room.member" | "m.room.power_levels" => {
+                bad_json(format!("Cannot create room: {what}: {r}"))
+            }
+            _ => Error::Forbidden(format!("Cannot create room: {what}: {r}")),
+        })?;
+        if is_create && id_from_create {
+            room.room_id = pdu.room_id.to_string();
+        }
+        if let Some(k) = &pdu.state_key {
+            room.state.insert((pdu.type_str(), k.clone()), pdu.clone());
+        }
+        room.tips = vec![pdu.clone()];
+        built.push(pdu);
+    }
+    Ok(built)
 }
 
 /// Create the room; returns its ID (and the alias, if one was asked for).
@@ -127,18 +173,25 @@ pub async fn create(app: &App, creator: &str, req: CreateRoom) -> Result<String>
         None => None,
     };
 
-    let room_id = format!("!{}:{}", crate::users::random_string(18), app.config.server_name);
-    RoomId::parse(&room_id).map_err(Error::internal)?;
-    let handle = RoomHandle {
+    // v12+ rooms are named after their create event, known once it is built.
+    let id_from_create = matches!(rules.room_id_format, RoomIdFormatVersion::V2);
+    let creators_privileged = rules.authorization.explicitly_privilege_room_creators;
+    let room_id = if id_from_create {
+        String::new()
+    } else {
+        let id = format!("!{}:{}", crate::users::random_string(18), app.config.server_name);
+        RoomId::parse(&id).map_err(Error::internal)?;
+        id
+    };
+    let room = RoomHandle {
         nid: 0,
-        room_id: room_id.clone(),
+        room_id,
         version: version_id,
         rules,
         state: Default::default(),
         tips: vec![],
         state_group: None,
     };
-    let mut room = app.rooms.lock_new(handle).await?;
 
     let profile = {
         let c = creator.to_string();
@@ -162,7 +215,28 @@ pub async fn create(app: &App, creator: &str, req: CreateRoom) -> Result<String>
         create_content.remove("creator");
     }
     let trusted = if preset == "trusted_private_chat" { req.invite.clone() } else { vec![] };
-    let mut power = default_power_levels(creator, &trusted, &version);
+    if room.rules.authorization.additional_room_creators {
+        // Trusted invitees become creators too (spec: createRoom, `creation_content`).
+        let mut extra: Vec<Value> = match create_content.get("additional_creators") {
+            None => vec![],
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => return Err(bad_json("'additional_creators' must be an array")),
+        };
+        for e in &extra {
+            if e.as_str().is_none_or(|u| ruma::UserId::parse(u).is_err()) {
+                return Err(bad_json(format!("Invalid user ID in additional_creators: {e}")));
+            }
+        }
+        for u in &trusted {
+            if !extra.iter().any(|e| e.as_str() == Some(u)) {
+                extra.push(json!(u));
+            }
+        }
+        if !extra.is_empty() {
+            create_content.insert("additional_creators".into(), Value::Array(extra));
+        }
+    }
+    let mut power = default_power_levels(creator, &trusted, &version, creators_privileged);
     if let (Some(o), Some(p)) = (&req.power_level_content_override, power.as_object_mut()) {
         for (k, v) in o {
             p.insert(k.clone(), v.clone());
@@ -211,24 +285,30 @@ pub async fn create(app: &App, creator: &str, req: CreateRoom) -> Result<String>
         plan.push(NewEvent::state("m.room.member", u, content));
     }
 
-    // Build and authorise every event against the state the previous ones produced.
-    let now = now_ms();
-    let mut built = vec![];
-    for new in plan {
-        let what = new.event_type.clone();
-        let pdu = builder::build(app, &room, creator, new, now)?;
-        builder::authorise(&room, &pdu).map_err(|r| match what.as_str() {
-            "m.room.member" | "m.room.power_levels" => {
-                bad_json(format!("Cannot create room: {what}: {r}"))
-            }
-            _ => Error::Forbidden(format!("Cannot create room: {what}: {r}")),
-        })?;
-        if let Some(k) = &pdu.state_key {
-            room.state.insert((pdu.type_str(), k.clone()), pdu.clone());
+    // Build and authorise every event against the state the previous ones produced, then
+    // lock the new room. Nobody can know its ID before then, so the lock is uncontended;
+    // it refuses an ID already in use, which for v12 means a create event identical to
+    // another's (same creator, content and millisecond): a later timestamp names another.
+    let first = now_ms();
+    let mut now = first;
+    let (mut room, built) = loop {
+        let mut handle = RoomHandle {
+            nid: 0,
+            room_id: room.room_id.clone(),
+            version: room.version.clone(),
+            rules: room.rules.clone(),
+            state: Default::default(),
+            tips: vec![],
+            state_group: None,
+        };
+        let built = build_all(app, &mut handle, creator, &plan, now, id_from_create)?;
+        match app.rooms.lock_new(handle).await {
+            Ok(locked) => break (locked, built),
+            Err(_) if id_from_create && now < first + 10 => now += 1,
+            Err(e) => return Err(e),
         }
-        room.tips = vec![pdu.clone()];
-        built.push(pdu);
-    }
+    };
+    let room_id = room.room_id.clone();
     // Now the room row, then the events, in one writer job each.
     let (rid, v, c) = (room_id.clone(), version.clone(), creator.to_string());
     let alias2 = alias.clone();

@@ -45,6 +45,12 @@ fn client_event_cached(
         }
     }
     ev.insert("event_id".into(), json!(row.event_id));
+    // A v12 create event has no room_id; clients get the one it names (its own hash).
+    if !ev.contains_key("room_id")
+        && let Some(hash) = row.event_id.strip_prefix('$')
+    {
+        ev.insert("room_id".into(), json!(format!("!{hash}")));
+    }
     if !ev.contains_key("content") {
         ev.insert("content".into(), json!({}));
     }

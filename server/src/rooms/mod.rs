@@ -457,3 +457,35 @@ pub(crate) fn push_job(
 pub fn state_content(room: &RoomHandle, event_type: &str, state_key: &str) -> Option<Value> {
     room.get(event_type, state_key).map(|e| e.content_value())
 }
+
+/// The room's creators when the room version gives them unlimited power (v12+: the
+/// create event's sender and `additional_creators`); empty for earlier versions.
+pub fn privileged_creators(room: &RoomHandle) -> Vec<String> {
+    if !room.rules.authorization.explicitly_privilege_room_creators {
+        return vec![];
+    }
+    let Some(create) = room.get("m.room.create", "") else { return vec![] };
+    let mut out = vec![create.sender.to_string()];
+    if room.rules.authorization.additional_room_creators
+        && let Some(extra) = create.content_value()["additional_creators"].as_array()
+    {
+        out.extend(extra.iter().filter_map(Value::as_str).map(str::to_string));
+    }
+    out
+}
+
+/// A user's power level in the room, from `m.room.power_levels` (or its defaults);
+/// `i64::MAX` for a v12+ creator, whose power is unlimited.
+pub fn user_level(room: &RoomHandle, user_id: &str) -> i64 {
+    if privileged_creators(room).iter().any(|c| c == user_id) {
+        return i64::MAX;
+    }
+    match state_content(room, "m.room.power_levels", "") {
+        Some(p) => p["users"][user_id].as_i64().unwrap_or(p["users_default"].as_i64().unwrap_or(0)),
+        // No power levels: the creator has 100, everyone else 0 (the auth rules' default).
+        None => {
+            let creator = room.get("m.room.create", "").map(|c| c.sender.to_string());
+            if creator.as_deref() == Some(user_id) { 100 } else { 0 }
+        }
+    }
+}

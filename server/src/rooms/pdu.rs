@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use ruma::canonical_json::CanonicalJsonObject;
 use ruma::events::TimelineEventType;
-use ruma::room_version_rules::{EventsReferenceFormatVersion, RoomVersionRules};
+use ruma::room_version_rules::{
+    EventsReferenceFormatVersion, RoomIdFormatVersion, RoomVersionRules,
+};
 use ruma::{MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId, UInt};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -49,6 +51,19 @@ fn refs(v: Option<&Value>, format: EventsReferenceFormatVersion) -> Result<Vec<O
         .collect()
 }
 
+/// A v12 room's ID: its create event's reference hash (the event ID without `$`) with the
+/// room sigil.
+pub fn room_id_of_create(create_event_id: &ruma::EventId) -> Result<OwnedRoomId> {
+    let hash = create_event_id.as_str().trim_start_matches('$');
+    ruma::RoomId::new_v2(hash).map_err(|e| bad_json(format!("invalid room ID: {e}")))
+}
+
+/// The inverse: the create event ID a v12 room ID names.
+pub fn create_id_of_room(room_id: &ruma::RoomId) -> Result<OwnedEventId> {
+    OwnedEventId::try_from(format!("${}", room_id.strip_sigil()))
+        .map_err(|e| bad_json(format!("room ID names no event: {e}")))
+}
+
 impl Pdu {
     /// Parse a PDU whose ID is known (computed for v3+ rooms, carried for v1/v2).
     pub fn from_object(
@@ -58,9 +73,17 @@ impl Pdu {
     ) -> Result<Pdu> {
         let v: Value = serde_json::to_value(&json).map_err(Error::internal)?;
         let s = |k: &str| v.get(k).and_then(Value::as_str);
-        let room_id = s("room_id")
-            .and_then(|r| OwnedRoomId::try_from(r).ok())
-            .ok_or_else(|| bad_json("event has no valid room_id"))?;
+        let room_id = match s("room_id") {
+            Some(r) => OwnedRoomId::try_from(r).ok(),
+            // v12: the create event carries no room_id; the room's ID is its own hash.
+            None if s("type") == Some("m.room.create")
+                && matches!(rules.room_id_format, RoomIdFormatVersion::V2) =>
+            {
+                room_id_of_create(&event_id).ok()
+            }
+            None => None,
+        }
+        .ok_or_else(|| bad_json("event has no valid room_id"))?;
         let sender = s("sender")
             .and_then(|r| OwnedUserId::try_from(r).ok())
             .ok_or_else(|| bad_json("event has no valid sender"))?;
@@ -121,7 +144,8 @@ impl ruma::state_res::Event for Pdu {
         &self.event_id
     }
     fn room_id(&self) -> Option<&ruma::RoomId> {
-        Some(&self.room_id)
+        // The auth rules tell a v12 create event (no room_id) from one that carries it.
+        self.json.contains_key("room_id").then_some(&*self.room_id)
     }
     fn sender(&self) -> &ruma::UserId {
         &self.sender
@@ -149,5 +173,56 @@ impl ruma::state_res::Event for Pdu {
     }
     fn rejected(&self) -> bool {
         self.rejected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ruma::canonical_json::CanonicalJsonObject;
+    use ruma::room_version_rules::RoomVersionRules;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn v12_room_id_is_the_create_events_url_safe_reference_hash() {
+        let rules = RoomVersionRules::V12;
+        let obj: CanonicalJsonObject = serde_json::from_value(json!({
+            "auth_events": [],
+            "prev_events": [],
+            "content": {"room_version": "12"},
+            "depth": 1,
+            "origin_server_ts": 1_700_000_000_000u64,
+            "sender": "@alice:example.org",
+            "state_key": "",
+            "type": "m.room.create",
+            "hashes": {"sha256": "aGFzaA"},
+            "signatures": {},
+        }))
+        .expect("object");
+        let hash = ruma::signatures::reference_hash(&obj, &rules).expect("hash");
+        let event_id = OwnedEventId::try_from(format!("${hash}")).expect("event ID");
+        let pdu = Pdu::from_object(event_id.clone(), obj, &rules).expect("pdu");
+        let room_id = pdu.room_id.as_str();
+        assert_eq!(room_id, format!("!{hash}"));
+        assert!(!room_id.contains(':'), "no server part: {room_id}");
+        assert!(
+            !room_id.contains('+') && !room_id.contains('/') && !room_id.contains('='),
+            "URL-safe unpadded base64: {room_id}"
+        );
+        assert_eq!(create_id_of_room(&pdu.room_id).expect("back"), event_id);
+        // ruma's auth rules must see no room_id on the create event itself.
+        assert!(ruma::state_res::Event::room_id(&pdu).is_none());
+    }
+
+    #[test]
+    fn a_create_event_without_room_id_is_refused_before_v12() {
+        let obj: CanonicalJsonObject = serde_json::from_value(json!({
+            "content": {}, "depth": 1, "origin_server_ts": 1, "sender": "@a:example.org",
+            "state_key": "", "type": "m.room.create", "auth_events": [], "prev_events": [],
+        }))
+        .expect("object");
+        let id = OwnedEventId::try_from("$abc").expect("id");
+        assert!(Pdu::from_object(id, obj, &RoomVersionRules::V11).is_err());
     }
 }

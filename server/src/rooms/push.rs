@@ -58,7 +58,12 @@ fn power_ctx(room: &RoomHandle) -> Option<PushConditionPowerLevelsCtx> {
         users,
         Int::new(pl["users_default"].as_i64().unwrap_or(0)).unwrap_or_default(),
         notifications,
-        RoomPowerLevelsRules::new(&room.rules.authorization, std::iter::empty()),
+        RoomPowerLevelsRules::new(
+            &room.rules.authorization,
+            super::privileged_creators(room)
+                .iter()
+                .filter_map(|c| OwnedUserId::try_from(c.as_str()).ok()),
+        ),
     ))
 }
 

@@ -64,10 +64,7 @@ pub async fn apply_remote(app: &App, room: &mut Locked, redaction: &Pdu) -> Resu
     let sender = redaction.sender.as_str();
     let allowed = server_of(&row.sender) == server_of(sender) || {
         let power = rooms::state_content(room, "m.room.power_levels", "").unwrap_or_default();
-        let level = power["users"][sender]
-            .as_i64()
-            .unwrap_or_else(|| power["users_default"].as_i64().unwrap_or(0));
-        level >= power["redact"].as_i64().unwrap_or(50)
+        rooms::user_level(room, sender) >= power["redact"].as_i64().unwrap_or(50)
     };
     if !allowed {
         tracing::info!(redaction = %redaction.event_id, %target, "not applying a redaction its sender may not make");

@@ -23,13 +23,19 @@ const COPIED: &[&str] = &[
     "m.room.power_levels",
 ];
 
-fn level(power: &Value, user: &str) -> i64 {
-    power["users"][user].as_i64().unwrap_or(power["users_default"].as_i64().unwrap_or(0))
-}
-
-pub async fn upgrade(app: &App, user_id: &str, room_id: &str, new_version: &str) -> Result<String> {
+/// Upgrade `room_id` to `new_version`; `additional_creators` (v12+) become creators of the
+/// new room alongside the upgrader (they are not carried over from the old room).
+pub async fn upgrade(
+    app: &App,
+    user_id: &str,
+    room_id: &str,
+    new_version: &str,
+    additional_creators: Vec<String>,
+) -> Result<String> {
+    let (_, new_rules) = super::rules_for(new_version)?;
+    let new_privileged = new_rules.authorization.explicitly_privilege_room_creators;
     // Read what to copy, and check the user may tombstone the room.
-    let (create_content, copied, power, last_event) = {
+    let (create_content, copied, power, last_event, my_level) = {
         let room = app.rooms.lock(app, room_id).await?;
         if room.membership_of(user_id).as_deref() != Some("join") {
             return Err(Error::Forbidden("You are not in the room".into()));
@@ -38,7 +44,8 @@ pub async fn upgrade(app: &App, user_id: &str, room_id: &str, new_version: &str)
         let needed = power["events"]["m.room.tombstone"]
             .as_i64()
             .unwrap_or(power["state_default"].as_i64().unwrap_or(50));
-        if level(&power, user_id) < needed {
+        let mine = super::user_level(&room, user_id);
+        if mine < needed {
             return Err(Error::Forbidden("You don't have permission to upgrade the room".into()));
         }
         let copied: Vec<(String, Value)> = COPIED
@@ -46,7 +53,8 @@ pub async fn upgrade(app: &App, user_id: &str, room_id: &str, new_version: &str)
             .filter_map(|t| state_content(&room, t, "").map(|c| (t.to_string(), c)))
             .collect();
         let last = room.tips.first().map(|t| t.event_id.to_string()).unwrap_or_default();
-        (state_content(&room, "m.room.create", "").unwrap_or(json!({})), copied, power, last)
+        let create = state_content(&room, "m.room.create", "").unwrap_or(json!({}));
+        (create, copied, power, last, mine)
     };
 
     let mut creation = Map::new();
@@ -54,13 +62,34 @@ pub async fn upgrade(app: &App, user_id: &str, room_id: &str, new_version: &str)
         creation.insert("type".into(), t.clone());
     }
     creation.insert("predecessor".into(), json!({"room_id": room_id, "event_id": last_event}));
-    // The upgrader needs enough power in the new room to set its state; the old levels
-    // are restored on top once the room exists (they arrive as power_level_content_override).
+    if new_privileged && !additional_creators.is_empty() {
+        creation.insert("additional_creators".into(), json!(additional_creators));
+    }
     let mut pl_override = power.as_object().cloned().unwrap_or_default();
     let mut users =
         pl_override.get("users").and_then(Value::as_object).cloned().unwrap_or_default();
-    let needed_max = 100.max(level(&power, user_id));
-    users.insert(user_id.to_string(), json!(needed_max));
+    if new_privileged {
+        // v12+: the new room's creators have unlimited power and may not be listed.
+        users.remove(user_id);
+        for c in &additional_creators {
+            users.remove(c);
+        }
+        // Upgrading again must need more than the state default (as createRoom sets).
+        let state_default = power["state_default"].as_i64().unwrap_or(50);
+        let tombstone = &power["events"]["m.room.tombstone"];
+        if tombstone.as_i64().is_none_or(|t| t <= state_default) {
+            let mut events =
+                pl_override.get("events").and_then(Value::as_object).cloned().unwrap_or_default();
+            events.insert("m.room.tombstone".into(), json!(150.max(state_default + 1)));
+            pl_override.insert("events".into(), Value::Object(events));
+        }
+    } else {
+        // The upgrader needs enough power in the new room to set its state; the old levels
+        // are restored on top once the room exists (they arrive as
+        // power_level_content_override).
+        let needed_max = 100.max(my_level.min(i64::from(i32::MAX)));
+        users.insert(user_id.to_string(), json!(needed_max));
+    }
     pl_override.insert("users".into(), Value::Object(users));
     let req = CreateRoom {
         room_version: Some(new_version.to_string()),

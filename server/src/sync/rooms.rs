@@ -431,7 +431,10 @@ fn invited_room(c: &Connection, m: &MembershipRow) -> Result<Value> {
         // came with.
         let pdu: Value = serde_json::from_str(&invite.json).unwrap_or_default();
         if let Some(list) = pdu["unsigned"]["invite_room_state"].as_array() {
-            stripped.extend(list.iter().filter(|e| e["type"] != "m.room.member").cloned());
+            // Entries may be whole PDUs (v12 rooms); clients get stripped state.
+            stripped.extend(list.iter().filter(|e| e["type"] != "m.room.member").map(|e| {
+                json!({"type": e["type"], "state_key": e["state_key"], "content": e["content"], "sender": e["sender"]})
+            }));
         }
         stripped.push(format::stripped(&invite)?);
     }

@@ -16,7 +16,7 @@ pub fn routes(r: &mut Router) {
 
 /// The room version new rooms get, and every version Glia accepts.
 pub const DEFAULT_ROOM_VERSION: &str = "11";
-pub const ROOM_VERSIONS: &[&str] = &["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"];
+pub const ROOM_VERSIONS: &[&str] = &["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
 
 async fn capabilities(app: Arc<App>, req: Req) -> Result<Resp> {
     app.auth(&req).await?;

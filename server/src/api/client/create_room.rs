@@ -30,14 +30,28 @@ async fn upgrade(app: Arc<App>, req: Req) -> Result<Resp> {
             "Room version {version} is not supported"
         )));
     }
-    let new_room = crate::rooms::upgrade::upgrade(&app, &user.user_id, &room_id, version)
-        .await
-        .map_err(|e| match e {
-            crate::error::Error::NotFound(_) => {
-                crate::error::Error::Forbidden("You are not in the room".into())
-            }
-            other => other,
-        })?;
+    let additional_creators = match body.get("additional_creators") {
+        None => vec![],
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .map(|u| {
+                u.as_str()
+                    .filter(|u| ruma::UserId::parse(u).is_ok())
+                    .map(str::to_string)
+                    .ok_or_else(|| crate::error::bad_json(format!("Invalid creator {u}")))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        Some(_) => return Err(crate::error::bad_json("'additional_creators' must be an array")),
+    };
+    let new_room =
+        crate::rooms::upgrade::upgrade(&app, &user.user_id, &room_id, version, additional_creators)
+            .await
+            .map_err(|e| match e {
+                crate::error::Error::NotFound(_) => {
+                    crate::error::Error::Forbidden("You are not in the room".into())
+                }
+                other => other,
+            })?;
     Ok(ok(&json!({"replacement_room": new_room})))
 }
 

@@ -38,7 +38,7 @@ fn local_alias(app: &App, alias: &str) -> Result<()> {
 /// The power level the user has in the room and the level an event type needs.
 fn levels(room: &rooms::RoomHandle, user_id: &str, event_type: &str) -> (i64, i64) {
     let p = rooms::state_content(room, "m.room.power_levels", "").unwrap_or(json!({}));
-    let mine = p["users"][user_id].as_i64().unwrap_or(p["users_default"].as_i64().unwrap_or(0));
+    let mine = rooms::user_level(room, user_id);
     let needed =
         p["events"][event_type].as_i64().unwrap_or(p["state_default"].as_i64().unwrap_or(50));
     (mine, needed)

@@ -94,7 +94,7 @@ async fn redact(app: Arc<App>, req: Req) -> Result<Resp> {
     if target_row.as_ref().is_some_and(|r| r.room_nid != room.nid) {
         return Err(not_found("Event not found"));
     }
-    if matches!(room.version, ruma::RoomVersionId::V11) {
+    if room.rules.redaction.content_field_redacts {
         content["redacts"] = json!(target);
     }
     // Redacting someone else's event needs the power level `redact`. An event we do not
@@ -102,11 +102,8 @@ async fn redact(app: Arc<App>, req: Req) -> Result<Resp> {
     // redaction is applied when the event arrives. Without it, the event is not found.
     if target_row.as_ref().is_none_or(|r| r.sender != user.user_id) {
         let power = rooms::state_content(&room, "m.room.power_levels", "").unwrap_or(json!({}));
-        let level_of = |u: &str| {
-            power["users"][u].as_i64().unwrap_or(power["users_default"].as_i64().unwrap_or(0))
-        };
         let needed = power["redact"].as_i64().unwrap_or(50);
-        if level_of(&user.user_id) < needed {
+        if rooms::user_level(&room, &user.user_id) < needed {
             if target_row.is_none() {
                 return Err(not_found("Event not found"));
             }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use ruma::canonical_json::CanonicalJsonObject;
+use ruma::room_version_rules::{RoomIdFormatVersion, RoomVersionRules};
 use serde_json::{Value, json};
 
 use crate::app::App;
@@ -103,15 +104,7 @@ async fn make_knock(app: Arc<App>, req: Req) -> Result<Resp> {
 async fn send_knock(app: Arc<App>, req: Req) -> Result<Resp> {
     send_membership(&app, &req, "knock").await?;
     let room = app.rooms.lock(&app, req.param(0)).await?;
-    let mut stripped = vec![];
-    for t in crate::sync::rooms::INVITE_STATE {
-        if let Some(e) = room.get(t, "") {
-            stripped.push(json!({
-                "type": e.type_str(), "state_key": e.state_key, "content": e.content_value(),
-                "sender": e.sender,
-            }));
-        }
-    }
+    let stripped = crate::federation::membership::room_state_for_outsider(&room, None);
     Ok(ok(&json!({"knock_room_state": stripped})))
 }
 
@@ -283,6 +276,9 @@ async fn receive_invite(
     if pdu.event_id.as_str() != event_id {
         return Err(bad_json("The event ID does not match the event"));
     }
+    if matches!(rules.room_id_format, RoomIdFormatVersion::V2) {
+        check_invite_create(&rules, &room_id, &invite_room_state)?;
+    }
     let mut obj = pdu.json.clone();
     ruma::signatures::sign_json(app.config.server_name.as_str(), &app.signing_key.pair, &mut obj)
         .map_err(|e| Error::internal(format!("signing: {e}")))?;
@@ -297,4 +293,46 @@ async fn receive_invite(
     )
     .await?;
     Ok(signed)
+}
+
+/// v12+: `invite_room_state` must carry the room's create event as a PDU whose hash is
+/// the room ID (spec 1.16, `PUT /v2/invite`), so a server cannot invite to a room that is
+/// not what it claims.
+fn check_invite_create(rules: &RoomVersionRules, room_id: &str, state: &Value) -> Result<()> {
+    let bad = || crate::error::invalid_param("invite_room_state has no valid m.room.create event");
+    let create = state
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["type"] == "m.room.create"))
+        .ok_or_else(bad)?;
+    let obj: CanonicalJsonObject = serde_json::from_value(create.clone()).map_err(|_| bad())?;
+    let id = inbound::event_id_of(&obj, rules).map_err(|_| bad())?;
+    let derived = crate::rooms::pdu::room_id_of_create(&id).map_err(|_| bad())?;
+    if derived.as_str() != room_id {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_v12_invite_must_carry_the_create_event_that_names_the_room() {
+        let rules = RoomVersionRules::V12;
+        let create = json!({
+            "auth_events": [], "prev_events": [], "content": {"room_version": "12"},
+            "depth": 1, "origin_server_ts": 1, "sender": "@a:example.org", "state_key": "",
+            "type": "m.room.create", "hashes": {"sha256": "aGFzaA"}, "signatures": {},
+        });
+        let obj: CanonicalJsonObject = serde_json::from_value(create.clone()).expect("object");
+        let id = inbound::event_id_of(&obj, &rules).expect("id");
+        let room = crate::rooms::pdu::room_id_of_create(&id).expect("room");
+        let name = json!({"type": "m.room.name", "state_key": "", "content": {"name": "x"}});
+        let state = json!([name, create]);
+        assert!(check_invite_create(&rules, room.as_str(), &state).is_ok());
+        assert!(check_invite_create(&rules, "!someotherroom", &state).is_err());
+        assert!(check_invite_create(&rules, room.as_str(), &json!([name])).is_err());
+        assert!(check_invite_create(&rules, room.as_str(), &json!(null)).is_err());
+    }
 }
