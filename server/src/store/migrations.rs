@@ -19,6 +19,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0011_appservice", include_str!("../../migrations/0011_appservice.sql")),
     ("0012_federation", include_str!("../../migrations/0012_federation.sql")),
     ("0013_federation_queries", include_str!("../../migrations/0013_federation_queries.sql")),
+    ("0018_remote_device_lists", include_str!("../../migrations/0018_remote_device_lists.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {
