@@ -5,6 +5,8 @@
 use glia_harness::federation::room::Ev;
 use serde_json::json;
 
+use glia_harness::rooms::WAIT;
+
 use crate::fakes::{cs, join_via, pdu_result, start_with};
 
 /// Two concurrent topic changes by the same (all-powerful) sender: state resolution v2
@@ -42,5 +44,79 @@ async fn test_inbound_federation_resolves_concurrent_state() {
         assert_eq!(pdu_result(&answer, &merge_id), &json!({}), "{answer}");
         assert_eq!(state_topic().await, "later", "after the merge, later_first={later_first}");
     }
+    d.destroy().await;
+}
+
+/// An event soft-failed on a fork, then an accepted event on top of it: the fork's event
+/// behind the soft-failed one stops being a forward extremity (as in Synapse), so Glia's
+/// next event does not point at it. Before, such extremities piled up, one per
+/// soft-failed event, and kept two busy servers' current states apart.
+#[tokio::test]
+async fn test_extremities_behind_a_soft_failed_event_are_dropped() {
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let (bob, charlie, dave) = (fake.user_id("bob"), fake.user_id("charlie"), fake.user_id("dave"));
+    let room = fake.create_room("10", &bob);
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    let mut joins = vec![];
+    for u in [&charlie, &dave] {
+        joins.push(fake.send_in(&room, Ev::member(u, "join")).1);
+    }
+    fake.send_transaction(&peer, &joins, &[]).await.must_status(200);
+    let (tips, create, power, charlie_join) = fake.room(&room, |r| {
+        let id = |t: &str, k: &str| r.state_id(t, k).expect("state");
+        (
+            r.tips.clone(),
+            id("m.room.create", ""),
+            id("m.room.power_levels", ""),
+            id("m.room.member", &charlie),
+        )
+    });
+    // Two branches from the same tips: Bob bans Charlie; Dave talks.
+    let ban = Ev::state("m.room.member", &charlie, &bob, json!({"membership": "ban"})).prev(&tips);
+    let (ban_id, ban) = fake.send_in(&room, ban);
+    let (p_id, p) = fake.send_in(&room, Ev::message(&dave, "branch").prev(&tips));
+    // Charlie on Dave's branch: allowed by the state before it, not by Glia's current state
+    // (soft-failed). Then Dave on top of Charlie's message: accepted.
+    let y = Ev::message(&charlie, "soft").prev(std::slice::from_ref(&p_id)).auth(&[
+        create,
+        power,
+        charlie_join,
+    ]);
+    let (y_id, y) = fake.send_in(&room, y);
+    let (z_id, z) =
+        fake.send_in(&room, Ev::message(&dave, "on top").prev(std::slice::from_ref(&y_id)));
+    let answer = fake.send_transaction(&peer, &[ban, p, y, z], &[]).await.must_status(200);
+    for id in [&ban_id, &p_id, &y_id, &z_id] {
+        assert_eq!(pdu_result(&answer, id), &json!({}), "{answer}");
+    }
+    // Soft-failed: kept out of the timeline (and of the extremities), unlike Dave's.
+    let timeline = crate::fakes::timeline_ids(&alice, &room).await;
+    assert!(!timeline.contains(&y_id) && timeline.contains(&z_id), "{timeline:?}");
+    // Glia's next event points at its extremities: the ban and Dave's last, not Dave's first.
+    let id = glia_harness::rooms::send_text(&alice, &room, "after").await;
+    let rules = glia_harness::federation::room::rules_of("10");
+    let fake2 = &fake;
+    let pdu = glia_harness::wait_until("alice's message at the fake server", WAIT, move || {
+        let found =
+            fake2.received_on("PUT", "/_matrix/federation/v1/send/").into_iter().find_map(|r| {
+                r.body["pdus"]
+                    .as_array()?
+                    .iter()
+                    .find(|p| glia_harness::federation::room::event_id_of(p, &rules) == id)
+                    .cloned()
+            });
+        async move { found }
+    })
+    .await;
+    let mut prev: Vec<String> = pdu["prev_events"]
+        .as_array()
+        .expect("prev_events")
+        .iter()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
+    prev.sort();
+    let mut want = vec![ban_id, z_id];
+    want.sort();
+    assert_eq!(prev, want, "dave's first message {p_id} is still an extremity");
     d.destroy().await;
 }
