@@ -120,3 +120,44 @@ async fn test_extremities_behind_a_soft_failed_event_are_dropped() {
     assert_eq!(prev, want, "dave's first message {p_id} is still an extremity");
     d.destroy().await;
 }
+
+/// Glia's own event on two forks (its member event and a remote topic change, concurrent)
+/// is stored with the resolved state before it, not the newest fork's: `/state_ids` at
+/// Alice's next message has both her new member event and the topic. Before, it had the
+/// topic fork's state (her old member event), which other servers resolved differently.
+#[tokio::test]
+async fn test_local_event_on_two_forks_has_the_resolved_state() {
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let bob = fake.user_id("bob");
+    let room = fake.create_room("10", &bob);
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    let tips = fake.room(&room, |r| r.tips.clone());
+    let mine = alice
+        .request(
+            "PUT",
+            &cs(&["rooms", &room, "state", "m.room.member", &alice.user_id]),
+            json!({"membership": "join", "displayname": "forked"}),
+        )
+        .await
+        .must_status(200)["event_id"]
+        .as_str()
+        .expect("event_id")
+        .to_string();
+    let topic = Ev::state("m.room.topic", "", &bob, json!({"topic": "other fork"})).prev(&tips);
+    let (topic_id, topic) = fake.send_in(&room, topic);
+    let answer = fake.send_transaction(&peer, &[topic], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &topic_id), &json!({}), "{answer}");
+    let id = glia_harness::rooms::send_text(&alice, &room, "on both forks").await;
+    let path = format!(
+        "/_matrix/federation/v1/state_ids/{}?event_id={}",
+        glia_harness::client::encode_segment(&room),
+        glia_harness::client::encode_segment(&id)
+    );
+    let r = fake.request(&peer.base_url, &peer.server_name, "GET", &path, None).await;
+    let ids = r.must_status(200)["pdu_ids"].clone();
+    let ids: Vec<&str> =
+        ids.as_array().expect("pdu_ids").iter().filter_map(|v| v.as_str()).collect();
+    assert!(ids.contains(&mine.as_str()), "alice's member event missing: {ids:?}");
+    assert!(ids.contains(&topic_id.as_str()), "the topic missing: {ids:?}");
+    d.destroy().await;
+}
