@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use glia_harness::federation::FakeServer;
+use glia_harness::federation::room::Ev;
 use glia_harness::rooms::WAIT;
 use glia_harness::{Client, Deployment};
 use ruma::signatures::Ed25519KeyPair;
@@ -438,4 +439,26 @@ async fn test_cached_device_list_follows_a_new_device_between_glias() {
     })
     .await;
     d.destroy().await;
+}
+
+/// Once Charlie leaves the only shared room his server stops telling Glia of changes: the
+/// cached list is dropped and each query asks his server again.
+#[tokio::test]
+async fn test_device_list_cache_dropped_when_no_room_is_shared() {
+    let Some(s) = crate::fakes::joined_room(None).await else { return };
+    serve_devices(&s);
+    assert_eq!(charlie_devices(&s).await, ["D1"]);
+    let (_, leave) = s.fake.send_in(&s.room, Ev::member(&s.charlie, "leave"));
+    s.fake.send_transaction(&s.peer, &[leave], &[]).await.must_status(200);
+    glia_harness::rooms::wait_membership(&s.alice, &s.room, &s.charlie, "leave").await;
+    let charlie = s.charlie.clone();
+    s.fake.on("POST", "/_matrix/federation/v1/user/keys/query", move |_| {
+        (200, json!({"device_keys": {&charlie: {"D9": charlie_device(&charlie, "D9")}}}))
+    });
+    assert_eq!(charlie_devices(&s).await, ["D9"]);
+    assert_eq!(charlie_devices(&s).await, ["D9"]);
+    let asked = s.fake.received_on("POST", "/_matrix/federation/v1/user/keys/query").len();
+    assert_eq!(asked, 2, "each query asks charlie's server");
+    assert_eq!(s.fake.received_on("GET", DEVICES).len(), 1);
+    s.d.destroy().await;
 }
