@@ -6,6 +6,7 @@ pub mod client;
 pub mod compare;
 pub mod scenarios;
 pub mod server;
+pub mod state_res;
 pub mod stats;
 
 /// goose's reqwest turns on rustls's aws-lc-rs provider next to the workspace's ring: with

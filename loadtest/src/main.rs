@@ -1,4 +1,4 @@
-//! `glia-loadtest send|ratelimit|sync-fanout|compare`: see the README's "Performance"
+//! `glia-loadtest send|ratelimit|sync-fanout|state-res|compare`: see the README's "Performance"
 //! section.
 
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use glia_loadtest::client::Hs;
 use glia_loadtest::compare::{self, Workload};
 use glia_loadtest::scenarios::{self, Rate, RunOpts};
 use glia_loadtest::server::{GliaServer, glia_binary};
+use glia_loadtest::state_res;
 
 #[derive(Parser)]
 #[command(about = "Load runs against Glia (started here) or any homeserver (--target)")]
@@ -66,6 +67,15 @@ enum Cmd {
         #[arg(long, default_value_t = 200)]
         interval_ms: u64,
     },
+    /// Two federating Glias on loopback, N users on each changing one room's state
+    /// concurrently; then both must report the same current state.
+    StateRes {
+        #[command(flatten)]
+        common: Common,
+        /// Users on each server.
+        #[arg(long, short = 'u', default_value_t = 8)]
+        users: usize,
+    },
     /// The side-by-side workload: Glia (started here) and the Synapse at --synapse.
     Compare {
         #[arg(long)]
@@ -109,6 +119,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             let r = scenarios::sync_fanout(&o, Duration::from_millis(interval_ms)).await?;
             println!("{r}");
             report_note(&common, "sync_fanout");
+        }
+        Cmd::StateRes { common, users } => {
+            if common.target.is_some() {
+                return Err("state-res starts its own two federating Glias: no --target".into());
+            }
+            let r = state_res::state_res(&opts(&common, users)).await?;
+            println!("{r}");
+            report_note(&common, "state_res");
+            if !r.converged() || r.errors > 0 {
+                return Err("the servers did not converge, or requests failed".into());
+            }
         }
         Cmd::Compare { synapse, synapse_pid, glia } => {
             let bin = glia_binary(glia.as_deref())?;

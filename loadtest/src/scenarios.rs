@@ -52,7 +52,12 @@ impl Target {
 }
 
 /// A goose run of `users` users for `run_time`, all started within about a second.
-fn goose_config(base_url: &str, opts: &RunOpts, users: usize, name: &str) -> GooseConfiguration {
+pub(crate) fn goose_config(
+    base_url: &str,
+    opts: &RunOpts,
+    users: usize,
+    name: &str,
+) -> GooseConfiguration {
     let report = opts.report_dir.join(format!("{name}.html"));
     let mut c = GooseConfiguration::default();
     c.host = Some(base_url.to_string());
@@ -70,10 +75,10 @@ fn goose_config(base_url: &str, opts: &RunOpts, users: usize, name: &str) -> Goo
     c
 }
 
-type TxFuture<'r> = Pin<Box<dyn Future<Output = TransactionResult> + Send + 'r>>;
+pub(crate) type TxFuture<'r> = Pin<Box<dyn Future<Output = TransactionResult> + Send + 'r>>;
 
 /// A goose transaction from an async function of the user and some shared state.
-fn tx<S, F>(name: &str, state: Arc<S>, f: F) -> Transaction
+pub(crate) fn tx<S, F>(name: &str, state: Arc<S>, f: F) -> Transaction
 where
     S: Send + Sync + 'static,
     F: for<'r> Fn(&'r mut GooseUser, Arc<S>) -> TxFuture<'r> + Send + Sync + 'static,
@@ -81,7 +86,10 @@ where
     Transaction::new(Arc::new(move |u| f(u, state.clone()))).set_name(name)
 }
 
-async fn run_goose(config: GooseConfiguration, scenario: Scenario) -> Result<(), String> {
+pub(crate) async fn run_goose(
+    config: GooseConfiguration,
+    scenario: Scenario,
+) -> Result<(), String> {
     let _ = std::fs::create_dir_all(
         config
             .report_file
@@ -100,14 +108,14 @@ async fn run_goose(config: GooseConfiguration, scenario: Scenario) -> Result<(),
 }
 
 /// The response of one request made through goose (so goose counts and times it too).
-struct Reply {
-    status: u16,
-    body: Value,
-    took: Duration,
-    metric: GooseRequestMetric,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
+    pub(crate) took: Duration,
+    pub(crate) metric: GooseRequestMetric,
 }
 
-async fn request(
+pub(crate) async fn request(
     user: &mut GooseUser,
     method: GooseMethod,
     name: &str,
@@ -146,13 +154,13 @@ struct Session {
 }
 
 /// Hands the prepared accounts out to goose users as they start.
-struct Pool {
-    users: Vec<Creds>,
-    next: AtomicUsize,
+pub(crate) struct Pool {
+    pub(crate) users: Vec<Creds>,
+    pub(crate) next: AtomicUsize,
 }
 
 impl Pool {
-    fn claim(&self, user: &mut GooseUser) -> TransactionResult {
+    pub(crate) fn claim(&self, user: &mut GooseUser) -> TransactionResult {
         let index = self.next.fetch_add(1, Ordering::Relaxed);
         let creds = self
             .users
@@ -164,7 +172,7 @@ impl Pool {
     }
 }
 
-fn session(user: &GooseUser) -> Result<(usize, Creds), Box<TransactionError>> {
+pub(crate) fn session(user: &GooseUser) -> Result<(usize, Creds), Box<TransactionError>> {
     user.get_session_data::<Session>()
         .map(|s| (s.index, s.creds.clone()))
         .ok_or_else(|| Box::new(TransactionError::Custom("no session".into())))

@@ -38,31 +38,82 @@ pub fn glia_binary(explicit: Option<&Path>) -> Result<PathBuf, String> {
 pub struct GliaServer {
     child: Child,
     pub base_url: String,
+    /// `localhost` alone, or `localhost:<port>` when it federates.
+    pub server_name: String,
     pub dir: tempfile::TempDir,
+}
+
+/// A loopback port that was free a moment ago (a federating server's name must name its
+/// port before the server binds it).
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("free port: {e}"))
+}
+
+/// The repository's test TLS material (a CA, and a certificate for `localhost` and
+/// `127.0.0.1` that it signed): the same files the harness's federating servers use.
+fn tls_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tls")
 }
 
 impl GliaServer {
     /// Start `glia serve` with open registration and `extra_yaml` appended (rate limits
     /// are off unless `extra_yaml` sets `rc_disabled` itself).
     pub async fn start(binary: &Path, extra_yaml: &str) -> Result<GliaServer, String> {
+        GliaServer::start_with(binary, extra_yaml, false).await
+    }
+
+    /// `start`, federating: named `localhost:<port>`, serving federation over TLS on that
+    /// port with the test certificate, and trusting the test CA and loopback peers (the
+    /// configuration of the harness's `Deployment::federated`). Clients still use the
+    /// plain listener at `base_url`.
+    pub async fn start_federating(binary: &Path, extra_yaml: &str) -> Result<GliaServer, String> {
+        GliaServer::start_with(binary, extra_yaml, true).await
+    }
+
+    async fn start_with(
+        binary: &Path,
+        extra_yaml: &str,
+        federate: bool,
+    ) -> Result<GliaServer, String> {
         let dir = tempfile::Builder::new()
             .prefix("glia-loadtest.")
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("free port: {e}"))?
-            .port();
+        let port = free_port()?;
         let d = dir.path().display();
+        let (server_name, tls_listener, tls_config) = if federate {
+            let fed = free_port()?;
+            let tls = tls_fixtures();
+            (
+                format!("localhost:{fed}"),
+                format!(
+                    "  - port: {fed}\n    bind_addresses: ['127.0.0.1']\n    type: http\n    \
+                     tls: true\n    resources:\n      - names: [client, federation]\n"
+                ),
+                format!(
+                    "tls_certificate_path: \"{}\"\ntls_private_key_path: \"{}\"\n\
+                     federation_custom_ca_list: [\"{}\"]\n\
+                     ip_range_whitelist: ['127.0.0.0/8', '::1/128']\n",
+                    tls.join("server.crt").display(),
+                    tls.join("server.key").display(),
+                    tls.join("ca.crt").display()
+                ),
+            )
+        } else {
+            ("localhost".to_string(), String::new(), String::new())
+        };
         let mut yaml = format!(
-            "server_name: \"localhost\"\n\
+            "server_name: \"{server_name}\"\n\
              listeners:\n  - port: {port}\n    bind_addresses: ['127.0.0.1']\n    type: http\n\
-             \x20   resources:\n      - names: [client]\n\
+             \x20   resources:\n      - names: [client]\n{tls_listener}\
              database:\n  name: sqlite3\n  args:\n    database: \"{d}/homeserver.db\"\n\
              signing_key_path: \"{d}/signing.key\"\n\
              media_store_path: \"{d}/media\"\n\
              enable_registration: true\n\
-             enable_registration_without_verification: true\n"
+             enable_registration_without_verification: true\n{tls_config}"
         );
         if !extra_yaml.lines().any(|l| l.starts_with("rc_disabled:")) {
             yaml.push_str("rc_disabled: true\n");
@@ -76,14 +127,15 @@ impl GliaServer {
         let child = Command::new(binary)
             .args(["serve", "-c"])
             .arg(&config)
-            .env("GLIA_LOG", "warn")
+            .env("GLIA_LOG", std::env::var("GLIA_LOADTEST_LOG").unwrap_or_else(|_| "warn".into()))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log)
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
-        let mut server = GliaServer { child, base_url: format!("http://127.0.0.1:{port}"), dir };
+        let mut server =
+            GliaServer { child, base_url: format!("http://127.0.0.1:{port}"), server_name, dir };
         server.wait_ready(Duration::from_secs(60)).await?;
         Ok(server)
     }
@@ -119,6 +171,20 @@ impl Drop for GliaServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The data directory goes with the run; `GLIA_LOADTEST_KEEP_LOGS=DIR` keeps each
+        // server's log and database (`DIR/<server name>.log`, `.db`) to look into a failed run.
+        if let Ok(keep) = std::env::var("GLIA_LOADTEST_KEEP_LOGS") {
+            let name = self.server_name.replace(':', "_");
+            let _ = std::fs::create_dir_all(&keep);
+            for (from, to) in
+                [("glia.log", "log"), ("homeserver.db", "db"), ("homeserver.db-wal", "db-wal")]
+            {
+                let _ = std::fs::copy(
+                    self.dir.path().join(from),
+                    Path::new(&keep).join(format!("{name}.{to}")),
+                );
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use glia_loadtest::scenarios::{self, Rate, RunOpts};
+use glia_loadtest::state_res;
 
 fn opts(users: usize, secs: u64) -> RunOpts {
     RunOpts {
@@ -55,4 +56,16 @@ async fn each_scenario_runs_and_accounts() {
     println!("{f}");
     assert!(f.messages > 0 && f.delivered > 0, "{f}");
     assert!(f.delivered <= f.messages * f.syncers, "{f}");
+
+    // Two federating servers, two actors on each: every change is accepted or refused by
+    // the auth rules, and both servers end with the same current state.
+    let sr = state_res::state_res(&opts(2, 4)).await.expect("state_res run");
+    println!("{sr}");
+    assert_eq!(sr.errors, 0, "{sr}");
+    assert!(sr.accepted_total() > 0, "no change accepted: {sr}");
+    assert!(sr.converged(), "{sr}");
+    assert!(sr.only_on_1.is_empty() && sr.only_on_2.is_empty(), "{sr}");
+    // The admin, the observer and the four actors are members or have left: each has an
+    // m.room.member entry, and create/power_levels/join_rules are there too.
+    assert!(sr.state_entries >= 6 + 3, "{sr}");
 }

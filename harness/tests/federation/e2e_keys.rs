@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use glia_harness::federation::FakeServer;
+use glia_harness::federation::room::Ev;
+use glia_harness::rooms::WAIT;
 use glia_harness::{Client, Deployment};
 use ruma::signatures::Ed25519KeyPair;
 use serde_json::{Value, json};
@@ -282,4 +284,181 @@ async fn test_key_query_many_hanging_servers_bounded_by_timeout() {
         assert!(r["failures"][s].is_object(), "{s} in failures: {r}");
     }
     d.destroy().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Remote device lists are cached (issue 6): Charlie of the fake server shares Alice's room,
+// so Glia keeps his device list, fetched once with `/user/devices` and kept current by his
+// server's EDUs.
+
+const DEVICES: &str = "/_matrix/federation/v1/user/devices/";
+
+/// Device keys of Charlie's device `id` (unsigned: Glia passes them on as given).
+fn charlie_device(charlie: &str, id: &str) -> Value {
+    json!({
+        "user_id": charlie, "device_id": id,
+        "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+        "keys": {format!("ed25519:{id}"): format!("ed-{id}"), format!("curve25519:{id}"): format!("cu-{id}")},
+    })
+}
+
+/// The fake server answers `/user/devices` for Charlie with `devices` at `stream_id`,
+/// what `set` last put there.
+fn serve_devices(
+    s: &crate::fakes::Setup,
+) -> std::sync::Arc<std::sync::Mutex<(i64, Vec<&'static str>)>> {
+    let list = std::sync::Arc::new(std::sync::Mutex::new((1, vec!["D1"])));
+    let (l, charlie) = (list.clone(), s.charlie.clone());
+    s.fake.on("GET", DEVICES, move |_| {
+        let (stream_id, ids) = l.lock().expect("list").clone();
+        let devices: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"device_id": id, "keys": charlie_device(&charlie, id)}))
+            .collect();
+        (200, json!({"user_id": charlie, "stream_id": stream_id, "devices": devices}))
+    });
+    list
+}
+
+async fn charlie_devices(s: &crate::fakes::Setup) -> Vec<String> {
+    let r = s
+        .alice
+        .request("POST", &keys_path("query"), json!({"device_keys": {&s.charlie: []}}))
+        .await
+        .must_status(200);
+    assert_eq!(r["failures"], json!({}), "{r}");
+    let mut ids: Vec<String> = r["device_keys"][&s.charlie]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+fn device_list_edu(charlie: &str, device: &str, stream_id: i64, prev: &[i64]) -> Value {
+    json!({"edu_type": "m.device_list_update", "content": {
+        "user_id": charlie, "device_id": device, "stream_id": stream_id, "prev_id": prev,
+        "deleted": false, "keys": charlie_device(charlie, device),
+    }})
+}
+
+/// The second query for a user we share a room with is answered from the cache: one
+/// `/user/devices` fetch, no `/user/keys/query`.
+#[tokio::test]
+async fn test_remote_device_list_is_cached() {
+    let Some(s) = crate::fakes::joined_room(None).await else { return };
+    serve_devices(&s);
+    assert_eq!(charlie_devices(&s).await, ["D1"]);
+    assert_eq!(charlie_devices(&s).await, ["D1"]);
+    assert_eq!(s.fake.received_on("GET", DEVICES).len(), 1, "fetched again");
+    assert!(s.fake.received_on("POST", "/_matrix/federation/v1/user/keys/query").is_empty());
+    s.d.destroy().await;
+}
+
+/// An `m.device_list_update` that follows on from the cached list (prev_id known) adds the
+/// new device to later answers without a fetch; Alice hears of the change through /sync.
+#[tokio::test]
+async fn test_device_list_update_edu_updates_the_cache() {
+    let Some(s) = crate::fakes::joined_room(None).await else { return };
+    serve_devices(&s);
+    assert_eq!(charlie_devices(&s).await, ["D1"]);
+    let since =
+        s.alice.sync(None, 0, None).await["next_batch"].as_str().expect("since").to_string();
+    let edu = device_list_edu(&s.charlie, "D2", 2, &[1]);
+    s.fake.send_transaction(&s.peer, &[], &[edu]).await.must_status(200);
+    let charlie = s.charlie.clone();
+    s.alice
+        .sync_until(Some(&since), "charlie in device_lists.changed", WAIT, move |r| {
+            r["device_lists"]["changed"]
+                .as_array()
+                .is_some_and(|u| u.iter().any(|u| u == charlie.as_str()))
+        })
+        .await;
+    assert_eq!(charlie_devices(&s).await, ["D1", "D2"]);
+    assert_eq!(s.fake.received_on("GET", DEVICES).len(), 1, "the EDU applied without a fetch");
+    s.d.destroy().await;
+}
+
+/// An update whose prev_id Glia never saw means it missed some: it fetches the whole list
+/// again, and answers with what the server has now.
+#[tokio::test]
+async fn test_device_list_update_with_unknown_prev_id_resyncs() {
+    let Some(s) = crate::fakes::joined_room(None).await else { return };
+    let list = serve_devices(&s);
+    assert_eq!(charlie_devices(&s).await, ["D1"]);
+    *list.lock().expect("list") = (9, vec!["D1", "D3", "D4"]);
+    let edu = device_list_edu(&s.charlie, "D4", 9, &[8]);
+    s.fake.send_transaction(&s.peer, &[], &[edu]).await.must_status(200);
+    let fake = &s.fake;
+    glia_harness::wait_until("a resync of charlie's devices", WAIT, move || async move {
+        (fake.received_on("GET", DEVICES).len() >= 2).then_some(())
+    })
+    .await;
+    // D3 came only with the resync (the EDU named D4).
+    let setup = &s;
+    glia_harness::wait_until("the resynced list", WAIT, move || async move {
+        (charlie_devices(setup).await == ["D1", "D3", "D4"]).then_some(())
+    })
+    .await;
+    s.d.destroy().await;
+}
+
+/// Charlie's server goes down: the cached list still answers, without a failure.
+#[tokio::test]
+async fn test_device_list_answered_from_cache_while_remote_is_down() {
+    let Some(s) = crate::fakes::joined_room(None).await else { return };
+    serve_devices(&s);
+    assert_eq!(charlie_devices(&s).await, ["D1"]);
+    s.fake.on("GET", DEVICES, |_| (503, json!({"errcode": "M_UNKNOWN"})));
+    s.fake.on("POST", "/_matrix/federation/v1/user/keys/query", |_| (503, json!({})));
+    assert_eq!(charlie_devices(&s).await, ["D1"]);
+    s.d.destroy().await;
+}
+
+/// Between two Glias: Bob's server caches Alice's list on his first query; when she
+/// uploads keys for a new device, her server's update makes his answer include it.
+#[tokio::test]
+async fn test_cached_device_list_follows_a_new_device_between_glias() {
+    let Some(d) = Deployment::federated(2).await else { return };
+    let (alice, bob, _room) = crate::rooms::shared_room(&d).await;
+    upload_keys(&alice).await;
+    let query = json!({"device_keys": {&alice.user_id: []}});
+    let first = bob.request("POST", &keys_path("query"), query.clone()).await.must_status(200);
+    assert!(first["device_keys"][&alice.user_id].get(&alice.device_id).is_some(), "{first}");
+    let second_device =
+        d.client(0).must_login(&alice.user_id, "correct horse battery staple").await;
+    upload_keys(&second_device).await;
+    let (bob2, q, new_id) = (&bob, &query, second_device.device_id.clone());
+    let alice_id = alice.user_id.clone();
+    glia_harness::wait_until("alice's second device in bob's answer", WAIT, move || {
+        let (new_id, alice_id) = (new_id.clone(), alice_id.clone());
+        async move {
+            let r = bob2.request("POST", &keys_path("query"), q.clone()).await.must_status(200);
+            r["device_keys"][&alice_id].get(&new_id).is_some().then_some(())
+        }
+    })
+    .await;
+    d.destroy().await;
+}
+
+/// Once Charlie leaves the only shared room his server stops telling Glia of changes: the
+/// cached list is dropped and each query asks his server again.
+#[tokio::test]
+async fn test_device_list_cache_dropped_when_no_room_is_shared() {
+    let Some(s) = crate::fakes::joined_room(None).await else { return };
+    serve_devices(&s);
+    assert_eq!(charlie_devices(&s).await, ["D1"]);
+    let (_, leave) = s.fake.send_in(&s.room, Ev::member(&s.charlie, "leave"));
+    s.fake.send_transaction(&s.peer, &[leave], &[]).await.must_status(200);
+    glia_harness::rooms::wait_membership(&s.alice, &s.room, &s.charlie, "leave").await;
+    let charlie = s.charlie.clone();
+    s.fake.on("POST", "/_matrix/federation/v1/user/keys/query", move |_| {
+        (200, json!({"device_keys": {&charlie: {"D9": charlie_device(&charlie, "D9")}}}))
+    });
+    assert_eq!(charlie_devices(&s).await, ["D9"]);
+    assert_eq!(charlie_devices(&s).await, ["D9"]);
+    let asked = s.fake.received_on("POST", "/_matrix/federation/v1/user/keys/query").len();
+    assert_eq!(asked, 2, "each query asks charlie's server");
+    assert_eq!(s.fake.received_on("GET", DEVICES).len(), 1);
+    s.d.destroy().await;
 }

@@ -5,6 +5,8 @@
 use glia_harness::federation::room::Ev;
 use serde_json::json;
 
+use glia_harness::rooms::WAIT;
+
 use crate::fakes::{cs, join_via, pdu_result, start_with};
 
 /// Two concurrent topic changes by the same (all-powerful) sender: state resolution v2
@@ -42,5 +44,120 @@ async fn test_inbound_federation_resolves_concurrent_state() {
         assert_eq!(pdu_result(&answer, &merge_id), &json!({}), "{answer}");
         assert_eq!(state_topic().await, "later", "after the merge, later_first={later_first}");
     }
+    d.destroy().await;
+}
+
+/// An event soft-failed on a fork, then an accepted event on top of it: the fork's event
+/// behind the soft-failed one stops being a forward extremity (as in Synapse), so Glia's
+/// next event does not point at it. Before, such extremities piled up, one per
+/// soft-failed event, and kept two busy servers' current states apart.
+#[tokio::test]
+async fn test_extremities_behind_a_soft_failed_event_are_dropped() {
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let (bob, charlie, dave) = (fake.user_id("bob"), fake.user_id("charlie"), fake.user_id("dave"));
+    let room = fake.create_room("10", &bob);
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    let mut joins = vec![];
+    for u in [&charlie, &dave] {
+        joins.push(fake.send_in(&room, Ev::member(u, "join")).1);
+    }
+    fake.send_transaction(&peer, &joins, &[]).await.must_status(200);
+    let (tips, create, power, charlie_join) = fake.room(&room, |r| {
+        let id = |t: &str, k: &str| r.state_id(t, k).expect("state");
+        (
+            r.tips.clone(),
+            id("m.room.create", ""),
+            id("m.room.power_levels", ""),
+            id("m.room.member", &charlie),
+        )
+    });
+    // Two branches from the same tips: Bob bans Charlie; Dave talks.
+    let ban = Ev::state("m.room.member", &charlie, &bob, json!({"membership": "ban"})).prev(&tips);
+    let (ban_id, ban) = fake.send_in(&room, ban);
+    let (p_id, p) = fake.send_in(&room, Ev::message(&dave, "branch").prev(&tips));
+    // Charlie on Dave's branch: allowed by the state before it, not by Glia's current state
+    // (soft-failed). Then Dave on top of Charlie's message: accepted.
+    let y = Ev::message(&charlie, "soft").prev(std::slice::from_ref(&p_id)).auth(&[
+        create,
+        power,
+        charlie_join,
+    ]);
+    let (y_id, y) = fake.send_in(&room, y);
+    let (z_id, z) =
+        fake.send_in(&room, Ev::message(&dave, "on top").prev(std::slice::from_ref(&y_id)));
+    let answer = fake.send_transaction(&peer, &[ban, p, y, z], &[]).await.must_status(200);
+    for id in [&ban_id, &p_id, &y_id, &z_id] {
+        assert_eq!(pdu_result(&answer, id), &json!({}), "{answer}");
+    }
+    // Soft-failed: kept out of the timeline (and of the extremities), unlike Dave's.
+    let timeline = crate::fakes::timeline_ids(&alice, &room).await;
+    assert!(!timeline.contains(&y_id) && timeline.contains(&z_id), "{timeline:?}");
+    // Glia's next event points at its extremities: the ban and Dave's last, not Dave's first.
+    let id = glia_harness::rooms::send_text(&alice, &room, "after").await;
+    let rules = glia_harness::federation::room::rules_of("10");
+    let fake2 = &fake;
+    let pdu = glia_harness::wait_until("alice's message at the fake server", WAIT, move || {
+        let found =
+            fake2.received_on("PUT", "/_matrix/federation/v1/send/").into_iter().find_map(|r| {
+                r.body["pdus"]
+                    .as_array()?
+                    .iter()
+                    .find(|p| glia_harness::federation::room::event_id_of(p, &rules) == id)
+                    .cloned()
+            });
+        async move { found }
+    })
+    .await;
+    let mut prev: Vec<String> = pdu["prev_events"]
+        .as_array()
+        .expect("prev_events")
+        .iter()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
+    prev.sort();
+    let mut want = vec![ban_id, z_id];
+    want.sort();
+    assert_eq!(prev, want, "dave's first message {p_id} is still an extremity");
+    d.destroy().await;
+}
+
+/// Glia's own event on two forks (its member event and a remote topic change, concurrent)
+/// is stored with the resolved state before it, not the newest fork's: `/state_ids` at
+/// Alice's next message has both her new member event and the topic. Before, it had the
+/// topic fork's state (her old member event), which other servers resolved differently.
+#[tokio::test]
+async fn test_local_event_on_two_forks_has_the_resolved_state() {
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let bob = fake.user_id("bob");
+    let room = fake.create_room("10", &bob);
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    let tips = fake.room(&room, |r| r.tips.clone());
+    let mine = alice
+        .request(
+            "PUT",
+            &cs(&["rooms", &room, "state", "m.room.member", &alice.user_id]),
+            json!({"membership": "join", "displayname": "forked"}),
+        )
+        .await
+        .must_status(200)["event_id"]
+        .as_str()
+        .expect("event_id")
+        .to_string();
+    let topic = Ev::state("m.room.topic", "", &bob, json!({"topic": "other fork"})).prev(&tips);
+    let (topic_id, topic) = fake.send_in(&room, topic);
+    let answer = fake.send_transaction(&peer, &[topic], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &topic_id), &json!({}), "{answer}");
+    let id = glia_harness::rooms::send_text(&alice, &room, "on both forks").await;
+    let path = format!(
+        "/_matrix/federation/v1/state_ids/{}?event_id={}",
+        glia_harness::client::encode_segment(&room),
+        glia_harness::client::encode_segment(&id)
+    );
+    let r = fake.request(&peer.base_url, &peer.server_name, "GET", &path, None).await;
+    let ids = r.must_status(200)["pdu_ids"].clone();
+    let ids: Vec<&str> =
+        ids.as_array().expect("pdu_ids").iter().filter_map(|v| v.as_str()).collect();
+    assert!(ids.contains(&mine.as_str()), "alice's member event missing: {ids:?}");
+    assert!(ids.contains(&topic_id.as_str()), "the topic missing: {ids:?}");
     d.destroy().await;
 }

@@ -113,7 +113,7 @@ async fn test_banned_user_cannot_join_over_federation() {
 }
 
 /// Two federated servers with Alice (hs1) and Bob (hs2) joined to Alice's public room.
-async fn shared_room(dep: &Deployment) -> (Client, Client, String) {
+pub(crate) async fn shared_room(dep: &Deployment) -> (Client, Client, String) {
     let alice = dep.register_user(0, "alice").await;
     let bob = dep.register_user(1, "bob").await;
     let room = create_room(&alice, json!({"preset": "public_chat"})).await;

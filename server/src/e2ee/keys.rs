@@ -255,22 +255,27 @@ pub async fn query(
     timeout: Duration,
 ) -> Result<Value> {
     let mut local = vec![];
-    let mut remote: BTreeMap<String, Object> = BTreeMap::new();
+    let mut remote_users = vec![];
     for (user_id, devices) in wanted {
         let Ok(parsed) = UserId::parse(&user_id) else { continue };
         if parsed.server_name() == app.config.server_name {
             local.push((user_id, devices));
         } else {
-            remote
-                .entry(parsed.server_name().to_string())
-                .or_default()
-                .insert(user_id, json!(devices));
+            remote_users.push((user_id, devices));
         }
     }
     let mut body = query_local(app, Some(&requester.user_id), local).await?;
+    // Users we share a room with come from the device list cache (fetched into it when
+    // missing); only the others are asked with `/user/keys/query`, each time.
+    let (uncached, mut failures) =
+        super::remote_devices::query(app, &mut body, remote_users, timeout).await?;
+    let mut remote: BTreeMap<String, Object> = BTreeMap::new();
+    for (user_id, devices) in uncached {
+        let server = user_id.split_once(':').map(|(_, s)| s.to_string()).unwrap_or_default();
+        remote.entry(server).or_default().insert(user_id, json!(devices));
+    }
     let requests =
         remote.into_iter().map(|(server, users)| (server, json!({"device_keys": users}))).collect();
-    let mut failures = Object::new();
     let answers =
         queries::fan_out(app, "/_matrix/federation/v1/user/keys/query", requests, timeout);
     for (server, answer) in answers.await {

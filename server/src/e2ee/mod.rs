@@ -14,6 +14,7 @@
 pub mod backup;
 pub mod cross_signing;
 pub mod keys;
+pub mod remote_devices;
 pub mod to_device;
 
 use base64::Engine;

@@ -639,7 +639,12 @@ pub async fn persist(
             };
             let done = events::insert(c, room_nid, group_before, &row, place)?;
             let mut woken = vec![];
+            let mut tips = tips;
             if accepted {
+                for gone in events::behind_soft_failed(c, &prev)? {
+                    events::drop_extremity(c, room_nid, &gone)?;
+                    tips.retain(|t| *t != gone);
+                }
                 crate::rooms::push::record(c, room_nid, &p, &actions2, done.stream_pos)?;
                 let current = if tips.len() == 1 {
                     state::state_at(c, done.state_after)?

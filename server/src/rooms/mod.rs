@@ -237,7 +237,14 @@ async fn load(app: &App, room_id: &str) -> Result<RoomHandle> {
             state.insert((pdu.type_str(), k.clone()), Arc::new(pdu));
         }
     }
-    let state_group = tip_rows.iter().max_by_key(|r| r.stream_pos).and_then(|r| r.state_after);
+    // With several tips, current state is their resolution, which no tip's group holds:
+    // the next local event builds a group for it from current state (see `persist`).
+    // Building on the newest tip's group instead stored that fork's state as the state
+    // around our next event, which other servers then resolved differently.
+    let state_group = match tip_rows.as_slice() {
+        [only] => only.state_after,
+        _ => None,
+    };
     let tips = tip_rows
         .iter()
         .map(|r| Pdu::from_stored(&r.event_id, &r.json, &rules).map(Arc::new))
@@ -319,6 +326,9 @@ pub async fn persist(
 ) -> Result<()> {
     let room_nid = room.nid;
     let mut group = room.state_group;
+    // A room with tips but no group for its current state (several tips, resolved):
+    // store current state as a group, on the newest tip's group as a delta base.
+    let needs_group = group.is_none() && !room.tips.is_empty();
     let mut jobs: Vec<(PduRef, Option<Txn>, String, Vec<push::PushAction>)> = vec![];
     for (p, t) in batch {
         let json = serde_json::to_string(&p.json).map_err(Error::internal)?;
@@ -341,6 +351,18 @@ pub async fn persist(
         .write(move |c| {
             let mut groups = vec![];
             let mut woken: Vec<String> = vec![];
+            if needs_group {
+                let current: HashMap<(String, String), i64> =
+                    state::current(c, room_nid)?.into_iter().map(|(t, k, n)| ((t, k), n)).collect();
+                let base = events::extremities(c, room_nid)?
+                    .into_iter()
+                    .max()
+                    .map(|nid| events::by_nid(c, nid))
+                    .transpose()?
+                    .flatten()
+                    .and_then(|r| r.state_after);
+                group = Some(state::group_for(c, room_nid, base, &current)?);
+            }
             for ((pdu, txn, json, actions), owed) in jobs2.iter().zip(&owed2) {
                 let membership = (pdu.type_str() == "m.room.member")
                     .then(|| pdu.content_value()["membership"].as_str().map(str::to_string))

@@ -135,6 +135,45 @@ pub fn extremities(conn: &Connection, room_nid: i64) -> Result<Vec<i64>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The events behind soft-failed or rejected ancestors of `prevs` (an accepted event's
+/// prev_events), walking up through soft-failed and rejected events: these stop being
+/// forward extremities once the new event is accepted, as Synapse drops them (otherwise
+/// each soft-failed event leaves its parent a dangling extremity, and extremities pile
+/// up on the server that soft-fails a busy fork).
+pub fn behind_soft_failed(conn: &Connection, prevs: &[String]) -> Result<Vec<String>> {
+    let mut out = vec![];
+    let mut seen = std::collections::HashSet::new();
+    let mut todo: Vec<String> = prevs.to_vec();
+    let mut edges =
+        conn.prepare_cached("SELECT prev_event_id FROM event_edges WHERE event_nid = ?1")?;
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        let Some(row) = by_id(conn, &id)? else { continue };
+        if row.rejected.is_none() && !row.soft_failed {
+            continue;
+        }
+        let parents: Vec<String> =
+            edges.query_map([row.nid], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        for p in parents {
+            out.push(p.clone());
+            todo.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// Stop `event_id` being a forward extremity of the room.
+pub fn drop_extremity(conn: &Connection, room_nid: i64, event_id: &str) -> Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM forward_extremities WHERE room_nid = ?1
+         AND event_nid = (SELECT nid FROM events WHERE event_id = ?2)",
+    )?
+    .execute(params![room_nid, event_id])?;
+    Ok(())
+}
+
 /// What persisting one event needs beyond its JSON.
 pub struct NewEventRow<'a> {
     pub event_id: &'a str,
@@ -542,7 +581,7 @@ pub fn assign_backfill_positions(conn: &Connection, nids_newest_first: &[i64]) -
 }
 
 /// The accepted redactions in a room that name `target` (`redacts`, in `content` from
-/// room version 11): (event ID, JSON). The expression is the one migration 0016 indexes.
+/// room version 11): (event ID, JSON). The expression is the one migration 0014 indexes.
 pub fn redactions_of(
     conn: &Connection,
     room_nid: i64,

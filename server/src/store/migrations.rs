@@ -19,7 +19,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0011_appservice", include_str!("../../migrations/0011_appservice.sql")),
     ("0012_federation", include_str!("../../migrations/0012_federation.sql")),
     ("0013_federation_queries", include_str!("../../migrations/0013_federation_queries.sql")),
-    ("0016_redaction_targets", include_str!("../../migrations/0016_redaction_targets.sql")),
+    ("0014_redaction_targets", include_str!("../../migrations/0014_redaction_targets.sql")),
+    ("0015_remote_device_lists", include_str!("../../migrations/0015_remote_device_lists.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

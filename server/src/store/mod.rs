@@ -20,6 +20,7 @@ pub mod pushers;
 pub mod ratelimit_overrides;
 pub mod receipts;
 pub mod registration_tokens;
+pub mod remote_devices;
 pub mod rooms;
 pub mod server_notices;
 pub mod state;

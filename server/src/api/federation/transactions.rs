@@ -98,7 +98,8 @@ async fn apply_edu(app: &Arc<App>, origin: &str, edu: &Value) -> Result<()> {
         "m.receipt" => receipt(app, origin, content).await,
         "m.direct_to_device" => direct_to_device(app, origin, content).await,
         "m.presence" => presence(app, origin, content).await,
-        "m.device_list_update" | "m.signing_key_update" => device_list(app, origin, content).await,
+        "m.device_list_update" => device_list(app, origin, content, false).await,
+        "m.signing_key_update" => device_list(app, origin, content, true).await,
         _ => Ok(()),
     }
 }
@@ -241,7 +242,7 @@ async fn presence(app: &App, origin: &str, c: &Value) -> Result<()> {
     Ok(())
 }
 
-async fn device_list(app: &App, origin: &str, c: &Value) -> Result<()> {
+async fn device_list(app: &Arc<App>, origin: &str, c: &Value, signing: bool) -> Result<()> {
     let user =
         c["user_id"].as_str().or_else(|| c["master_key"]["user_id"].as_str()).unwrap_or_default();
     if server_of(user) != origin {
@@ -249,8 +250,10 @@ async fn device_list(app: &App, origin: &str, c: &Value) -> Result<()> {
             "device list update for a user the origin does not own".into(),
         ));
     }
-    let u = user.to_string();
-    app.db.write(move |c| crate::store::device_lists::changed_remote(c, &u).map(|_| ())).await?;
-    app.notifier.notify();
-    Ok(())
+    // Both keep the cached list current and tell local room mates through /sync.
+    if signing {
+        crate::e2ee::remote_devices::signing_key_update(app, user, c).await
+    } else {
+        crate::e2ee::remote_devices::device_list_update(app, user, c).await
+    }
 }
