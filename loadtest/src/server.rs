@@ -38,6 +38,8 @@ pub fn glia_binary(explicit: Option<&Path>) -> Result<PathBuf, String> {
 pub struct GliaServer {
     child: Child,
     pub base_url: String,
+    /// The Prometheus exposition (`type: metrics` listener).
+    pub metrics_url: String,
     /// `localhost` alone, or `localhost:<port>` when it federates.
     pub server_name: String,
     pub dir: tempfile::TempDir,
@@ -83,6 +85,8 @@ impl GliaServer {
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
         let port = free_port()?;
+        // Every run server exposes metrics, so a run can report the server's own timings.
+        let metrics_port = free_port()?;
         let d = dir.path().display();
         let (server_name, tls_listener, tls_config) = if federate {
             let fed = free_port()?;
@@ -109,11 +113,13 @@ impl GliaServer {
             "server_name: \"{server_name}\"\n\
              listeners:\n  - port: {port}\n    bind_addresses: ['127.0.0.1']\n    type: http\n\
              \x20   resources:\n      - names: [client]\n{tls_listener}\
+             \x20 - port: {metrics_port}\n    bind_addresses: ['127.0.0.1']\n    type: metrics\n\
              database:\n  name: sqlite3\n  args:\n    database: \"{d}/homeserver.db\"\n\
              signing_key_path: \"{d}/signing.key\"\n\
              media_store_path: \"{d}/media\"\n\
              enable_registration: true\n\
-             enable_registration_without_verification: true\n{tls_config}"
+             enable_registration_without_verification: true\n\
+             enable_metrics: true\n{tls_config}"
         );
         if !extra_yaml.lines().any(|l| l.starts_with("rc_disabled:")) {
             yaml.push_str("rc_disabled: true\n");
@@ -134,8 +140,13 @@ impl GliaServer {
             .stderr(err_log)
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
-        let mut server =
-            GliaServer { child, base_url: format!("http://127.0.0.1:{port}"), server_name, dir };
+        let mut server = GliaServer {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+            metrics_url: format!("http://127.0.0.1:{metrics_port}/_synapse/metrics"),
+            server_name,
+            dir,
+        };
         server.wait_ready(Duration::from_secs(60)).await?;
         Ok(server)
     }

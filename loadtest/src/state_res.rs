@@ -51,6 +51,59 @@ pub struct StateResReport {
     /// Entries in the converged current state.
     pub state_entries: usize,
     pub room_id: String,
+    /// Each server's own state resolution figures, scraped from its metrics at the end.
+    pub resolutions: [Option<Resolutions>; 2],
+}
+
+/// `glia_state_resolution_seconds` (and the conflicted-keys histogram) of one server.
+#[derive(Debug, Default, Clone)]
+pub struct Resolutions {
+    pub count: u64,
+    pub total_seconds: f64,
+    /// Upper bound of the bucket holding the 99th percentile (None: in +Inf).
+    pub p99_at_most: Option<f64>,
+    pub conflicted_keys: f64,
+}
+
+impl Resolutions {
+    /// From the Prometheus text exposition.
+    pub fn parse(text: &str) -> Option<Resolutions> {
+        let value = |name: &str| -> Option<f64> {
+            text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        };
+        let count = value("glia_state_resolution_seconds_count")? as u64;
+        let total_seconds = value("glia_state_resolution_seconds_sum")?;
+        let conflicted_keys = value("glia_state_resolution_conflicted_keys_sum").unwrap_or(0.0);
+        let want = (count as f64 * 0.99).ceil() as u64;
+        let p99_at_most = text
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("glia_state_resolution_seconds_bucket{le=\"")?;
+                let (bound, n) = rest.split_once("\"} ")?;
+                Some((bound.parse::<f64>().ok()?, n.trim().parse::<u64>().ok()?))
+            })
+            .find(|(_, n)| *n >= want)
+            .map(|(b, _)| b);
+        Some(Resolutions { count, total_seconds, p99_at_most, conflicted_keys })
+    }
+}
+
+impl std::fmt::Display for Resolutions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.count.max(1) as f64;
+        write!(
+            f,
+            "{} resolutions, {:.1} ms in total, mean {:.2} ms, p99 <= {}, mean {:.1} conflicted keys",
+            self.count,
+            self.total_seconds * 1000.0,
+            self.total_seconds * 1000.0 / n,
+            match self.p99_at_most {
+                Some(b) => format!("{} ms", b * 1000.0),
+                None => "+Inf".to_string(),
+            },
+            self.conflicted_keys / n
+        )
+    }
 }
 
 impl StateResReport {
@@ -85,6 +138,12 @@ impl std::fmt::Display for StateResReport {
             self.refused,
             self.errors,
         )?;
+        for (i, r) in self.resolutions.iter().enumerate() {
+            match r {
+                Some(r) => write!(f, "server {}: {r}\n  ", i + 1)?,
+                None => write!(f, "server {}: no state resolution metrics\n  ", i + 1)?,
+            }
+        }
         match self.resolution_time {
             Some(t) => write!(
                 f,
@@ -218,7 +277,15 @@ pub async fn state_res(opts: &RunOpts) -> Result<StateResReport, String> {
     }
     let since = last.unwrap_or_else(Instant::now);
     converge(&hs1, &admin, &hs2, &observer, &room, since, &mut report).await?;
+    for (i, server) in [&s1, &s2].into_iter().enumerate() {
+        report.resolutions[i] = scrape(&hs1, &server.metrics_url).await;
+    }
     Ok(report)
+}
+
+async fn scrape(hs: &Hs, url: &str) -> Option<Resolutions> {
+    let text = hs.http.get(url).send().await.ok()?.text().await.ok()?;
+    Resolutions::parse(&text)
 }
 
 /// Poll both servers' current state until they agree on two polls in a row (a transaction

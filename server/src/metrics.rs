@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 const LATENCY_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const RESOLUTION_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+const CONFLICT_BUCKETS: &[f64] = &[0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
 /// A histogram with fixed buckets (cumulative counts are computed when rendering).
@@ -57,6 +60,12 @@ impl Histogram {
 /// Batch sizes of the database writer (recorded by its thread, which has no `App`).
 pub static WRITER_BATCHES: std::sync::LazyLock<Histogram> =
     std::sync::LazyLock::new(|| Histogram::new(BATCH_BUCKETS));
+/// Time spent in state resolution (only calls with more than one distinct state).
+pub static STATE_RESOLUTION: std::sync::LazyLock<Histogram> =
+    std::sync::LazyLock::new(|| Histogram::new(RESOLUTION_BUCKETS));
+/// Conflicted state keys per resolution (keys whose event differs between the states).
+pub static STATE_CONFLICTS: std::sync::LazyLock<Histogram> =
+    std::sync::LazyLock::new(|| Histogram::new(CONFLICT_BUCKETS));
 /// `/sync` requests currently waiting for something to happen.
 pub static SYNC_WAITERS: AtomicI64 = AtomicI64::new(0);
 
@@ -134,6 +143,14 @@ impl Metrics {
         out.push_str("# HELP glia_db_writer_batch_size Write jobs committed per transaction.\n");
         out.push_str("# TYPE glia_db_writer_batch_size histogram\n");
         WRITER_BATCHES.render(&mut out, "glia_db_writer_batch_size", "");
+        out.push_str("# HELP glia_state_resolution_seconds Time to resolve forked room state.\n");
+        out.push_str("# TYPE glia_state_resolution_seconds histogram\n");
+        STATE_RESOLUTION.render(&mut out, "glia_state_resolution_seconds", "");
+        out.push_str(
+            "# HELP glia_state_resolution_conflicted_keys Conflicted state keys per resolution.\n",
+        );
+        out.push_str("# TYPE glia_state_resolution_conflicted_keys histogram\n");
+        STATE_CONFLICTS.render(&mut out, "glia_state_resolution_conflicted_keys", "");
         out.push_str("# HELP glia_sync_waiters Long-polling /sync requests waiting now.\n");
         out.push_str("# TYPE glia_sync_waiters gauge\n");
         let _ = writeln!(out, "glia_sync_waiters {}", SYNC_WAITERS.load(Ordering::Relaxed));

@@ -336,10 +336,9 @@ async fn process_inner(
     )
     .is_err();
     let relay = relay.then(|| origin.to_string());
+    // An accepted redaction (or an event with redactions waiting for it) is redacted by
+    // `persist` in the same write.
     persist(app, room, &pdu, Some((before_ids, base_group)), soft_failed, None, relay).await?;
-    if !soft_failed {
-        crate::rooms::redaction::after_remote(app, room, &pdu).await?;
-    }
     Ok(if soft_failed { Outcome::SoftFailed } else { Outcome::Accepted })
 }
 
@@ -605,6 +604,13 @@ pub async fn persist(
     let accepted = rejected.is_none() && !soft_failed;
     let actions =
         if accepted { crate::rooms::push::evaluate(app, room, pdu).await? } else { vec![] };
+    // Redactions take effect in the write that stores the event, so that no reader sees
+    // a redaction whose target is still served whole.
+    let redactions = if accepted {
+        crate::rooms::redaction::planned_with(app, room, pdu).await?
+    } else {
+        vec![]
+    };
     // The extremities after this event: it replaces the tips it points at.
     let mut tips: Vec<String> = room
         .tips
@@ -646,6 +652,9 @@ pub async fn persist(
                     tips.retain(|t| *t != gone);
                 }
                 crate::rooms::push::record(c, room_nid, &p, &actions2, done.stream_pos)?;
+                for (target, by) in &redactions {
+                    crate::rooms::redaction::redact_in(c, &rules, room_nid, target, by)?;
+                }
                 let current = if tips.len() == 1 {
                     state::state_at(c, done.state_after)?
                 } else {

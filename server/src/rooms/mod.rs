@@ -346,11 +346,13 @@ pub async fn persist(
     let owed2 = owed.clone();
     let jobs2 = jobs.clone();
     let own = app.config.server_name.to_string();
+    let rules = room.rules.clone();
     let outcome = app
         .db
         .write(move |c| {
             let mut groups = vec![];
             let mut woken: Vec<String> = vec![];
+            let mut redacted_state = false;
             if needs_group {
                 let current: HashMap<(String, String), i64> =
                     state::current(c, room_nid)?.into_iter().map(|(t, k, n)| ((t, k), n)).collect();
@@ -385,6 +387,20 @@ pub async fn persist(
                 };
                 let done = events::append(c, room_nid, group, &row)?;
                 push::record(c, room_nid, pdu, actions, done.stream_pos)?;
+                // A local redaction was authorised by its endpoint: its target (when
+                // stored) is redacted in this write, so no reader sees one without the other.
+                if type_str == "m.room.redaction"
+                    && let Some(target) = &pdu.redacts
+                {
+                    let done = redaction::redact_in(
+                        c,
+                        &rules,
+                        room_nid,
+                        target.as_str(),
+                        pdu.event_id.as_str(),
+                    )?;
+                    redacted_state |= done == Some(true);
+                }
                 for as_id in owed {
                     appservice::enqueue(c, as_id, &appservice::Item::Event(done.nid))?;
                 }
@@ -394,11 +410,11 @@ pub async fn persist(
                 crate::store::federation::enqueue(c, &dests, "pdu", json)?;
                 woken.extend(dests);
             }
-            Ok((group, woken))
+            Ok((group, woken, redacted_state))
         })
         .await;
     match outcome {
-        Ok((g, woken)) => {
+        Ok((g, woken, redacted_state)) => {
             for d in woken {
                 app.fed_sender.wake(&d);
             }
@@ -412,6 +428,10 @@ pub async fn persist(
                 room.tips = vec![pdu];
             }
             room.state_group = g;
+            if redacted_state {
+                // Auth reads state contents: the handle must hold the redacted form.
+                Rooms::reload(app, room).await?;
+            }
             app.notifier.notify();
             app.appservices.wake(&owed.concat());
             Ok(())

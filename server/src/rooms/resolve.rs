@@ -92,6 +92,25 @@ pub fn resolve_with(
         1 => return Ok(distinct[0].clone()),
         _ => {}
     }
+    let started = std::time::Instant::now();
+    let conflicted = distinct
+        .iter()
+        .flat_map(|s| s.keys())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .filter(|k| distinct.iter().any(|s| s.get(*k) != distinct[0].get(*k)))
+        .count();
+    crate::metrics::STATE_CONFLICTS.observe(conflicted as f64);
+    let out = resolve_distinct(rules, &distinct, fetch);
+    crate::metrics::STATE_RESOLUTION.observe(started.elapsed().as_secs_f64());
+    out
+}
+
+fn resolve_distinct(
+    rules: &RoomVersionRules,
+    distinct: &[&IdState],
+    fetch: &dyn Fn(&str) -> Option<PduRef>,
+) -> Result<IdState> {
     let v2 = rules
         .state_res
         .v2_rules()
