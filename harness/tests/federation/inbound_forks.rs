@@ -161,3 +161,59 @@ async fn test_local_event_on_two_forks_has_the_resolved_state() {
     assert!(ids.contains(&topic_id.as_str()), "the topic missing: {ids:?}");
     d.destroy().await;
 }
+
+/// The count of `glia_state_resolution_seconds` in a metrics exposition.
+fn resolutions(text: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix("glia_state_resolution_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("glia_state_resolution_seconds_count missing from:\n{text}"))
+}
+
+/// A fork of two concurrent topic changes is resolved, and the metrics endpoint counts
+/// it: `glia_state_resolution_seconds` (and the conflicted keys) grow. The histogram is
+/// per process, and other scenarios of this binary may resolve too, so only an increase
+/// is checked.
+#[tokio::test]
+async fn test_state_resolution_is_counted_in_metrics() {
+    let cfg = glia_harness::HsConfig { metrics: true, ..Default::default() };
+    let Some(d) = glia_harness::Deployment::federated_with(1, cfg).await else { return };
+    let fake = glia_harness::federation::FakeServer::start().await;
+    let alice = d.register_user(0, "alice").await;
+    let peer = glia_harness::federation::actions::Peer::new(
+        &d.hs(0).base_url,
+        &crate::fakes::server_of(&alice.user_id),
+    );
+    let addrs = &d.hs(0).server.as_ref().expect("in-process").addrs;
+    let metrics =
+        glia_harness::Client::new(&format!("http://{}", addrs.last().expect("a metrics listener")));
+    let scrape = || async {
+        let r = metrics.get(&["_synapse", "metrics"]).await;
+        assert_eq!(r.status, 200);
+        r.text()
+    };
+    let bob = fake.user_id("bob");
+    let room = fake.create_room("10", &bob);
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    let before = resolutions(&scrape().await);
+    let tips = fake.room(&room, |r| r.tips.clone());
+    let topic =
+        |name: &str| Ev::state("m.room.topic", "", &bob, json!({"topic": name})).prev(&tips);
+    let (one_id, one) = fake.send_in(&room, topic("one"));
+    let (two_id, two) = fake.send_in(&room, topic("two"));
+    let answer = fake.send_transaction(&peer, &[one, two], &[]).await.must_status(200);
+    for id in [&one_id, &two_id] {
+        assert_eq!(pdu_result(&answer, id), &json!({}), "{answer}");
+    }
+    let text = scrape().await;
+    assert!(resolutions(&text) > before, "no resolution counted after a fork:\n{text}");
+    for needle in [
+        "# TYPE glia_state_resolution_seconds histogram",
+        "glia_state_resolution_seconds_bucket{le=\"+Inf\"} ",
+        "glia_state_resolution_seconds_sum ",
+        "glia_state_resolution_conflicted_keys_count ",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    d.destroy().await;
+}

@@ -258,6 +258,40 @@ async fn test_redaction_over_federation() {
     dep.destroy().await;
 }
 
+/// Stricter than the above: as soon as Bob's /sync shows the redaction, his server must
+/// serve the message redacted (the redaction and its effect are stored in one write).
+/// Several rounds, so that a redaction applied after it became visible would show.
+#[tokio::test]
+async fn test_redaction_over_federation_is_never_seen_before_its_effect() {
+    let Some(dep) = Deployment::federated(2).await else { return };
+    let (alice, bob, room) = shared_room(&dep).await;
+    for round in 0..5 {
+        let ev = send_text(&alice, &room, &format!("regrettable {round}")).await;
+        wait_event(&bob, &room, &ev).await;
+        let since = bob.sync_until(None, "a sync token", WAIT, |_| true).await;
+        let txn = format!("strict{round}");
+        let r = alice
+            .request("PUT", &cs(&["rooms", &room, "redact", &ev, &txn]), json!({}))
+            .await
+            .must_status(200);
+        let redaction = r["event_id"].as_str().expect("event_id").to_string();
+        let path = cs(&["rooms", &room, "event", &ev]);
+        // Alice's own server answered after storing it: the message is redacted there.
+        let seen = alice.get(&path).await.must_status(200);
+        assert_eq!(seen["content"], json!({}), "round {round} on hs1: {seen}");
+        let room2 = room.clone();
+        bob.sync_until(Some(&since), "the redaction on hs2", WAIT, move |r| {
+            r["rooms"]["join"][&room2]["timeline"]["events"]
+                .as_array()
+                .is_some_and(|evs| evs.iter().any(|e| e["event_id"] == redaction.as_str()))
+        })
+        .await;
+        let seen = bob.get(&path).await.must_status(200);
+        assert_eq!(seen["content"], json!({}), "round {round}: the redaction was visible first");
+    }
+    dep.destroy().await;
+}
+
 #[tokio::test]
 async fn test_knocking_over_federation() {
     let Some(dep) = Deployment::federated(2).await else { return };
