@@ -83,7 +83,8 @@ impl Resolutions {
                 Some((bound.parse::<f64>().ok()?, n.trim().parse::<u64>().ok()?))
             })
             .find(|(_, n)| *n >= want)
-            .map(|(b, _)| b);
+            .map(|(b, _)| b)
+            .filter(|b| b.is_finite());
         Some(Resolutions { count, total_seconds, p99_at_most, conflicted_keys })
     }
 }
@@ -474,4 +475,26 @@ async fn levels_with(
         users.insert(target, json!(level));
     }
     Ok(Some(content))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Resolutions;
+
+    #[test]
+    fn resolutions_from_the_exposition() {
+        let text = "glia_state_resolution_seconds_bucket{le=\"0.001\"} 90\n\
+                    glia_state_resolution_seconds_bucket{le=\"0.01\"} 98\n\
+                    glia_state_resolution_seconds_bucket{le=\"0.1\"} 100\n\
+                    glia_state_resolution_seconds_bucket{le=\"+Inf\"} 100\n\
+                    glia_state_resolution_seconds_sum 0.25\n\
+                    glia_state_resolution_seconds_count 100\n\
+                    glia_state_resolution_conflicted_keys_sum 300\n";
+        let r = Resolutions::parse(text).expect("parsed");
+        assert_eq!(r.count, 100);
+        assert_eq!(r.total_seconds, 0.25);
+        assert_eq!(r.p99_at_most, Some(0.1));
+        assert_eq!(r.conflicted_keys, 300.0);
+        assert!(Resolutions::parse("glia_sync_waiters 0\n").is_none());
+    }
 }
