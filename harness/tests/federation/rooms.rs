@@ -258,17 +258,18 @@ async fn test_redaction_over_federation() {
     dep.destroy().await;
 }
 
-/// Stricter than the above: as soon as Bob's /sync shows the redaction, his server must
-/// serve the message redacted (the redaction and its effect are stored in one write).
-/// Several rounds, so that a redaction applied after it became visible would show.
+/// Stricter than the above: as soon as Bob's /sync shows the redaction, the message in
+/// the same response, and on his server's `/event`, must be redacted (the redaction and
+/// its effect are stored in one write). Bob polls from a token before the message
+/// without waiting, so each response holds both events; several rounds, so that a
+/// redaction applied after it became visible would show.
 #[tokio::test]
 async fn test_redaction_over_federation_is_never_seen_before_its_effect() {
     let Some(dep) = Deployment::federated(2).await else { return };
     let (alice, bob, room) = shared_room(&dep).await;
     for round in 0..5 {
-        let ev = send_text(&alice, &room, &format!("regrettable {round}")).await;
-        wait_event(&bob, &room, &ev).await;
         let since = bob.sync_until(None, "a sync token", WAIT, |_| true).await;
+        let ev = send_text(&alice, &room, &format!("regrettable {round}")).await;
         let txn = format!("strict{round}");
         let r = alice
             .request("PUT", &cs(&["rooms", &room, "redact", &ev, &txn]), json!({}))
@@ -279,13 +280,23 @@ async fn test_redaction_over_federation_is_never_seen_before_its_effect() {
         // Alice's own server answered after storing it: the message is redacted there.
         let seen = alice.get(&path).await.must_status(200);
         assert_eq!(seen["content"], json!({}), "round {round} on hs1: {seen}");
-        let room2 = room.clone();
-        bob.sync_until(Some(&since), "the redaction on hs2", WAIT, move |r| {
-            r["rooms"]["join"][&room2]["timeline"]["events"]
-                .as_array()
-                .is_some_and(|evs| evs.iter().any(|e| e["event_id"] == redaction.as_str()))
-        })
-        .await;
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let r = bob.sync(Some(&since), 0, None).await;
+            let events = r["rooms"]["join"][&room]["timeline"]["events"].clone();
+            let events = events.as_array().cloned().unwrap_or_default();
+            if events.iter().any(|e| e["event_id"] == redaction.as_str()) {
+                let message = events.iter().find(|e| e["event_id"] == ev.as_str());
+                if let Some(m) = message {
+                    assert_eq!(m["content"], json!({}), "round {round}: in the same sync: {m}");
+                }
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the redaction never reached hs2's /sync"
+            );
+        }
         let seen = bob.get(&path).await.must_status(200);
         assert_eq!(seen["content"], json!({}), "round {round}: the redaction was visible first");
     }
