@@ -164,3 +164,43 @@ async fn test_redact_unknown_event() {
     r.must_error(403, "M_FORBIDDEN");
     d.destroy().await;
 }
+
+/// A local redaction and its effect are stored in one write: a member polling /sync
+/// (without waiting, from a token before the message) while the sender redacts never
+/// gets a response with the redaction and the message whole. Several rounds, so that a
+/// redaction applied in a second write would show.
+#[tokio::test]
+async fn test_local_redaction_is_never_seen_before_its_effect() {
+    let d = Deployment::new(1).await;
+    let alice = d.register_user(0, "alice").await;
+    let bob = d.register_user(0, "bob").await;
+    let room = create_room(&alice, json!({"preset": "public_chat"})).await;
+    must_join(&bob, &room).await;
+    for round in 0..5 {
+        let since = bob.sync_until(None, "a sync token", glia_harness::rooms::WAIT, |_| true).await;
+        let id = send_text(&alice, &room, &format!("regrettable {round}")).await;
+        let (poller, room2, id2) = (bob.clone(), room.clone(), id.clone());
+        let watch = tokio::spawn(async move {
+            let deadline = std::time::Instant::now() + glia_harness::rooms::WAIT;
+            loop {
+                let r = poller.sync(Some(&since), 0, None).await;
+                let events = r["rooms"]["join"][&room2]["timeline"]["events"].clone();
+                let events = events.as_array().cloned().unwrap_or_default();
+                let redacts = |e: &Value| {
+                    e["type"] == "m.room.redaction"
+                        && (e["redacts"] == id2.as_str() || e["content"]["redacts"] == id2.as_str())
+                };
+                if events.iter().any(redacts) {
+                    if let Some(m) = events.iter().find(|e| e["event_id"] == id2.as_str()) {
+                        assert_eq!(m["content"], json!({}), "round {round}: in the same sync: {m}");
+                    }
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "round {round}: no redaction");
+            }
+        });
+        must_redact(&alice, &room, &id).await;
+        watch.await.expect("the /sync poller");
+    }
+    d.destroy().await;
+}
