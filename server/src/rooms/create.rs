@@ -137,6 +137,7 @@ pub async fn create(app: &App, creator: &str, req: CreateRoom) -> Result<String>
         state: Default::default(),
         tips: vec![],
         state_group: None,
+        pipe: Default::default(),
     };
     let mut room = app.rooms.lock_new(handle).await?;
 
