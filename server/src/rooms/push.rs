@@ -167,6 +167,8 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
     let stored_rules: Vec<Option<Option<String>>> = app
         .db
         .read(move |c| {
+            // One read transaction for all of them, not one per statement.
+            let _snapshot = c.unchecked_transaction()?;
             ids.iter()
                 .map(|id| match crate::store::users::get(c, id)? {
                     Some(u) => Ok(Some(push_rules::get(c, u.nid)?)),
