@@ -3,7 +3,9 @@
 //!
 //! Work on one room is serialised by a per-room async lock; the lock guards an in-memory
 //! `RoomHandle` (current state, DAG tips, state group), loaded from SQLite on first use,
-//! so sending an event reads nothing from disk. Different rooms run in parallel.
+//! so sending an event reads nothing from disk. Different rooms run in parallel. A plain
+//! send releases the lock once its event is queued to the writer and answers after the
+//! commit (`pipeline`), so sends to one room share commits.
 
 pub mod acl;
 pub mod builder;
