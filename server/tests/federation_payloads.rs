@@ -40,6 +40,7 @@ impl Room {
             state: HashMap::new(),
             tips: vec![],
             state_group: None,
+            pipe: Default::default(),
         };
         let mut room = Room { handle, events: vec![], key: key(), clock: TS };
         room.add(ALICE, NewEvent::state("m.room.create", "", json!({"room_version": "11"})));

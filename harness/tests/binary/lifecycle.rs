@@ -206,3 +206,93 @@ async fn kill_9_loses_no_acknowledged_write() {
     eprintln!("{} acknowledged writes survived kill -9", acked.len());
     stop(p).await;
 }
+
+/// `kill -9` while many clients send to one room (sends to a room are pipelined: answered
+/// after their commit, with later sends queued behind them): after a restart every event
+/// ID that was answered 200 reads back with its content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_send() {
+    const SENDERS: usize = 8;
+    const ACKED_BEFORE_KILL: usize = 200;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = HsConfig::default();
+    let mut p = GliaProcess::start(dir.path(), &cfg).await;
+    let base = Client::new(&p.base_url);
+    let mut users = vec![];
+    for t in 0..SENDERS {
+        users.push(base.must_register(&format!("sender{t}"), PASSWORD).await);
+    }
+    let room = users[0].must_create_room(json!({"preset": "public_chat"})).await;
+    for u in &users[1..] {
+        u.must_do("POST", &["_matrix", "client", "v3", "join", &room], json!({})).await;
+    }
+
+    // (sender, event ID, body) of every send answered 200.
+    let acked: Shared<(usize, String, String)> = Default::default();
+    let unexpected: Shared<String> = Default::default();
+    let mut tasks = vec![];
+    for (t, c) in users.iter().cloned().enumerate() {
+        let (acked, unexpected, room) = (acked.clone(), unexpected.clone(), room.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..100_000 {
+                let body = format!("sender {t} message {i}");
+                let txn = format!("k9-{i}");
+                let path =
+                    ["_matrix", "client", "v3", "rooms", &room, "send", "m.room.message", &txn];
+                let content = json!({"msgtype": "m.text", "body": body});
+                match c.try_request("PUT", &path, content, &[]).await {
+                    Ok(r) if r.status == 200 => {
+                        let id = r.json()["event_id"].as_str().unwrap_or_default().to_string();
+                        acked.lock().expect("lock").push((t, id, body));
+                    }
+                    Ok(r) => {
+                        let what = format!("{}: {} {}", r.what, r.status, r.text());
+                        unexpected.lock().expect("lock").push(what);
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    wait_until(
+        &format!("{ACKED_BEFORE_KILL} acknowledged sends"),
+        Duration::from_secs(120),
+        || {
+            let n = count(&acked);
+            async move { (n >= ACKED_BEFORE_KILL).then_some(()) }
+        },
+    )
+    .await;
+    p.signal(SIGKILL);
+    let code = p.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(code, None, "killed by a signal, not exited");
+    for t in tasks {
+        t.await.expect("sender task");
+    }
+    let unexpected = take(&unexpected);
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
+    let acked = take(&acked);
+
+    let p = GliaProcess::start(dir.path(), &cfg).await;
+    assert_eq!(integrity_check(&p.db_path), "ok", "after kill -9 and restart");
+    for (t, id, body) in &acked {
+        let c = &users[*t];
+        let r = c.get(&["_matrix", "client", "v3", "rooms", &room, "event", id]).await;
+        assert_eq!(r.status, 200, "acknowledged send {id} lost after kill -9: {}", r.text());
+        assert_eq!(r.json()["content"]["body"], body.as_str(), "{}", r.what);
+    }
+    // The room still takes messages after the restart (its tips were stored).
+    let r = users[0]
+        .try_request(
+            "PUT",
+            &["_matrix", "client", "v3", "rooms", &room, "send", "m.room.message", "after"],
+            json!({"msgtype": "m.text", "body": "after"}),
+            &[],
+        )
+        .await
+        .expect("send after restart");
+    assert_eq!(r.status, 200, "{}: {}", r.what, r.text());
+    eprintln!("{} acknowledged sends survived kill -9", acked.len());
+    stop(p).await;
+}

@@ -191,6 +191,7 @@ pub async fn create(app: &App, creator: &str, req: CreateRoom) -> Result<String>
         state: Default::default(),
         tips: vec![],
         state_group: None,
+        pipe: Default::default(),
     };
 
     let profile = {
@@ -300,6 +301,7 @@ pub async fn create(app: &App, creator: &str, req: CreateRoom) -> Result<String>
             state: Default::default(),
             tips: vec![],
             state_group: None,
+            pipe: Default::default(),
         };
         let built = build_all(app, &mut handle, creator, &plan, now, id_from_create)?;
         match app.rooms.lock_new(handle).await {

@@ -3,7 +3,9 @@
 //!
 //! Work on one room is serialised by a per-room async lock; the lock guards an in-memory
 //! `RoomHandle` (current state, DAG tips, state group), loaded from SQLite on first use,
-//! so sending an event reads nothing from disk. Different rooms run in parallel.
+//! so sending an event reads nothing from disk. Different rooms run in parallel. A plain
+//! send releases the lock once its event is queued to the writer and answers after the
+//! commit (`pipeline`), so sends to one room share commits.
 
 pub mod acl;
 pub mod builder;
@@ -11,6 +13,7 @@ pub mod create;
 pub mod format;
 pub mod membership;
 pub mod pdu;
+pub mod pipeline;
 pub mod push;
 pub mod redaction;
 pub mod resolve;
@@ -44,8 +47,12 @@ pub struct RoomHandle {
     pub state: StateMap,
     /// The DAG's forward extremities (the next event's prev_events).
     pub tips: Vec<PduRef>,
-    /// The state group after the tips (what the next event is authorised against).
+    /// The state group after the tips (what the next event is authorised against). Behind
+    /// while sends are in flight (`pipe`); `Rooms::lock` waits for them and brings it up
+    /// to date.
     pub state_group: Option<i64>,
+    /// Sends queued to the writer and not yet known to be committed.
+    pub pipe: pipeline::Pipeline,
 }
 
 impl RoomHandle {
@@ -138,8 +145,30 @@ impl Rooms {
     }
 
     /// Lock a room, loading it from storage if needed; 404 if Glia does not know it.
+    /// Sends still in flight are waited for first, so the handle matches storage.
     pub async fn lock(&self, app: &App, room_id: &str) -> Result<Locked> {
+        self.lock_inner(app, room_id, true).await
+    }
+
+    /// Lock a room to queue a send: sends in flight are not waited for (their events are
+    /// already in the handle's tips and state).
+    async fn lock_for_send(&self, app: &App, room_id: &str) -> Result<Locked> {
+        self.lock_inner(app, room_id, false).await
+    }
+
+    async fn lock_inner(&self, app: &App, room_id: &str, settle: bool) -> Result<Locked> {
         let mut guard = self.slot(room_id).lock_owned().await;
+        if let Some(h) = guard.as_mut()
+            && (settle || h.pipe.broken())
+        {
+            if let Some(group) = h.pipe.settle().await {
+                h.state_group = group;
+            }
+            // A queued write failed: the handle holds events that were never stored.
+            if h.pipe.broken() {
+                *guard = None;
+            }
+        }
         if guard.is_none() {
             *guard = Some(load(app, room_id).await?);
         }
@@ -257,6 +286,7 @@ async fn load(app: &App, room_id: &str) -> Result<RoomHandle> {
         state,
         tips,
         state_group,
+        pipe: Default::default(),
     })
 }
 
@@ -285,7 +315,9 @@ pub async fn send_locked(
     Ok(pdu.event_id.clone())
 }
 
-/// Send one local event: lock the room, then `send_locked`. Idempotent per transaction.
+/// Send one local event: lock the room, then build, authorise and queue it. The room is
+/// unlocked while the event commits, so concurrent sends to it share commits; the caller
+/// is answered only once it is stored. Idempotent per transaction.
 pub async fn send(
     app: &App,
     room_id: &str,
@@ -293,42 +325,135 @@ pub async fn send(
     new: NewEvent,
     txn: Option<Txn>,
 ) -> Result<OwnedEventId> {
+    if let Some(t) = &txn
+        && let Some(id) = txn_prior(app, t).await?
+    {
+        return Ok(id);
+    }
+    let mut room = app.rooms.lock_for_send(app, room_id).await?;
+    // Check again under the lock: two requests with one txn ID may race, and the first
+    // may still be on its way to storage.
     if let Some(t) = &txn {
-        let t = t.clone();
-        let prior = app
-            .db
-            .read(move |c| events::txn_event(c, t.user_nid, &t.device_id, &t.scope, &t.txn_id))
-            .await?;
-        if let Some(id) = prior {
-            return OwnedEventId::try_from(id).map_err(Error::internal);
+        if let Some((_, seq)) = room.pipe.pending_txn(&txn_key(t)) {
+            let finished = room.pipe.finished(seq);
+            drop(room);
+            finished.await;
+            return txn_prior(app, t).await?.ok_or_else(|| {
+                Error::internal("an earlier attempt of this transaction was not stored")
+            });
+        }
+        if let Some(id) = txn_prior(app, t).await? {
+            return Ok(id);
         }
     }
-    let mut room = app.rooms.lock(app, room_id).await?;
-    // Check again under the lock: two requests with one txn ID may race.
-    if let Some(t) = &txn {
-        let t = t.clone();
-        let prior = app
-            .db
-            .read(move |c| events::txn_event(c, t.user_nid, &t.device_id, &t.scope, &t.txn_id))
-            .await?;
-        if let Some(id) = prior {
-            return OwnedEventId::try_from(id).map_err(Error::internal);
-        }
+    let pdu = builder::build(app, &room, sender, new, now_ms())?;
+    builder::authorise(&room, &pdu)
+        .map_err(|reason| Error::Forbidden(format!("Event not allowed: {reason}")))?;
+    if pdu.type_str() == "m.room.redaction" {
+        // It may redact a state event, and then the handle is reloaded under the lock.
+        persist(app, &mut room, vec![(pdu.clone(), txn)]).await?;
+        return Ok(pdu.event_id.clone());
     }
-    send_locked(app, &mut room, sender, new, txn).await
+    let queued = persist_queued(app, &mut room, vec![(pdu.clone(), txn.clone())]).await?;
+    if let Some(t) = &txn {
+        let seq = room.pipe.last();
+        room.pipe.add_txn(txn_key(t), pdu.event_id.clone(), seq);
+    }
+    // Later sends to the room queue behind this one while it commits.
+    drop(room);
+    queued.committed(app).await?;
+    Ok(pdu.event_id.clone())
+}
+
+/// The event a transaction ID already produced, if it is stored.
+async fn txn_prior(app: &App, t: &Txn) -> Result<Option<OwnedEventId>> {
+    let t = t.clone();
+    let prior = app
+        .db
+        .read(move |c| events::txn_event(c, t.user_nid, &t.device_id, &t.scope, &t.txn_id))
+        .await?;
+    prior.map(|id| OwnedEventId::try_from(id).map_err(Error::internal)).transpose()
+}
+
+fn txn_key(t: &Txn) -> pipeline::TxnKey {
+    (t.user_nid, t.device_id.clone(), t.scope.clone(), t.txn_id.clone())
 }
 
 /// Persist accepted events in order in one writer job, then update the handle and notify.
+/// Returns once they are stored.
 pub async fn persist(
     app: &App,
     room: &mut Locked,
     batch: Vec<(PduRef, Option<Txn>)>,
 ) -> Result<()> {
+    let queued = match persist_queued(app, room, batch).await {
+        Ok(q) => q,
+        Err(e) => {
+            Rooms::invalidate(room);
+            return Err(e);
+        }
+    };
+    match queued.committed(app).await {
+        Ok(redacted_state) => {
+            if let Some(group) = room.pipe.settle().await {
+                room.state_group = group;
+            }
+            if redacted_state {
+                // Auth reads state contents: the handle must hold the redacted form.
+                Rooms::reload(app, room).await?;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            Rooms::invalidate(room);
+            Err(e)
+        }
+    }
+}
+
+/// A queued write's commit: the servers to wake, and whether a state event was redacted.
+type Stored =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(Vec<String>, bool)>> + Send>>;
+
+/// Events queued to the writer; `committed` waits for the commit and then tells sync,
+/// federation, push gateways and appservices.
+#[must_use]
+pub struct Queued {
+    /// The servers to wake, and whether a state event was redacted (by a redaction in it).
+    stored: Stored,
+    pushes: Vec<crate::push::gateway::Job>,
+    owed: Vec<String>,
+}
+
+impl Queued {
+    /// Returns whether a state event was redacted: the handle then holds stale content.
+    pub async fn committed(self, app: &App) -> Result<bool> {
+        let (woken, redacted_state) = self.stored.await?;
+        for d in woken {
+            app.fed_sender.wake(&d);
+        }
+        for job in self.pushes {
+            app.pushes.enqueue(job);
+        }
+        app.notifier.notify();
+        app.appservices.wake(&self.owed);
+        Ok(redacted_state)
+    }
+}
+
+/// Evaluate push rules for accepted events, queue them to the writer in order (one job)
+/// and put them in the handle's tips and state at once, so the next event can build on
+/// them before they commit. If the write fails, the room's pipeline breaks and the next
+/// `Rooms::lock` reloads the handle from storage.
+pub async fn persist_queued(
+    app: &App,
+    room: &mut Locked,
+    batch: Vec<(PduRef, Option<Txn>)>,
+) -> Result<Queued> {
     let room_nid = room.nid;
-    let mut group = room.state_group;
-    // A room with tips but no group for its current state (several tips, resolved):
-    // store current state as a group, on the newest tip's group as a delta base.
-    let needs_group = group.is_none() && !room.tips.is_empty();
+    // A room with tips but no group for its current state (several tips, resolved): the
+    // first job stores current state as a group, on the newest tip's group as a delta base.
+    let needs_group = room.state_group.is_none() && !room.tips.is_empty();
     let mut jobs: Vec<(PduRef, Option<Txn>, String, Vec<push::PushAction>)> = vec![];
     for (p, t) in batch {
         let json = serde_json::to_string(&p.json).map_err(Error::internal)?;
@@ -344,16 +469,29 @@ pub async fn persist(
     let pdus: Vec<PduRef> = jobs.iter().map(|j| j.0.clone()).collect();
     let owed = crate::appservice::interest::for_batch(app, room, &pdus).await?;
     let owed2 = owed.clone();
-    let jobs2 = jobs.clone();
     let own = app.config.server_name.to_string();
     let rules = room.rules.clone();
-    let outcome = app
-        .db
-        .write(move |c| {
-            let mut groups = vec![];
+    let current_group = room.state_group;
+    let ticket = room.pipe.ticket(current_group);
+    let link = ticket.link();
+    let mut rows: Vec<(PduRef, Option<Txn>, String, Vec<push::PushAction>)> = vec![];
+    let mut pushes = vec![];
+    for (pdu, txn, json, actions) in jobs {
+        if let Some(k) = &pdu.state_key {
+            room.state.insert((pdu.type_str(), k.clone()), pdu.clone());
+        }
+        if !actions.is_empty() {
+            pushes.push(push_job(room, &pdu, actions.clone()));
+        }
+        room.tips = vec![pdu.clone()];
+        rows.push((pdu, txn, json, actions));
+    }
+    let stored = app.db.submit(
+        move |c| {
+            let mut group = link.group()?;
             let mut woken: Vec<String> = vec![];
             let mut redacted_state = false;
-            if needs_group {
+            if needs_group && group.is_none() {
                 let current: HashMap<(String, String), i64> =
                     state::current(c, room_nid)?.into_iter().map(|(t, k, n)| ((t, k), n)).collect();
                 let base = events::extremities(c, room_nid)?
@@ -365,7 +503,7 @@ pub async fn persist(
                     .and_then(|r| r.state_after);
                 group = Some(state::group_for(c, room_nid, base, &current)?);
             }
-            for ((pdu, txn, json, actions), owed) in jobs2.iter().zip(&owed2) {
+            for ((pdu, txn, json, actions), owed) in rows.iter().zip(&owed2) {
                 let membership = (pdu.type_str() == "m.room.member")
                     .then(|| pdu.content_value()["membership"].as_str().map(str::to_string))
                     .flatten();
@@ -405,42 +543,17 @@ pub async fn persist(
                     appservice::enqueue(c, as_id, &appservice::Item::Event(done.nid))?;
                 }
                 group = Some(done.state_after);
-                groups.push(done.state_after);
                 let dests = destinations(c, room_nid, &own, pdu)?;
                 crate::store::federation::enqueue(c, &dests, "pdu", json)?;
                 woken.extend(dests);
             }
-            Ok((group, woken, redacted_state))
-        })
-        .await;
-    match outcome {
-        Ok((g, woken, redacted_state)) => {
-            for d in woken {
-                app.fed_sender.wake(&d);
-            }
-            for (pdu, _, _, actions) in jobs {
-                if let Some(k) = &pdu.state_key {
-                    room.state.insert((pdu.type_str(), k.clone()), pdu.clone());
-                }
-                if !actions.is_empty() {
-                    app.pushes.enqueue(push_job(room, &pdu, actions));
-                }
-                room.tips = vec![pdu];
-            }
-            room.state_group = g;
-            if redacted_state {
-                // Auth reads state contents: the handle must hold the redacted form.
-                Rooms::reload(app, room).await?;
-            }
-            app.notifier.notify();
-            app.appservices.wake(&owed.concat());
-            Ok(())
-        }
-        Err(e) => {
-            Rooms::invalidate(room);
-            Err(e)
-        }
-    }
+            // The next job of the room builds on this one, even before the commit.
+            link.set_group(group);
+            Ok((woken, redacted_state))
+        },
+        move |outcome| ticket.finish(outcome.is_ok()),
+    )?;
+    Ok(Queued { stored: Box::pin(stored), pushes, owed: owed.concat() })
 }
 
 /// The servers a new event goes to: every other server with a member joined, and the

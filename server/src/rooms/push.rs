@@ -1,7 +1,12 @@
 //! Push-rule evaluation for local members (ruma's implementation of the spec's rules):
 //! which events notify or highlight whom. The results feed the unread counts in `/sync`.
 
-use ruma::push::{Action, PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ruma::push::{
+    Action, FlattenedJson, PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset,
+};
 use ruma::room_version_rules::RoomPowerLevelsRules;
 use ruma::serde::Raw;
 use ruma::{Int, OwnedRoomId, OwnedUserId, UInt};
@@ -86,6 +91,40 @@ pub fn thread_of(conn: &rusqlite::Connection, pdu: &PduRef) -> Result<String> {
     })
 }
 
+/// Users' rulesets as last built, with the stored text they were built from: building one
+/// (parse, the spec's defaults, ruma's types) cost more than evaluating it, once per member
+/// per event. A changed text builds again, so nothing needs invalidating.
+type Built = HashMap<String, (Option<String>, Arc<Ruleset>)>;
+static RULESETS: Mutex<Option<Built>> = Mutex::new(None);
+/// Past this many users the cache starts again (bounds its memory).
+const RULESETS_MAX: usize = 10_000;
+
+/// The ruma ruleset of `uid` whose stored rules are `stored` (`None`: the defaults).
+fn ruleset_for(uid: &OwnedUserId, stored: Option<String>) -> Result<Arc<Ruleset>> {
+    {
+        let cache = RULESETS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((text, rules)) = cache.as_ref().and_then(|c| c.get(uid.as_str()))
+            && *text == stored
+        {
+            return Ok(rules.clone());
+        }
+    }
+    let rules = Arc::new(match &stored {
+        Some(text) => {
+            let v: Value = serde_json::from_str(text).map_err(Error::internal)?;
+            crate::push::ruleset::to_ruma(&crate::push::ruleset::from_stored(&v), uid)
+        }
+        None => Ruleset::server_default(uid),
+    });
+    let mut cache = RULESETS.lock().unwrap_or_else(|p| p.into_inner());
+    let map = cache.get_or_insert_with(HashMap::new);
+    if map.len() >= RULESETS_MAX {
+        map.clear();
+    }
+    map.insert(uid.to_string(), (stored, rules.clone()));
+    Ok(rules)
+}
+
 /// Evaluate `pdu` for every local joined member but its sender (and the invitee of an invite).
 pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<PushAction>> {
     let mut members: Vec<(String, String)> = room
@@ -118,6 +157,8 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
         "origin_server_ts": pdu.origin_server_ts,
     });
     let raw: Raw<Value> = Raw::new(&event).map_err(Error::internal)?;
+    // Flattened once for every member (ruma's `get_actions` flattens it per call).
+    let flat = FlattenedJson::from_raw(&raw);
     let room_id = OwnedRoomId::try_from(room.room_id.as_str()).map_err(Error::internal)?;
     let power = power_ctx(room);
     let mut out = vec![];
@@ -131,6 +172,8 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
     let stored_rules: Vec<Option<Option<String>>> = app
         .db
         .read(move |c| {
+            // One read transaction for all of them, not one per statement.
+            let _snapshot = c.unchecked_transaction()?;
             ids.iter()
                 .map(|id| match crate::store::users::get(c, id)? {
                     Some(u) => Ok(Some(push_rules::get(c, u.nid)?)),
@@ -143,16 +186,18 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
         // Not a user of this server (any more).
         let Some(stored) = stored else { continue };
         let Ok(uid) = OwnedUserId::try_from(user_id.as_str()) else { continue };
-        let rules: Ruleset = match stored {
-            Some(text) => {
-                let v: Value = serde_json::from_str(&text).map_err(Error::internal)?;
-                crate::push::ruleset::to_ruma(&crate::push::ruleset::from_stored(&v), &uid)
-            }
-            None => Ruleset::server_default(&uid),
-        };
+        let rules = ruleset_for(&uid, stored)?;
         let mut ctx = PushConditionRoomCtx::new(room_id.clone(), member_count, uid, display_name);
         ctx.power_levels = power.clone();
-        let actions = rules.get_actions(&raw, &ctx).await;
+        // As `Ruleset::get_actions`: the first rule that applies (the sender, whom it
+        // skips, is not a candidate).
+        let mut actions: &[Action] = &[];
+        for rule in rules.as_ref() {
+            if rule.applies(&flat, &ctx).await {
+                actions = rule.actions();
+                break;
+            }
+        }
         if actions.iter().any(Action::should_notify) {
             let highlight = actions.iter().any(Action::is_highlight);
             let counts = joined.contains(&user_id);
@@ -184,4 +229,22 @@ pub fn record(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ruleset_is_built_again_only_when_its_stored_text_changes() {
+        let uid = OwnedUserId::try_from("@cache-test:glia.example").expect("uid");
+        let a = ruleset_for(&uid, None).expect("defaults");
+        let b = ruleset_for(&uid, None).expect("defaults");
+        assert!(Arc::ptr_eq(&a, &b), "same text, same ruleset");
+        let text = r#"{"global":{"override":[{"rule_id":".m.rule.master","default":true,"enabled":true,"conditions":[],"actions":[]}]}}"#;
+        let c = ruleset_for(&uid, Some(text.into())).expect("stored");
+        assert!(!Arc::ptr_eq(&a, &c), "changed text, new ruleset");
+        let d = ruleset_for(&uid, Some(text.into())).expect("stored");
+        assert!(Arc::ptr_eq(&c, &d));
+    }
 }

@@ -7,6 +7,9 @@
 //! - `invited`: from the user's invite onwards.
 //! - `joined`: from the user's join onwards.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use rusqlite::Connection;
 use serde_json::Value;
 
@@ -28,30 +31,62 @@ pub fn visible(
     user_id: &str,
     currently_joined: bool,
 ) -> Result<bool> {
+    visible_cached(c, row, user_id, currently_joined, &mut Cache::default())
+}
+
+/// What `visible` reads per state group: the history visibility and the user's membership.
+/// Consecutive messages share their state group, so a page of them reads it once.
+#[derive(Default)]
+pub struct Cache {
+    by_group: HashMap<i64, (String, Option<String>)>,
+}
+
+/// `visible`, reading each state group's facts once per `cache`.
+pub fn visible_cached(
+    c: &Connection,
+    row: &EventRow,
+    user_id: &str,
+    currently_joined: bool,
+    cache: &mut Cache,
+) -> Result<bool> {
     let Some(group) = row.state_before else { return Ok(true) };
-    let hv = content_field(
-        c,
-        state::lookup(c, group, "m.room.history_visibility", "")?,
-        "history_visibility",
-    )?
-    .unwrap_or_else(|| "shared".into());
+    if let Entry::Vacant(slot) = cache.by_group.entry(group) {
+        let hv = content_field(
+            c,
+            state::lookup(c, group, "m.room.history_visibility", "")?,
+            "history_visibility",
+        )?
+        .unwrap_or_else(|| "shared".into());
+        let membership =
+            content_field(c, state::lookup(c, group, "m.room.member", user_id)?, "membership")?;
+        slot.insert((hv, membership));
+    }
+    let Some((hv, membership)) = cache.by_group.get(&group) else { return Ok(false) };
+    Ok(decide(hv, membership.as_deref(), row, user_id, currently_joined))
+}
+
+/// The rule itself, given the history visibility and the user's membership at the event.
+fn decide(
+    hv: &str,
+    membership: Option<&str>,
+    row: &EventRow,
+    user_id: &str,
+    currently_joined: bool,
+) -> bool {
     if hv == "world_readable" {
-        return Ok(true);
+        return true;
     }
     // Users always see their own membership events (their join, invite, leave, ban).
     if row.event_type == "m.room.member" && row.state_key.as_deref() == Some(user_id) {
-        return Ok(true);
+        return true;
     }
-    let membership =
-        content_field(c, state::lookup(c, group, "m.room.member", user_id)?, "membership")?;
-    Ok(match membership.as_deref() {
+    match membership {
         Some("join") => true,
         Some("invite") if hv == "invited" || hv == "shared" && currently_joined => true,
         _ => hv == "shared" && currently_joined,
-    })
+    }
 }
 
-/// Keep the events the user may see.
 pub fn filter(
     c: &Connection,
     rows: Vec<EventRow>,
@@ -59,8 +94,9 @@ pub fn filter(
     currently_joined: bool,
 ) -> Result<Vec<EventRow>> {
     let mut out = Vec::with_capacity(rows.len());
+    let mut cache = Cache::default();
     for r in rows {
-        if visible(c, &r, user_id, currently_joined)? {
+        if visible_cached(c, &r, user_id, currently_joined, &mut cache)? {
             out.push(r);
         }
     }
@@ -94,4 +130,45 @@ pub fn server_may_see(c: &Connection, row: &EventRow, server: &str) -> Result<bo
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(event_type: &str, state_key: Option<&str>) -> EventRow {
+        EventRow {
+            nid: 1,
+            event_id: "$e".into(),
+            room_nid: 1,
+            event_type: event_type.into(),
+            state_key: state_key.map(str::to_string),
+            sender: "@s:x".into(),
+            stream_pos: Some(1),
+            json: "{}".into(),
+            state_before: Some(1),
+            state_after: Some(1),
+            rejected: None,
+            soft_failed: false,
+            redacted_by: None,
+            replaces_nid: None,
+            origin_server_ts: 0,
+        }
+    }
+
+    #[test]
+    fn the_rule_by_visibility_and_membership() {
+        let msg = row("m.room.message", None);
+        let me = "@me:x";
+        assert!(decide("world_readable", None, &msg, me, false));
+        assert!(decide("joined", Some("join"), &msg, me, false));
+        assert!(!decide("joined", Some("invite"), &msg, me, true));
+        assert!(decide("invited", Some("invite"), &msg, me, false));
+        assert!(decide("shared", Some("invite"), &msg, me, true));
+        assert!(decide("shared", None, &msg, me, true));
+        assert!(!decide("shared", None, &msg, me, false));
+        assert!(!decide("joined", Some("leave"), &msg, me, true));
+        let own = row("m.room.member", Some(me));
+        assert!(decide("joined", Some("leave"), &own, me, false), "own membership events");
+    }
 }

@@ -126,6 +126,21 @@ impl Db {
         self.writer.run(f).await
     }
 
+    /// Queue `f` for the writer now; the returned future resolves once it has committed
+    /// (see `Writer::submit`).
+    pub fn submit<T, F, A>(
+        &self,
+        f: F,
+        after: A,
+    ) -> Result<impl std::future::Future<Output = Result<T>> + Send + 'static>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        A: FnOnce(&Result<T>) + Send + 'static,
+        T: Send + 'static,
+    {
+        self.writer.submit(f, after)
+    }
+
     /// Stop the writer after it has committed everything queued so far.
     pub fn close(&self) {
         self.writer.close();

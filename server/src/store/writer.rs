@@ -43,6 +43,23 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.submit(f, |_| ())?.await
+    }
+
+    /// Queue `f` now and return a future that resolves once its batch has committed.
+    /// Jobs run in the order they were queued, so a caller can queue several dependent
+    /// jobs (one room's events) without waiting for each commit. `after` runs on the
+    /// writer thread with the final outcome (commit included), before the next batch.
+    pub fn submit<T, F, A>(
+        &self,
+        f: F,
+        after: A,
+    ) -> Result<impl std::future::Future<Output = Result<T>> + Send + 'static>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        A: FnOnce(&Result<T>) + Send + 'static,
+        T: Send + 'static,
+    {
         let (done_tx, done_rx) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |conn: &Connection| {
             let out = run_in_savepoint(conn, f);
@@ -51,6 +68,7 @@ impl Writer {
                     Ok(()) => out,
                     Err(e) => Err(Error::internal(format!("commit failed: {e}"))),
                 };
+                after(&res);
                 let _ = done_tx.send(res);
             }) as Completion
         });
@@ -59,7 +77,9 @@ impl Writer {
             let tx = guard.as_ref().ok_or_else(|| Error::internal("database is shut down"))?;
             tx.send(job).map_err(|_| Error::internal("database writer stopped"))?;
         }
-        done_rx.await.map_err(|_| Error::internal("database writer dropped a job"))?
+        Ok(
+            async move { done_rx.await.map_err(|_| Error::internal("database writer dropped a job"))? },
+        )
     }
 
     /// Close the queue and wait for the thread to commit what is left.

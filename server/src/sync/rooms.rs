@@ -163,7 +163,8 @@ fn timeline(
 ) -> Result<(Vec<EventRow>, bool)> {
     let limit = p.timeline_limit;
     let f = p.room_filter.and_then(|f| f.timeline.as_ref());
-    let shown = |r: &EventRow| -> Result<bool> {
+    let mut seen = crate::rooms::visibility::Cache::default();
+    let mut shown = |r: &EventRow| -> Result<bool> {
         if r.state_key.is_none() && p.ignored.contains(&r.sender) {
             return Ok(false);
         }
@@ -181,7 +182,7 @@ fn timeline(
         {
             return Ok(true);
         }
-        crate::rooms::visibility::visible(c, r, p.user_id, currently_joined)
+        crate::rooms::visibility::visible_cached(c, r, p.user_id, currently_joined, &mut seen)
     };
     // `limit` and `limited` count the events the client is shown (as Synapse does), so
     // read in batches until one more than the limit has passed the filters.
