@@ -206,6 +206,28 @@ async fn test_inbound_federation_rejects_events_with_rejected_auth_events() {
     s.d.destroy().await;
 }
 
+/// /state and /state_ids need an event_id (400 M_MISSING_PARAM) and serve nothing at a
+/// rejected event (404 M_NOT_FOUND), as Synapse.
+#[tokio::test]
+async fn test_inbound_federation_no_state_at_rejected_event() {
+    let Some(s) = joined_room(None).await else { return };
+    let bad_pl = self_promotion(&s, 100);
+    let bad_id = s.fake.event_id(&s.room, &bad_pl);
+    let answer = s.fake.send_transaction(&s.peer, &[bad_pl], &[]).await.must_status(200);
+    assert!(pdu_result(&answer, &bad_id).get("error").is_some(), "{answer}");
+    let room = encode_segment(&s.room);
+    let ev = encode_segment(&bad_id);
+    for endpoint in ["state", "state_ids"] {
+        let base = format!("/_matrix/federation/v1/{endpoint}/{room}");
+        let r = s.fake.request(&s.peer.base_url, &s.peer.server_name, "GET", &base, None).await;
+        r.must_error(400, "M_MISSING_PARAM");
+        let at = format!("{base}?event_id={ev}");
+        let r = s.fake.request(&s.peer.base_url, &s.peer.server_name, "GET", &at, None).await;
+        r.must_error(404, "M_NOT_FOUND");
+    }
+    s.d.destroy().await;
+}
+
 /// A banned user's event built on the DAG from before the ban passes auth against the
 /// state before it but not against the current state: it is soft-failed, never shown.
 #[tokio::test]

@@ -196,6 +196,45 @@ async fn test_join_through_hanging_or_garbage_peer_fails_cleanly() {
     d.destroy().await;
 }
 
+/// A refusal of make_join reaches the client with the peer's status and errcode
+/// (Synapse); a peer that knows only the v1 send_join (404 M_UNRECOGNIZED for v2) is
+/// joined through v1, whose `[200, {...}]` answer Glia unwraps.
+#[tokio::test]
+async fn test_join_passes_refusals_and_falls_back_to_v1_send_join() {
+    let Some((d, fake, alice, _peer)) = start_with(String::new()).await else { return };
+    let bob = fake.user_id("bob");
+    let room = fake.create_room("10", &bob);
+    fake.on_answer("GET", "/_matrix/federation/v1/make_join/", |_| {
+        Answer::Json(400, json!({"errcode": "M_TEST_ERROR_CODE", "error": "no"}))
+    });
+    join_via(&alice, &room, &fake.server_name).await.must_error(400, "M_TEST_ERROR_CODE");
+
+    let (rooms, name) = (fake.rooms.clone(), fake.server_name.clone());
+    fake.on_answer("GET", "/_matrix/federation/v1/make_join/", move |r| {
+        match room::answer(&rooms, &name, r) {
+            Some((s, v)) => Answer::Json(s, v),
+            None => Answer::Json(404, json!({})),
+        }
+    });
+    fake.on_answer("PUT", "/_matrix/federation/v2/send_join/", |_| {
+        Answer::Json(404, json!({"errcode": "M_UNRECOGNIZED", "error": "unknown"}))
+    });
+    let (rooms, name) = (fake.rooms.clone(), fake.server_name.clone());
+    fake.on_answer("PUT", "/_matrix/federation/v1/send_join/", move |r| {
+        let mut v2 = r.clone();
+        v2.uri = v2.uri.replacen("/v1/", "/v2/", 1);
+        match room::answer(&rooms, &name, &v2) {
+            Some((s, v)) => Answer::Json(s, json!([s, v])),
+            None => Answer::Json(404, json!({})),
+        }
+    });
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    assert!(!fake.received_on("PUT", "/_matrix/federation/v1/send_join/").is_empty());
+    let members = alice.get(&cs(&["rooms", &room, "joined_members"])).await.must_status(200);
+    assert!(members["joined"].get(&alice.user_id).is_some(), "not joined: {members}");
+    d.destroy().await;
+}
+
 /// The outbound queue survives a restart: PDUs a refusing destination missed before Glia
 /// stopped are sent, in order, once it is back and accepting, and before newer ones.
 #[tokio::test]

@@ -134,9 +134,10 @@ async fn state_at(
         .to_string();
     app.db
         .read(move |c| {
-            // Only events of the room named: the requester is in that one.
+            // Only accepted events of the room named: the requester is in that one, and
+            // Synapse has no state to serve at a rejected event.
             let row = events::by_id(c, &id)?
-                .filter(|r| r.room_nid == room_nid)
+                .filter(|r| r.room_nid == room_nid && r.rejected.is_none())
                 .ok_or_else(|| Error::NotFound("Unknown event".into()))?;
             let state = match row.state_before {
                 Some(g) => resolve::ids_of_group(c, g)?,

@@ -65,9 +65,15 @@ async fn make_membership(app: &App, req: &Req, membership: &str) -> Result<Resp>
         let version = room.version.as_str();
         // No `ver` at all means the joining server speaks only version 1.
         if !(supported.contains(&version) || supported.is_empty() && version == "1") {
-            return Err(Error::IncompatibleRoomVersion(format!(
-                "Your homeserver does not support the features required to join this room (version {version})"
-            )));
+            // The spec's error carries the room's version, so the joiner can say why.
+            return Err(Error::Upstream {
+                status: ::http::StatusCode::BAD_REQUEST,
+                errcode: "M_INCOMPATIBLE_ROOM_VERSION",
+                msg: format!(
+                    "Your homeserver does not support the features required to join this room (version {version})"
+                ),
+                extra: json!({"room_version": version}),
+            });
         }
     }
     let new = NewEvent::state("m.room.member", &user_id, json!({"membership": membership}));
