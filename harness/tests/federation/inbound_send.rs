@@ -87,7 +87,8 @@ async fn test_inbound_federation_rejects_wrong_origin() {
     let intruder = outsider.sign(&s.fake.room(&s.room, |r| r.version.clone()), intruder);
     let iid = s.fake.event_id(&s.room, &intruder);
     let answer = outsider.send_transaction(&s.peer, &[intruder], &[]).await.must_status(200);
-    assert!(pdu_result(&answer, &iid).get("error").is_some(), "intruder accepted: {answer}");
+    // Rejected, which is no error in the answer (Synapse): it is never shown.
+    assert_eq!(pdu_result(&answer, &iid), &json!({}), "{answer}");
     get_event(&s.alice, &s.room, &iid).await.must_error(404, "M_NOT_FOUND");
 
     // From its own server, Charlie's event goes in.
@@ -145,7 +146,8 @@ async fn test_inbound_federation_rejects_events_failing_auth() {
     let ids = [s.fake.event_id(&s.room, &coup), s.fake.event_id(&s.room, &rename)];
     let answer = s.fake.send_transaction(&s.peer, &[coup, rename], &[]).await.must_status(200);
     for id in &ids {
-        assert!(pdu_result(&answer, id).get("error").is_some(), "{id} accepted: {answer}");
+        // Rejected, which is no error in the answer (Synapse).
+        assert_eq!(pdu_result(&answer, id), &json!({}), "{answer}");
         get_event(&s.alice, &s.room, id).await.must_error(404, "M_NOT_FOUND");
     }
     let pl = s
@@ -171,7 +173,9 @@ async fn test_inbound_federation_rejects_events_with_rejected_auth_events() {
     let bad_pl = self_promotion(&s, 100);
     let bad_id = s.fake.event_id(&s.room, &bad_pl);
     let answer = s.fake.send_transaction(&s.peer, &[bad_pl], &[]).await.must_status(200);
-    assert!(pdu_result(&answer, &bad_id).get("error").is_some(), "{answer}");
+    // Rejected, which is no error in the answer (Synapse).
+    assert_eq!(pdu_result(&answer, &bad_id), &json!({}), "{answer}");
+    get_event(&s.alice, &s.room, &bad_id).await.must_error(404, "M_NOT_FOUND");
 
     // A message citing the rejected power levels (instead of the real ones).
     let (create, member) = s.fake.room(&s.room, |r| {
@@ -183,7 +187,7 @@ async fn test_inbound_federation_rejects_events_with_rejected_auth_events() {
         .build(&s.room, Ev::message(&s.charlie, "on rejected ground").prev(&[bad_id]).auth(&auth));
     let msg_id = s.fake.event_id(&s.room, &msg);
     let answer = s.fake.send_transaction(&s.peer, &[msg], &[]).await.must_status(200);
-    assert!(pdu_result(&answer, &msg_id).get("error").is_some(), "accepted: {answer}");
+    assert_eq!(pdu_result(&answer, &msg_id), &json!({}), "{answer}");
     get_event(&s.alice, &s.room, &msg_id).await.must_error(404, "M_NOT_FOUND");
 
     // Power levels Glia never got, which it fetches (event_auth) for a message citing
@@ -194,7 +198,7 @@ async fn test_inbound_federation_rejects_events_with_rejected_auth_events() {
     let msg2 = s.fake.build(&s.room, Ev::message(&s.charlie, "on unseen ground").auth(&auth));
     let msg2_id = s.fake.room(&s.room, |r| r.remember(msg2.clone()));
     let answer = s.fake.send_transaction(&s.peer, &[msg2], &[]).await.must_status(200);
-    assert!(pdu_result(&answer, &msg2_id).get("error").is_some(), "accepted: {answer}");
+    assert_eq!(pdu_result(&answer, &msg2_id), &json!({}), "{answer}");
     assert!(!s.fake.received_on("GET", "/_matrix/federation/v1/event_auth/").is_empty());
     get_event(&s.alice, &s.room, &msg2_id).await.must_error(404, "M_NOT_FOUND");
 
@@ -206,7 +210,7 @@ async fn test_inbound_federation_rejects_events_with_rejected_auth_events() {
     s.d.destroy().await;
 }
 
-/// /state and /state_ids need an event_id (400 M_MISSING_PARAM) and serve nothing at a
+/// /state and /state_ids need an event_id (400 M_MISSING_PARAM, whatever the room) and serve nothing at a
 /// rejected event (404 M_NOT_FOUND), as Synapse.
 #[tokio::test]
 async fn test_inbound_federation_no_state_at_rejected_event() {
@@ -214,12 +218,18 @@ async fn test_inbound_federation_no_state_at_rejected_event() {
     let bad_pl = self_promotion(&s, 100);
     let bad_id = s.fake.event_id(&s.room, &bad_pl);
     let answer = s.fake.send_transaction(&s.peer, &[bad_pl], &[]).await.must_status(200);
-    assert!(pdu_result(&answer, &bad_id).get("error").is_some(), "{answer}");
+    // Rejected, which is no error in the answer (Synapse).
+    assert_eq!(pdu_result(&answer, &bad_id), &json!({}), "{answer}");
+    get_event(&s.alice, &s.room, &bad_id).await.must_error(404, "M_NOT_FOUND");
     let room = encode_segment(&s.room);
     let ev = encode_segment(&bad_id);
     for endpoint in ["state", "state_ids"] {
         let base = format!("/_matrix/federation/v1/{endpoint}/{room}");
         let r = s.fake.request(&s.peer.base_url, &s.peer.server_name, "GET", &base, None).await;
+        r.must_error(400, "M_MISSING_PARAM");
+        let elsewhere = format!("/_matrix/federation/v1/{endpoint}/notaroom");
+        let r =
+            s.fake.request(&s.peer.base_url, &s.peer.server_name, "GET", &elsewhere, None).await;
         r.must_error(400, "M_MISSING_PARAM");
         let at = format!("{base}?event_id={ev}");
         let r = s.fake.request(&s.peer.base_url, &s.peer.server_name, "GET", &at, None).await;

@@ -127,11 +127,13 @@ async fn state_at(
     req: &Req,
 ) -> Result<(Vec<Value>, Vec<Value>, Vec<String>, Vec<String>)> {
     let origin = app.auth_server(req).await?;
-    let (room_nid, rules) = room_for(app, &origin, req.param(0)).await?;
+    // The parameter before the room, as Synapse: a request without it is 400 whatever
+    // room it names.
     let id = req
         .query("event_id")
         .ok_or_else(|| Error::MissingParam("Missing event_id".into()))?
         .to_string();
+    let (room_nid, rules) = room_for(app, &origin, req.param(0)).await?;
     app.db
         .read(move |c| {
             // Only accepted events of the room named: the requester is in that one, and
