@@ -238,6 +238,24 @@ async fn test_inbound_federation_no_state_at_rejected_event() {
     s.d.destroy().await;
 }
 
+/// A redaction of an event of another room is rejected: never shown, and its target
+/// (here in a room of Glia's own) keeps its content.
+#[tokio::test]
+async fn test_inbound_federation_rejects_redaction_of_another_rooms_event() {
+    let Some(s) = joined_room(None).await else { return };
+    let other = s.alice.must_create_room(json!({"preset": "private_chat"})).await;
+    let target = send_text(&s.alice, &other, "elsewhere").await;
+    let mut redaction = Ev::new("m.room.redaction", &s.charlie, json!({"redacts": target}));
+    redaction.extra.insert("redacts".into(), json!(target));
+    let (rid, pdu) = s.fake.send_in(&s.room, redaction);
+    let answer = s.fake.send_transaction(&s.peer, &[pdu], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &rid), &json!({}), "{answer}");
+    get_event(&s.alice, &s.room, &rid).await.must_error(404, "M_NOT_FOUND");
+    let got = get_event(&s.alice, &other, &target).await.must_status(200);
+    assert_eq!(got["content"]["body"], "elsewhere", "{got}");
+    s.d.destroy().await;
+}
+
 /// A banned user's event built on the DAG from before the ban passes auth against the
 /// state before it but not against the current state: it is soft-failed, never shown.
 #[tokio::test]
@@ -648,6 +666,8 @@ async fn test_inbound_federation_redaction() {
         assert_eq!(pdu_result(&answer, &rid), &json!({}), "v{version}: {answer}");
         let got = get_event(&s.alice, &s.room, &msg).await.must_status(200);
         assert_eq!(got["content"], json!({}), "v{version}: not redacted: {got}");
+        // The redaction is named in `unsigned`, as Synapse does.
+        assert_eq!(got["unsigned"]["redacted_by"], json!(rid), "v{version}: {got}");
 
         // Charlie (power 0) cannot redact Alice's message.
         let alices = send_text(&s.alice, &s.room, "mine").await;
