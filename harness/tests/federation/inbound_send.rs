@@ -351,6 +351,23 @@ async fn gap_filling(version: Option<&str>) {
     s.d.destroy().await;
 }
 
+/// A get_missing_events answer that includes the event being filled in for (SyTest's
+/// fake server does) is fine: that event is stored once, after the gap.
+#[tokio::test]
+async fn test_get_missing_events_answer_including_the_latest_event() {
+    let Some(s) = joined_room(None).await else { return };
+    let (a, gap) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "gap"));
+    let (c, last) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "after the gap"));
+    let events = json!({"events": [gap, last.clone()]});
+    s.fake.on("POST", "/_matrix/federation/v1/get_missing_events/", move |_| (200, events.clone()));
+    let answer = s.fake.send_transaction(&s.peer, &[last], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &c), &json!({}), "{answer}");
+    let ids = timeline_ids(&s.alice, &s.room).await;
+    let pos = |id: &String| ids.iter().position(|x| x == id);
+    assert!(pos(&a).is_some() && pos(&a) < pos(&c), "gap not filled: {ids:?}");
+    s.d.destroy().await;
+}
+
 /// TestInboundCanReturnMissingEvents: Glia answers get_missing_events with the events
 /// between what the asker has and what it names, oldest first; for each history
 /// visibility, the message sent before the asker's server joined comes redacted (there

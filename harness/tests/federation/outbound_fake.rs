@@ -196,8 +196,8 @@ async fn test_join_through_hanging_or_garbage_peer_fails_cleanly() {
     d.destroy().await;
 }
 
-/// A refusal of make_join reaches the client with the peer's status and errcode
-/// (Synapse); a peer that knows only the v1 send_join (404 M_UNRECOGNIZED for v2) is
+/// A refusal of make_join reaches the client with the peer's status and errcode (and
+/// the room version it names, for M_INCOMPATIBLE_ROOM_VERSION), as Synapse; a peer that knows only the v1 send_join (404 M_UNRECOGNIZED for v2) is
 /// joined through v1, whose `[200, {...}]` answer Glia unwraps.
 #[tokio::test]
 async fn test_join_passes_refusals_and_falls_back_to_v1_send_join() {
@@ -208,6 +208,14 @@ async fn test_join_passes_refusals_and_falls_back_to_v1_send_join() {
         Answer::Json(400, json!({"errcode": "M_TEST_ERROR_CODE", "error": "no"}))
     });
     join_via(&alice, &room, &fake.server_name).await.must_error(400, "M_TEST_ERROR_CODE");
+    fake.on_answer("GET", "/_matrix/federation/v1/make_join/", |_| {
+        Answer::Json(
+            400,
+            json!({"errcode": "M_INCOMPATIBLE_ROOM_VERSION", "error": "old", "room_version": "x-9"}),
+        )
+    });
+    let r = join_via(&alice, &room, &fake.server_name).await;
+    assert_eq!(r.must_error(400, "M_INCOMPATIBLE_ROOM_VERSION")["room_version"], "x-9");
 
     let (rooms, name) = (fake.rooms.clone(), fake.server_name.clone());
     fake.on_answer("GET", "/_matrix/federation/v1/make_join/", move |r| {

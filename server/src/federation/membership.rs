@@ -282,18 +282,15 @@ fn remote_error(server: &str, status: http::StatusCode, body: &Value) -> Error {
     match status.as_u16() {
         403 => Error::Forbidden(msg),
         404 => Error::NotFound(msg),
-        400 if body["errcode"] == "M_INCOMPATIBLE_ROOM_VERSION" => {
-            Error::IncompatibleRoomVersion(msg)
-        }
         // Other refusals reach the client as the server gave them (Synapse); the
-        // errcode in `extra` replaces the placeholder.
+        // errcode in `extra` replaces the placeholder. An incompatible room version
+        // keeps the version it names.
         400..=499 if body["errcode"].as_str().is_some_and(|c| c.starts_with("M_")) => {
-            Error::Upstream {
-                status,
-                errcode: "M_UNKNOWN",
-                msg,
-                extra: json!({"errcode": body["errcode"]}),
+            let mut extra = json!({"errcode": body["errcode"]});
+            if let Some(v) = body["room_version"].as_str() {
+                extra["room_version"] = json!(v);
             }
+            Error::Upstream { status, errcode: "M_UNKNOWN", msg, extra }
         }
         _ => Error::Unknown(msg),
     }
