@@ -10,7 +10,7 @@ use ruma::room_version_rules::{RoomIdFormatVersion, RoomVersionRules};
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, bad_json};
 use crate::federation::{encode, inbound};
 use crate::rooms::{Locked, Pdu, PduRef, builder};
 use crate::store::events::{self, Placement};
@@ -330,8 +330,13 @@ pub async fn send_invite(app: &App, room: &Locked, pdu: &PduRef) -> Result<PduRe
     if !status.is_success() {
         return Err(remote_error(&server, status, &resp));
     }
+    if !resp["event"].is_object() {
+        return Err(Error::Unknown(format!("{server} answered the invite with no event")));
+    }
+    // An event that is not canonical JSON (floats, huge integers) is the remote's bad
+    // JSON, which the inviter is told of as such (Synapse: 400 M_BAD_JSON).
     let obj: CanonicalJsonObject = serde_json::from_value(resp["event"].clone())
-        .map_err(|_| Error::Unknown(format!("{server} answered the invite with no event")))?;
+        .map_err(|e| bad_json(format!("{server} answered the invite with invalid JSON: {e}")))?;
     let id = inbound::event_id_of(&obj, &room.rules)?;
     if id != pdu.event_id {
         return Err(Error::Unknown(format!("{server} changed the invite event")));
