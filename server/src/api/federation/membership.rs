@@ -269,6 +269,19 @@ async fn receive_invite(
     if server_of(&sender) != origin {
         return Err(Error::Forbidden("The inviter is not from the requesting server".into()));
     }
+    // A room we know with an ACL banning the inviting server: refused before anything
+    // about the user is told (Synapse checks the ACL first too).
+    let (rid, o) = (room_id.clone(), origin.clone());
+    let banned = app
+        .db
+        .read(move |c| match crate::store::rooms::get(c, &rid)? {
+            Some(r) => Ok(!crate::rooms::acl::room_allows(c, r.nid, &o)?),
+            None => Ok(false),
+        })
+        .await?;
+    if banned {
+        return Err(Error::Forbidden(format!("Server {origin} is banned from this room")));
+    }
     let target = raw["state_key"].as_str().unwrap_or_default().to_string();
     if server_of(&target) != app.config.server_name.as_str() {
         return Err(bad_json("The invited user is not on this server"));
