@@ -200,19 +200,19 @@ pub async fn device_list_update(app: &Arc<App>, user_id: &str, c: &Value) -> Res
                 remote_devices::drop_user(c, &u)?;
                 Applied::NotCached
             };
-            device_lists::changed_remote(c, &u)?;
             Ok(applied)
         })
         .await?;
     if applied == Applied::NeedsResync {
-        let (app, u) = (app.clone(), user_id.to_string());
-        tokio::spawn(async move {
-            if let Err(e) = fetch_and_store(&app, &u, queries::QUERY_TIMEOUT).await {
-                // Stays stale: the next query fetches it again.
-                tracing::info!(user_id = %u, "device list resync failed: {e}");
-            }
-        });
+        // Fetched before local users hear of the change, so the query they make then is
+        // answered from the fresh copy rather than racing the fetch.
+        if let Err(e) = fetch_and_store(app, user_id, queries::QUERY_TIMEOUT).await {
+            // Stays stale: the next query fetches it again.
+            tracing::info!(user_id = %user_id, "device list resync failed: {e}");
+        }
     }
+    let u = user_id.to_string();
+    app.db.write(move |c| device_lists::changed_remote(c, &u)).await?;
     app.notifier.notify();
     Ok(())
 }
