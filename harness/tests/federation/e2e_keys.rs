@@ -403,6 +403,34 @@ async fn test_device_list_update_with_unknown_prev_id_resyncs() {
     s.d.destroy().await;
 }
 
+/// An update for a user whose list Glia never fetched cannot be applied to anything: Glia
+/// fetches the list (Synapse resyncs too) before its users hear of the change. Device keys that name no user are kept as
+/// given (as Synapse does); keys claiming another user are not.
+#[tokio::test]
+async fn test_device_list_update_for_uncached_user_fetches_the_list() {
+    let Some(s) = crate::fakes::joined_room(None).await else { return };
+    let charlie = s.charlie.clone();
+    s.fake.on("GET", DEVICES, move |_| {
+        let devices = json!([
+            {"device_id": "BARE", "keys": {"device_keys": {}}},
+            {"device_id": "OTHER", "keys": charlie_device("@someone:else", "OTHER")},
+            {"device_id": "D1", "keys": charlie_device(&charlie, "D1")},
+        ]);
+        (200, json!({"user_id": charlie, "stream_id": 1, "devices": devices}))
+    });
+    let edu = json!({"edu_type": "m.device_list_update", "content": {
+        "user_id": s.charlie, "device_id": "BARE", "stream_id": 1, "prev_id": [],
+        "deleted": false, "keys": {"device_keys": {}},
+    }});
+    s.fake.send_transaction(&s.peer, &[], &[edu]).await.must_status(200);
+    // Fetched before the change is announced: the query that follows is answered from
+    // the copy, with no second fetch.
+    assert_eq!(s.fake.received_on("GET", DEVICES).len(), 1);
+    assert_eq!(charlie_devices(&s).await, ["BARE", "D1"]);
+    assert_eq!(s.fake.received_on("GET", DEVICES).len(), 1, "fetched again");
+    s.d.destroy().await;
+}
+
 /// Charlie's server goes down: the cached list still answers, without a failure.
 #[tokio::test]
 async fn test_device_list_answered_from_cache_while_remote_is_down() {

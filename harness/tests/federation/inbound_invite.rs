@@ -145,3 +145,30 @@ async fn test_inbound_federation_invite_into_room_glia_is_in() {
     );
     d.destroy().await;
 }
+
+/// An invite from a server the room's ACL denies is refused (403) before anything about
+/// the invited user is told: no 404 for a user who does not exist (Synapse checks the
+/// ACL first).
+#[tokio::test]
+async fn test_inbound_invite_from_acl_denied_server() {
+    let Some(s) = crate::fakes::joined_room(None).await else { return };
+    // Fake and Glia are both `localhost` (ports do not count): deny it after the fact
+    // through the room's state, as a denied peer sees it.
+    let acl = json!({"allow": ["*"], "deny": ["localhost"], "allow_ip_literals": true});
+    s.alice.must_do("PUT", &cs(&["rooms", &s.room, "state", "m.room.server_acl", ""]), acl).await;
+    let nobody = format!("@nobody:{}", s.peer.server_name);
+    let invite = json!({
+        "type": "m.room.member", "state_key": nobody, "sender": s.charlie,
+        "room_id": s.room, "content": {"membership": "invite"},
+        "origin_server_ts": 1, "depth": 5, "prev_events": [], "auth_events": [],
+    });
+    let path = format!(
+        "/_matrix/federation/v2/invite/{}/{}",
+        glia_harness::client::encode_segment(&s.room),
+        glia_harness::client::encode_segment("$whatever")
+    );
+    let body = json!({"event": invite, "room_version": "10", "invite_room_state": []});
+    let r = s.fake.request(&s.peer.base_url, &s.peer.server_name, "PUT", &path, Some(body)).await;
+    r.must_error(403, "M_FORBIDDEN");
+    s.d.destroy().await;
+}

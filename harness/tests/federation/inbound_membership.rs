@@ -80,7 +80,7 @@ async fn test_cannot_send_non_leave_via_send_leave_v2() {
 
 /// make_join refusals: a user of another server than the requester (403), a room Glia
 /// does not know (404), a requester not offering the room's version (400
-/// M_INCOMPATIBLE_ROOM_VERSION). send_join refusals: the event for another room, under
+/// M_INCOMPATIBLE_ROOM_VERSION, naming the version). send_join refusals: the event for another room, under
 /// another event ID, or with a forged signature.
 #[tokio::test]
 async fn test_make_join_and_send_join_refusals() {
@@ -97,10 +97,13 @@ async fn test_make_join_and_send_join_refusals() {
         glia_harness::client::encode_segment(&dora)
     );
     if version != "1" {
-        s.fake
+        let body = s
+            .fake
             .request(&s.peer.base_url, &s.peer.server_name, "GET", &path, None)
             .await
             .must_error(400, "M_INCOMPATIBLE_ROOM_VERSION");
+        // The error names the room's version (spec, make_join 400).
+        assert_eq!(body["room_version"], json!(version), "{body}");
     }
 
     let made = s.fake.make_membership(&s.peer, "join", &s.room, &dora).await.must_status(200);

@@ -87,7 +87,8 @@ async fn test_inbound_federation_rejects_wrong_origin() {
     let intruder = outsider.sign(&s.fake.room(&s.room, |r| r.version.clone()), intruder);
     let iid = s.fake.event_id(&s.room, &intruder);
     let answer = outsider.send_transaction(&s.peer, &[intruder], &[]).await.must_status(200);
-    assert!(pdu_result(&answer, &iid).get("error").is_some(), "intruder accepted: {answer}");
+    // Rejected, which is no error in the answer (Synapse): it is never shown.
+    assert_eq!(pdu_result(&answer, &iid), &json!({}), "{answer}");
     get_event(&s.alice, &s.room, &iid).await.must_error(404, "M_NOT_FOUND");
 
     // From its own server, Charlie's event goes in.
@@ -145,7 +146,8 @@ async fn test_inbound_federation_rejects_events_failing_auth() {
     let ids = [s.fake.event_id(&s.room, &coup), s.fake.event_id(&s.room, &rename)];
     let answer = s.fake.send_transaction(&s.peer, &[coup, rename], &[]).await.must_status(200);
     for id in &ids {
-        assert!(pdu_result(&answer, id).get("error").is_some(), "{id} accepted: {answer}");
+        // Rejected, which is no error in the answer (Synapse).
+        assert_eq!(pdu_result(&answer, id), &json!({}), "{answer}");
         get_event(&s.alice, &s.room, id).await.must_error(404, "M_NOT_FOUND");
     }
     let pl = s
@@ -171,7 +173,9 @@ async fn test_inbound_federation_rejects_events_with_rejected_auth_events() {
     let bad_pl = self_promotion(&s, 100);
     let bad_id = s.fake.event_id(&s.room, &bad_pl);
     let answer = s.fake.send_transaction(&s.peer, &[bad_pl], &[]).await.must_status(200);
-    assert!(pdu_result(&answer, &bad_id).get("error").is_some(), "{answer}");
+    // Rejected, which is no error in the answer (Synapse).
+    assert_eq!(pdu_result(&answer, &bad_id), &json!({}), "{answer}");
+    get_event(&s.alice, &s.room, &bad_id).await.must_error(404, "M_NOT_FOUND");
 
     // A message citing the rejected power levels (instead of the real ones).
     let (create, member) = s.fake.room(&s.room, |r| {
@@ -183,7 +187,7 @@ async fn test_inbound_federation_rejects_events_with_rejected_auth_events() {
         .build(&s.room, Ev::message(&s.charlie, "on rejected ground").prev(&[bad_id]).auth(&auth));
     let msg_id = s.fake.event_id(&s.room, &msg);
     let answer = s.fake.send_transaction(&s.peer, &[msg], &[]).await.must_status(200);
-    assert!(pdu_result(&answer, &msg_id).get("error").is_some(), "accepted: {answer}");
+    assert_eq!(pdu_result(&answer, &msg_id), &json!({}), "{answer}");
     get_event(&s.alice, &s.room, &msg_id).await.must_error(404, "M_NOT_FOUND");
 
     // Power levels Glia never got, which it fetches (event_auth) for a message citing
@@ -194,7 +198,7 @@ async fn test_inbound_federation_rejects_events_with_rejected_auth_events() {
     let msg2 = s.fake.build(&s.room, Ev::message(&s.charlie, "on unseen ground").auth(&auth));
     let msg2_id = s.fake.room(&s.room, |r| r.remember(msg2.clone()));
     let answer = s.fake.send_transaction(&s.peer, &[msg2], &[]).await.must_status(200);
-    assert!(pdu_result(&answer, &msg2_id).get("error").is_some(), "accepted: {answer}");
+    assert_eq!(pdu_result(&answer, &msg2_id), &json!({}), "{answer}");
     assert!(!s.fake.received_on("GET", "/_matrix/federation/v1/event_auth/").is_empty());
     get_event(&s.alice, &s.room, &msg2_id).await.must_error(404, "M_NOT_FOUND");
 
@@ -203,6 +207,52 @@ async fn test_inbound_federation_rejects_events_with_rejected_auth_events() {
     let answer = s.fake.send_transaction(&s.peer, &[ok], &[]).await.must_status(200);
     assert_eq!(pdu_result(&answer, &ok_id), &json!({}), "{answer}");
     get_event(&s.alice, &s.room, &ok_id).await.must_status(200);
+    s.d.destroy().await;
+}
+
+/// /state and /state_ids need an event_id (400 M_MISSING_PARAM, whatever the room) and serve nothing at a
+/// rejected event (404 M_NOT_FOUND), as Synapse.
+#[tokio::test]
+async fn test_inbound_federation_no_state_at_rejected_event() {
+    let Some(s) = joined_room(None).await else { return };
+    let bad_pl = self_promotion(&s, 100);
+    let bad_id = s.fake.event_id(&s.room, &bad_pl);
+    let answer = s.fake.send_transaction(&s.peer, &[bad_pl], &[]).await.must_status(200);
+    // Rejected, which is no error in the answer (Synapse).
+    assert_eq!(pdu_result(&answer, &bad_id), &json!({}), "{answer}");
+    get_event(&s.alice, &s.room, &bad_id).await.must_error(404, "M_NOT_FOUND");
+    let room = encode_segment(&s.room);
+    let ev = encode_segment(&bad_id);
+    for endpoint in ["state", "state_ids"] {
+        let base = format!("/_matrix/federation/v1/{endpoint}/{room}");
+        let r = s.fake.request(&s.peer.base_url, &s.peer.server_name, "GET", &base, None).await;
+        r.must_error(400, "M_MISSING_PARAM");
+        let elsewhere = format!("/_matrix/federation/v1/{endpoint}/notaroom");
+        let r =
+            s.fake.request(&s.peer.base_url, &s.peer.server_name, "GET", &elsewhere, None).await;
+        r.must_error(400, "M_MISSING_PARAM");
+        let at = format!("{base}?event_id={ev}");
+        let r = s.fake.request(&s.peer.base_url, &s.peer.server_name, "GET", &at, None).await;
+        r.must_error(404, "M_NOT_FOUND");
+    }
+    s.d.destroy().await;
+}
+
+/// A redaction of an event of another room is rejected: never shown, and its target
+/// (here in a room of Glia's own) keeps its content.
+#[tokio::test]
+async fn test_inbound_federation_rejects_redaction_of_another_rooms_event() {
+    let Some(s) = joined_room(None).await else { return };
+    let other = s.alice.must_create_room(json!({"preset": "private_chat"})).await;
+    let target = send_text(&s.alice, &other, "elsewhere").await;
+    let mut redaction = Ev::new("m.room.redaction", &s.charlie, json!({"redacts": target}));
+    redaction.extra.insert("redacts".into(), json!(target));
+    let (rid, pdu) = s.fake.send_in(&s.room, redaction);
+    let answer = s.fake.send_transaction(&s.peer, &[pdu], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &rid), &json!({}), "{answer}");
+    get_event(&s.alice, &s.room, &rid).await.must_error(404, "M_NOT_FOUND");
+    let got = get_event(&s.alice, &other, &target).await.must_status(200);
+    assert_eq!(got["content"]["body"], "elsewhere", "{got}");
     s.d.destroy().await;
 }
 
@@ -298,6 +348,23 @@ async fn gap_filling(version: Option<&str>) {
         pos(&a).is_some() && pos(&a) < pos(&b) && pos(&b) < pos(&c),
         "gap not filled in order: {ids:?} (want {a}, {b}, {c})"
     );
+    s.d.destroy().await;
+}
+
+/// A get_missing_events answer that includes the event being filled in for (SyTest's
+/// fake server does) is fine: that event is stored once, after the gap.
+#[tokio::test]
+async fn test_get_missing_events_answer_including_the_latest_event() {
+    let Some(s) = joined_room(None).await else { return };
+    let (a, gap) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "gap"));
+    let (c, last) = s.fake.send_in(&s.room, Ev::message(&s.charlie, "after the gap"));
+    let events = json!({"events": [gap, last.clone()]});
+    s.fake.on("POST", "/_matrix/federation/v1/get_missing_events/", move |_| (200, events.clone()));
+    let answer = s.fake.send_transaction(&s.peer, &[last], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &c), &json!({}), "{answer}");
+    let ids = timeline_ids(&s.alice, &s.room).await;
+    let pos = |id: &String| ids.iter().position(|x| x == id);
+    assert!(pos(&a).is_some() && pos(&a) < pos(&c), "gap not filled: {ids:?}");
     s.d.destroy().await;
 }
 
@@ -616,6 +683,8 @@ async fn test_inbound_federation_redaction() {
         assert_eq!(pdu_result(&answer, &rid), &json!({}), "v{version}: {answer}");
         let got = get_event(&s.alice, &s.room, &msg).await.must_status(200);
         assert_eq!(got["content"], json!({}), "v{version}: not redacted: {got}");
+        // The redaction is named in `unsigned`, as Synapse does.
+        assert_eq!(got["unsigned"]["redacted_by"], json!(rid), "v{version}: {got}");
 
         // Charlie (power 0) cannot redact Alice's message.
         let alices = send_text(&s.alice, &s.room, "mine").await;

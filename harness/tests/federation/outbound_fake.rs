@@ -196,6 +196,84 @@ async fn test_join_through_hanging_or_garbage_peer_fails_cleanly() {
     d.destroy().await;
 }
 
+/// A refusal of make_join reaches the client with the peer's status and errcode (and
+/// the room version it names, for M_INCOMPATIBLE_ROOM_VERSION), as Synapse; a peer that knows only the v1 send_join (404 M_UNRECOGNIZED for v2) is
+/// joined through v1, whose `[200, {...}]` answer Glia unwraps.
+#[tokio::test]
+async fn test_join_passes_refusals_and_falls_back_to_v1_send_join() {
+    let Some((d, fake, alice, _peer)) = start_with(String::new()).await else { return };
+    let bob = fake.user_id("bob");
+    let room = fake.create_room("10", &bob);
+    fake.on_answer("GET", "/_matrix/federation/v1/make_join/", |_| {
+        Answer::Json(400, json!({"errcode": "M_TEST_ERROR_CODE", "error": "no"}))
+    });
+    join_via(&alice, &room, &fake.server_name).await.must_error(400, "M_TEST_ERROR_CODE");
+    fake.on_answer("GET", "/_matrix/federation/v1/make_join/", |_| {
+        Answer::Json(
+            400,
+            json!({"errcode": "M_INCOMPATIBLE_ROOM_VERSION", "error": "old", "room_version": "x-9"}),
+        )
+    });
+    let r = join_via(&alice, &room, &fake.server_name).await;
+    assert_eq!(r.must_error(400, "M_INCOMPATIBLE_ROOM_VERSION")["room_version"], "x-9");
+
+    let (rooms, name) = (fake.rooms.clone(), fake.server_name.clone());
+    fake.on_answer("GET", "/_matrix/federation/v1/make_join/", move |r| {
+        match room::answer(&rooms, &name, r) {
+            Some((s, v)) => Answer::Json(s, v),
+            None => Answer::Json(404, json!({})),
+        }
+    });
+    fake.on_answer("PUT", "/_matrix/federation/v2/send_join/", |_| {
+        Answer::Json(404, json!({"errcode": "M_UNRECOGNIZED", "error": "unknown"}))
+    });
+    let (rooms, name) = (fake.rooms.clone(), fake.server_name.clone());
+    fake.on_answer("PUT", "/_matrix/federation/v1/send_join/", move |r| {
+        let mut v2 = r.clone();
+        v2.uri = v2.uri.replacen("/v1/", "/v2/", 1);
+        match room::answer(&rooms, &name, &v2) {
+            Some((s, v)) => Answer::Json(s, json!([s, v])),
+            None => Answer::Json(404, json!({})),
+        }
+    });
+    join_via(&alice, &room, &fake.server_name).await.must_status(200);
+    assert!(!fake.received_on("PUT", "/_matrix/federation/v1/send_join/").is_empty());
+    let members = alice.get(&cs(&["rooms", &room, "joined_members"])).await.must_status(200);
+    assert!(members["joined"].get(&alice.user_id).is_some(), "not joined: {members}");
+    d.destroy().await;
+}
+
+/// Outbound invites: a peer that knows only the v1 invite (404 M_UNRECOGNIZED for v2)
+/// gets it through v1 in a version 1 room, whose `[200, {...}]` answer Glia unwraps; a
+/// signed invite coming back as JSON that is not canonical (a float, room version 6) is
+/// the peer's bad JSON: 400 M_BAD_JSON to the inviter (Synapse).
+#[tokio::test]
+async fn test_outbound_invite_v1_fallback_and_bad_json() {
+    let Some((d, fake, alice, _peer)) = start_with(String::new()).await else { return };
+    let bob = fake.user_id("bob");
+
+    let old = alice.must_create_room(json!({"room_version": "1"})).await;
+    fake.on_answer("PUT", "/_matrix/federation/v2/invite/", |_| {
+        Answer::Json(404, json!({"errcode": "M_UNRECOGNIZED", "error": "unknown"}))
+    });
+    // The event comes back as sent (Glia checks it is the same event).
+    fake.on_answer("PUT", "/_matrix/federation/v1/invite/", |r| {
+        Answer::Json(200, json!([200, {"event": r.body.clone()}]))
+    });
+    alice.must_do("POST", &cs(&["rooms", &old, "invite"]), json!({"user_id": bob})).await;
+    assert!(!fake.received_on("PUT", "/_matrix/federation/v1/invite/").is_empty());
+
+    let v6 = alice.must_create_room(json!({"room_version": "6"})).await;
+    fake.on_answer("PUT", "/_matrix/federation/v2/invite/", |r| {
+        let mut ev = r.body["event"].clone();
+        ev["bad_val"] = json!(1.1);
+        Answer::Json(200, json!({"event": ev}))
+    });
+    let r = alice.request("POST", &cs(&["rooms", &v6, "invite"]), json!({"user_id": bob})).await;
+    r.must_error(400, "M_BAD_JSON");
+    d.destroy().await;
+}
+
 /// The outbound queue survives a restart: PDUs a refusing destination missed before Glia
 /// stopped are sent, in order, once it is back and accepting, and before newer ones.
 #[tokio::test]

@@ -37,7 +37,7 @@ pub async fn fetch(app: &App, user_id: &str, timeout: Duration) -> Result<Cached
         .flatten()
         .filter_map(|d| {
             let id = d["device_id"].as_str()?.to_string();
-            let keys = d.get("keys").filter(|k| k.is_object()).and_then(owned);
+            let keys = device_keys(d.get("keys"), user_id);
             let name = d["device_display_name"].as_str().map(str::to_string);
             Some((id, keys, name))
         })
@@ -49,6 +49,12 @@ pub async fn fetch(app: &App, user_id: &str, timeout: Duration) -> Result<Cached
         self_signing_key: v.get("self_signing_key").filter(|k| k.is_object()).and_then(owned),
         devices,
     })
+}
+
+/// A device's keys as its user's server gives them, unless they claim another user.
+/// Keys naming no user are kept (Synapse keeps them as given; clients check signatures).
+fn device_keys(k: Option<&Value>, user_id: &str) -> Option<Value> {
+    k.filter(|k| k.is_object() && (k["user_id"].is_null() || k["user_id"] == user_id)).cloned()
 }
 
 /// Fetch a list and store it, if a room is still shared with the user.
@@ -176,7 +182,7 @@ pub async fn device_list_update(app: &Arc<App>, user_id: &str, c: &Value) -> Res
         stream_id: c["stream_id"].as_i64().unwrap_or(0),
         prev_ids: c["prev_id"].as_array().into_iter().flatten().filter_map(Value::as_i64).collect(),
         deleted: c["deleted"].as_bool().unwrap_or(false),
-        keys: c.get("keys").filter(|k| k.is_object() && k["user_id"] == user_id).cloned(),
+        keys: device_keys(c.get("keys"), user_id),
         display_name: c["device_display_name"].as_str().map(str::to_string),
     };
     let u = user_id.to_string();
@@ -184,24 +190,29 @@ pub async fn device_list_update(app: &Arc<App>, user_id: &str, c: &Value) -> Res
         .db
         .write(move |c| {
             let applied = if remote_devices::shares_room(c, &u)? {
-                remote_devices::apply_update(c, &u, &update)?
+                // Nothing cached yet for a user we share a room with: the update cannot
+                // be applied to anything, so fetch the whole list (Synapse resyncs too).
+                match remote_devices::apply_update(c, &u, &update)? {
+                    Applied::NotCached => Applied::NeedsResync,
+                    other => other,
+                }
             } else {
                 remote_devices::drop_user(c, &u)?;
                 Applied::NotCached
             };
-            device_lists::changed_remote(c, &u)?;
             Ok(applied)
         })
         .await?;
     if applied == Applied::NeedsResync {
-        let (app, u) = (app.clone(), user_id.to_string());
-        tokio::spawn(async move {
-            if let Err(e) = fetch_and_store(&app, &u, queries::QUERY_TIMEOUT).await {
-                // Stays stale: the next query fetches it again.
-                tracing::info!(user_id = %u, "device list resync failed: {e}");
-            }
-        });
+        // Fetched before local users hear of the change, so the query they make then is
+        // answered from the fresh copy rather than racing the fetch.
+        if let Err(e) = fetch_and_store(app, user_id, queries::QUERY_TIMEOUT).await {
+            // Stays stale: the next query fetches it again.
+            tracing::info!(user_id = %user_id, "device list resync failed: {e}");
+        }
     }
+    let u = user_id.to_string();
+    app.db.write(move |c| device_lists::changed_remote(c, &u)).await?;
     app.notifier.notify();
     Ok(())
 }

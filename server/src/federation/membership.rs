@@ -10,7 +10,7 @@ use ruma::room_version_rules::{RoomIdFormatVersion, RoomVersionRules};
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, bad_json};
 use crate::federation::{encode, inbound};
 use crate::rooms::{Locked, Pdu, PduRef, builder};
 use crate::store::events::{self, Placement};
@@ -239,11 +239,42 @@ async fn make_and_send(
         encode(pdu.event_id.as_str())
     );
     let ev = serde_json::to_value(&pdu.json).map_err(Error::internal)?;
-    let (status, resp) = app.fed_request(server, Method::PUT, &path, Some(&ev)).await?;
+    let (status, resp) = if kind == "knock" {
+        app.fed_request(server, Method::PUT, &path, Some(&ev)).await?
+    } else {
+        let v1 = path.replacen("/v2/", "/v1/", 1);
+        put_v2_or_v1(app, server, &path, &ev, &v1, &ev).await?
+    };
     if !status.is_success() {
         return Err(remote_error(server, status, &resp));
     }
     Ok((version, rules, pdu, resp))
+}
+
+/// PUT to a v2 endpoint, falling back to its v1 for a server that does not know the v2
+/// (404 or 400 M_UNRECOGNIZED, as Synapse): v1 answers `[status, body]`, unwrapped here.
+async fn put_v2_or_v1(
+    app: &App,
+    server: &str,
+    v2: &str,
+    v2_body: &Value,
+    v1: &str,
+    v1_body: &Value,
+) -> Result<(http::StatusCode, Value)> {
+    let (status, resp) = app.fed_request(server, Method::PUT, v2, Some(v2_body)).await?;
+    let unknown = status == http::StatusCode::NOT_FOUND
+        || status == http::StatusCode::BAD_REQUEST && resp["errcode"] == "M_UNRECOGNIZED";
+    if !unknown {
+        return Ok((status, resp));
+    }
+    let (status, resp) = app.fed_request(server, Method::PUT, v1, Some(v1_body)).await?;
+    if !status.is_success() {
+        return Ok((status, resp));
+    }
+    match resp.as_array().map(Vec::as_slice) {
+        Some([_, body]) => Ok((status, body.clone())),
+        _ => Err(Error::Unknown(format!("{server} sent a malformed v1 answer"))),
+    }
 }
 
 fn remote_error(server: &str, status: http::StatusCode, body: &Value) -> Error {
@@ -251,8 +282,15 @@ fn remote_error(server: &str, status: http::StatusCode, body: &Value) -> Error {
     match status.as_u16() {
         403 => Error::Forbidden(msg),
         404 => Error::NotFound(msg),
-        400 if body["errcode"] == "M_INCOMPATIBLE_ROOM_VERSION" => {
-            Error::IncompatibleRoomVersion(msg)
+        // Other refusals reach the client as the server gave them (Synapse); the
+        // errcode in `extra` replaces the placeholder. An incompatible room version
+        // keeps the version it names.
+        400..=499 if body["errcode"].as_str().is_some_and(|c| c.starts_with("M_")) => {
+            let mut extra = json!({"errcode": body["errcode"]});
+            if let Some(v) = body["room_version"].as_str() {
+                extra["room_version"] = json!(v);
+            }
+            Error::Upstream { status, errcode: "M_UNKNOWN", msg, extra }
         }
         _ => Error::Unknown(msg),
     }
@@ -282,12 +320,23 @@ pub async fn send_invite(app: &App, room: &Locked, pdu: &PduRef) -> Result<PduRe
         encode(room.room_id.as_str()),
         encode(pdu.event_id.as_str())
     );
-    let (status, resp) = app.fed_request(&server, Method::PUT, &path, Some(&body)).await?;
+    // The v1 API knows only room versions 1 and 2 (its body is the bare event).
+    let (status, resp) = if matches!(room.version.as_str(), "1" | "2") {
+        let v1 = path.replacen("/v2/", "/v1/", 1);
+        put_v2_or_v1(app, &server, &path, &body, &v1, &body["event"]).await?
+    } else {
+        app.fed_request(&server, Method::PUT, &path, Some(&body)).await?
+    };
     if !status.is_success() {
         return Err(remote_error(&server, status, &resp));
     }
+    if !resp["event"].is_object() {
+        return Err(Error::Unknown(format!("{server} answered the invite with no event")));
+    }
+    // An event that is not canonical JSON (floats, huge integers) is the remote's bad
+    // JSON, which the inviter is told of as such (Synapse: 400 M_BAD_JSON).
     let obj: CanonicalJsonObject = serde_json::from_value(resp["event"].clone())
-        .map_err(|_| Error::Unknown(format!("{server} answered the invite with no event")))?;
+        .map_err(|e| bad_json(format!("{server} answered the invite with invalid JSON: {e}")))?;
     let id = inbound::event_id_of(&obj, &room.rules)?;
     if id != pdu.event_id {
         return Err(Error::Unknown(format!("{server} changed the invite event")));

@@ -70,6 +70,8 @@ fn client_event_cached(
         && let Some(mut r) = events::by_id(conn, by)?
     {
         r.redacted_by = None;
+        // Synapse names the redaction too, beside the event itself.
+        unsigned.insert("redacted_by".into(), json!(by));
         unsigned.insert("redacted_because".into(), client_event(conn, &r, None)?);
     }
     if let Some(v) = viewer {

@@ -127,16 +127,19 @@ async fn state_at(
     req: &Req,
 ) -> Result<(Vec<Value>, Vec<Value>, Vec<String>, Vec<String>)> {
     let origin = app.auth_server(req).await?;
-    let (room_nid, rules) = room_for(app, &origin, req.param(0)).await?;
+    // The parameter before the room, as Synapse: a request without it is 400 whatever
+    // room it names.
     let id = req
         .query("event_id")
         .ok_or_else(|| Error::MissingParam("Missing event_id".into()))?
         .to_string();
+    let (room_nid, rules) = room_for(app, &origin, req.param(0)).await?;
     app.db
         .read(move |c| {
-            // Only events of the room named: the requester is in that one.
+            // Only accepted events of the room named: the requester is in that one, and
+            // Synapse has no state to serve at a rejected event.
             let row = events::by_id(c, &id)?
-                .filter(|r| r.room_nid == room_nid)
+                .filter(|r| r.room_nid == room_nid && r.rejected.is_none())
                 .ok_or_else(|| Error::NotFound("Unknown event".into()))?;
             let state = match row.state_before {
                 Some(g) => resolve::ids_of_group(c, g)?,

@@ -65,9 +65,15 @@ async fn make_membership(app: &App, req: &Req, membership: &str) -> Result<Resp>
         let version = room.version.as_str();
         // No `ver` at all means the joining server speaks only version 1.
         if !(supported.contains(&version) || supported.is_empty() && version == "1") {
-            return Err(Error::IncompatibleRoomVersion(format!(
-                "Your homeserver does not support the features required to join this room (version {version})"
-            )));
+            // The spec's error carries the room's version, so the joiner can say why.
+            return Err(Error::Upstream {
+                status: ::http::StatusCode::BAD_REQUEST,
+                errcode: "M_INCOMPATIBLE_ROOM_VERSION",
+                msg: format!(
+                    "Your homeserver does not support the features required to join this room (version {version})"
+                ),
+                extra: json!({"room_version": version}),
+            });
         }
     }
     let new = NewEvent::state("m.room.member", &user_id, json!({"membership": membership}));
@@ -262,6 +268,19 @@ async fn receive_invite(
     let sender = raw["sender"].as_str().unwrap_or_default().to_string();
     if server_of(&sender) != origin {
         return Err(Error::Forbidden("The inviter is not from the requesting server".into()));
+    }
+    // A room we know with an ACL banning the inviting server: refused before anything
+    // about the user is told (Synapse checks the ACL first too).
+    let (rid, o) = (room_id.clone(), origin.clone());
+    let banned = app
+        .db
+        .read(move |c| match crate::store::rooms::get(c, &rid)? {
+            Some(r) => Ok(!crate::rooms::acl::room_allows(c, r.nid, &o)?),
+            None => Ok(false),
+        })
+        .await?;
+    if banned {
+        return Err(Error::Forbidden(format!("Server {origin} is banned from this room")));
     }
     let target = raw["state_key"].as_str().unwrap_or_default().to_string();
     if server_of(&target) != app.config.server_name.as_str() {

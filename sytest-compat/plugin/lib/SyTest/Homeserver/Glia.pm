@@ -114,6 +114,8 @@ sub _glia_config
 
       # As SyTest configures Synapse: the room directory is readable without a token.
       allow_public_rooms_without_auth => JSON::true,
+      # ... and other servers may read it (SyTest turns this on for Synapse too).
+      allow_public_rooms_over_federation => JSON::true,
 
       # Test-setup keys, never for production; Glia logs a warning for each at start-up.
       federation_custom_ca_list      => [ "$cwd/keys/ca.crt" ],
