@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod push;
 pub mod redaction;
 pub mod resolve;
+pub mod resolve_v1;
 pub mod server_notices;
 pub mod shutdown;
 pub mod upgrade;

@@ -1,5 +1,6 @@
 //! State resolution over stored events: the states of several forks (or of several
-//! prev_events) merged with ruma's implementation of the room version's algorithm.
+//! prev_events) merged with the room version's algorithm: ruma's v2, or Glia's v1
+//! (`resolve_v1`) for room version 1.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -74,7 +75,7 @@ pub fn auth_chain_with(
     seen
 }
 
-/// State resolution (v2) of `states`, with events found by `fetch`: storage-free, so the
+/// State resolution (v1 or v2, by `rules`) of `states`, with events found by `fetch`: storage-free, so the
 /// state-res fixtures and benches run it on events held in memory.
 pub fn resolve_with(
     rules: &RoomVersionRules,
@@ -111,10 +112,10 @@ fn resolve_distinct(
     distinct: &[&IdState],
     fetch: &dyn Fn(&str) -> Option<PduRef>,
 ) -> Result<IdState> {
-    let v2 = rules
-        .state_res
-        .v2_rules()
-        .ok_or_else(|| Error::internal("state resolution v1 rooms are not supported"))?;
+    // Room version 1 keeps the original algorithm, which ruma doesn't implement.
+    let Some(v2) = rules.state_res.v2_rules() else {
+        return Ok(super::resolve_v1::resolve(rules, distinct, fetch));
+    };
     let maps: Vec<ruma::state_res::StateMap<OwnedEventId>> = distinct
         .iter()
         .map(|s| {
