@@ -10,7 +10,7 @@ use std::sync::Arc;
 use glia::rooms::resolve::IdState;
 use glia::rooms::{Pdu, PduRef, rules_for};
 use ruma::canonical_json::CanonicalJsonObject;
-use ruma::room_version_rules::RoomVersionRules;
+use ruma::room_version_rules::{EventsReferenceFormatVersion, RoomVersionRules};
 use serde_json::{Value, json};
 
 pub struct Fixture {
@@ -57,9 +57,17 @@ pub fn event_id(id: &str) -> String {
 /// One compact fixture event as a PDU of the room.
 pub fn pdu(rules: &RoomVersionRules, e: &Value, depth: u64, default_ts: u64) -> PduRef {
     let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
-    let ids = |k: &str| -> Vec<String> {
+    // v1/v2 rooms reference events as `[id, hashes]` pairs.
+    let pairs = matches!(rules.events_reference_format, EventsReferenceFormatVersion::V1);
+    let ids = |k: &str| -> Vec<Value> {
         e[k].as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).map(event_id).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(event_id)
+                    .map(|id| if pairs { json!([id, {"sha256": "unused"}]) } else { json!(id) })
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let event_type = s("type");
@@ -109,6 +117,11 @@ fn read(name: &str) -> Value {
 
 fn load(rules: &RoomVersionRules, base: &Value, name: &str) -> Fixture {
     let f = read(name);
+    // A fixture may run the base room under another room version (and so algorithm).
+    let rules = &match f["room_version"].as_str() {
+        Some(v) => rules_for(v).expect("fixture room_version").1,
+        None => rules.clone(),
+    };
     let mut events = HashMap::new();
     let mut base_state = IdState::new();
     for (i, e) in base["events"].as_array().expect("events").iter().enumerate() {
@@ -119,7 +132,7 @@ fn load(rules: &RoomVersionRules, base: &Value, name: &str) -> Fixture {
     let depth = events.len() as u64 + 1;
     let mut added = HashMap::new();
     for e in f["events"].as_array().expect("events") {
-        let p = pdu(rules, e, depth, 0);
+        let p = pdu(rules, e, e["depth"].as_u64().unwrap_or(depth), 0);
         added.insert(e["id"].as_str().unwrap_or_default().to_string(), p.clone());
         events.insert(p.event_id.to_string(), p);
     }
