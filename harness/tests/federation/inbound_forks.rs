@@ -217,3 +217,83 @@ async fn test_state_resolution_is_counted_in_metrics() {
     }
     d.destroy().await;
 }
+
+/// A room version 1 room (the original state resolution): Bob's two concurrent topics
+/// resolve to the one of greater depth (v2 would take the later timestamp), and Bob's ban
+/// of Charlie beats Charlie's concurrent display-name change, whichever fork arrives first.
+#[tokio::test]
+async fn test_room_v1_forks_resolve_with_the_original_algorithm() {
+    let Some((d, fake, alice, peer)) = start_with(String::new()).await else { return };
+    let (bob, charlie) = (fake.user_id("bob"), fake.user_id("charlie"));
+    for deep_first in [false, true] {
+        let room = fake.create_room("1", &bob);
+        fake.send_in(&room, Ev::member(&charlie, "join"));
+        join_via(&alice, &room, &fake.server_name).await.must_status(200);
+        let (tips, create, power, rules, bob_join, charlie_join) = fake.room(&room, |r| {
+            let id = |t: &str, k: &str| r.state_id(t, k).expect("state");
+            (
+                r.tips.clone(),
+                id("m.room.create", ""),
+                id("m.room.power_levels", ""),
+                id("m.room.join_rules", ""),
+                id("m.room.member", &bob),
+                id("m.room.member", &charlie),
+            )
+        });
+        let base = glia_harness::federation::now_ms();
+        let topic = |name: &str, ts: i64, prev: &[String]| {
+            let mut ev = Ev::state("m.room.topic", "", &bob, json!({"topic": name}))
+                .prev(prev)
+                .auth(&[create.clone(), power.clone(), bob_join.clone()]);
+            ev.extra.insert("origin_server_ts".into(), json!(ts));
+            ev
+        };
+        // Fork B, deeper: Charlie talks and renames himself, then Bob sets an early topic.
+        let charlie_auth = [create.clone(), power.clone(), charlie_join.clone()];
+        let (msg_id, msg) =
+            fake.send_in(&room, Ev::message(&charlie, "hi").prev(&tips).auth(&charlie_auth));
+        let rename = Ev::state(
+            "m.room.member",
+            &charlie,
+            &charlie,
+            json!({"membership": "join", "displayname": "C"}),
+        )
+        .prev(std::slice::from_ref(&msg_id))
+        .auth(&[create.clone(), power.clone(), rules.clone(), charlie_join.clone()]);
+        let (rename_id, rename) = fake.send_in(&room, rename);
+        let (deep_id, deep) =
+            fake.send_in(&room, topic("deep", base + 1_000, std::slice::from_ref(&rename_id)));
+        // Fork A, shallower: Bob sets a later topic, then bans Charlie.
+        let (shallow_id, shallow) = fake.send_in(&room, topic("shallow", base + 2_000, &tips));
+        let ban = Ev::state("m.room.member", &charlie, &bob, json!({"membership": "ban"}))
+            .prev(std::slice::from_ref(&shallow_id))
+            .auth(&[create.clone(), power.clone(), bob_join.clone(), charlie_join.clone()]);
+        let (ban_id, ban) = fake.send_in(&room, ban);
+        let (fork_a, fork_b) = (vec![shallow, ban], vec![msg, rename, deep]);
+        let (first, second) = if deep_first { (fork_b, fork_a) } else { (fork_a, fork_b) };
+        for pdus in [first, second] {
+            let answer = fake.send_transaction(&peer, &pdus, &[]).await.must_status(200);
+            for id in [&msg_id, &rename_id, &deep_id, &shallow_id, &ban_id] {
+                if let Some(r) = answer["pdus"].get(id.as_str()) {
+                    assert_eq!(r, &json!({}), "{id}: {answer}");
+                }
+            }
+        }
+        let state = |t: &'static str, k: String| {
+            let alice = &alice;
+            let room = &room;
+            async move { alice.get(&cs(&["rooms", room, "state", t, &k])).await.must_status(200) }
+        };
+        assert_eq!(
+            state("m.room.topic", String::new()).await["topic"],
+            "deep",
+            "deep_first={deep_first}"
+        );
+        assert_eq!(
+            state("m.room.member", charlie.clone()).await["membership"],
+            "ban",
+            "deep_first={deep_first}"
+        );
+    }
+    d.destroy().await;
+}
