@@ -39,6 +39,9 @@ pub fn resolve(
     }
     let mut resolved = IdState::new();
     let mut conflicted: Vec<(Key, Vec<PduRef>)> = vec![];
+    // A conflict with one event found takes it, but (as in Synapse) only once the others are
+    // resolved: it was a conflict, so it is no part of the state they are checked in.
+    let mut lone: Vec<(Key, String)> = vec![];
     for (k, ids) in ids_by_key {
         if let [id] = ids.as_slice() {
             resolved.insert(k.clone(), (*id).clone());
@@ -47,9 +50,7 @@ pub fn resolve(
         let events: Vec<PduRef> = ids.iter().filter_map(|id| fetch(id)).collect();
         match events.as_slice() {
             [] => {}
-            [only] => {
-                resolved.insert(k.clone(), only.event_id.to_string());
-            }
+            [only] => lone.push((k.clone(), only.event_id.to_string())),
             _ => conflicted.push((k.clone(), events)),
         }
     }
@@ -74,6 +75,7 @@ pub fn resolve(
         let picked = resolve_normal_events(rules, events, &resolved, fetch);
         resolved.insert(k.clone(), picked);
     }
+    resolved.extend(lone);
     resolved
 }
 
@@ -348,6 +350,17 @@ mod tests {
         assert_eq!(get(&r, "m.room.topic", ""), Some(id("T2").as_str()));
         let r = room.resolve(&[a, b]);
         assert_eq!(get(&r, "m.room.topic", ""), Some(id("T2").as_str()));
+    }
+
+    #[test]
+    fn a_conflict_with_one_event_found_takes_it() {
+        let mut room = Room::new();
+        let t1 = ev("T1", "alice", "m.room.topic", "", 8, json!({"topic": "one"}));
+        let a = room.fork(&[t1]);
+        let mut b = room.base.clone();
+        b.insert(("m.room.topic".into(), String::new()), id("UNKNOWN"));
+        let r = room.resolve(&[a, b]);
+        assert_eq!(get(&r, "m.room.topic", ""), Some(id("T1").as_str()));
     }
 
     #[test]
