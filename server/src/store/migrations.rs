@@ -21,6 +21,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0013_federation_queries", include_str!("../../migrations/0013_federation_queries.sql")),
     ("0014_redaction_targets", include_str!("../../migrations/0014_redaction_targets.sql")),
     ("0015_remote_device_lists", include_str!("../../migrations/0015_remote_device_lists.sql")),
+    ("0016_device_list_outbound", include_str!("../../migrations/0016_device_list_outbound.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -160,12 +160,14 @@ pub fn apply_update(conn: &Connection, user_id: &str, u: &Update) -> Result<Appl
         .optional()?;
     let Some((stream_id, seen)) = row else { return Ok(Applied::NotCached) };
     let mut seen: Vec<i64> = serde_json::from_str(&seen).unwrap_or_default();
-    if seen.contains(&u.stream_id) {
+    // Already applied, or older than the list we hold (as Synapse, which skips those).
+    if seen.contains(&u.stream_id) || u.stream_id <= stream_id {
         return Ok(Applied::Applied);
     }
-    // An update that names no device (or neither deletes nor carries keys) says only
-    // "something changed": fetch the list again.
-    let usable = !u.device_id.is_empty() && (u.deleted || u.keys.is_some());
+    // An update that names no device says only "something changed": fetch the list
+    // again. One without keys is a device without keys (the spec: "absent if the device
+    // has no E2E keys defined").
+    let usable = !u.device_id.is_empty();
     if !usable || u.prev_ids.iter().any(|p| !seen.contains(p)) {
         mark_stale(conn, user_id)?;
         return Ok(Applied::NeedsResync);
