@@ -42,6 +42,23 @@ pub fn shares_room(conn: &Connection, user_id: &str) -> Result<bool> {
         .is_some())
 }
 
+/// Whether a local user and `user_id` have both been joined to some room since before
+/// their list was fetched (`memberships` holds each user's latest membership).
+fn shared_since_fetch(conn: &Connection, user_id: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM remote_device_lists l
+             JOIN memberships b ON b.user_id = l.user_id
+             JOIN memberships a ON a.room_nid = b.room_nid
+             JOIN users u ON u.user_id = a.user_id
+             WHERE l.user_id = ?1 AND a.membership = 'join' AND b.membership = 'join'
+               AND a.stream_pos <= l.fetched_pos AND b.stream_pos <= l.fetched_pos LIMIT 1",
+        )?
+        .query_row([user_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 pub fn get(conn: &Connection, user_id: &str) -> Result<Option<CachedList>> {
     let head = conn
         .prepare_cached(
@@ -58,6 +75,9 @@ pub fn get(conn: &Connection, user_id: &str) -> Result<Option<CachedList>> {
         })
         .optional()?;
     let Some((stream_id, stale, master, ssk)) = head else { return Ok(None) };
+    // A room shared only since the fetch means one was not shared in between (a leave
+    // and a rejoin): updates sent meanwhile never reached us, so fetch it again.
+    let stale = stale || !shared_since_fetch(conn, user_id)?;
     let mut st = conn.prepare_cached(
         "SELECT device_id, keys, display_name FROM remote_devices WHERE user_id = ?1
          ORDER BY device_id",
@@ -84,8 +104,9 @@ pub fn replace(conn: &Connection, user_id: &str, list: &CachedList) -> Result<()
     drop_user(conn, user_id)?;
     conn.prepare_cached(
         "INSERT INTO remote_device_lists
-           (user_id, stream_id, seen_ids, stale, master_key, self_signing_key, fetched_ts)
-         VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6)",
+           (user_id, stream_id, seen_ids, stale, master_key, self_signing_key, fetched_ts,
+            fetched_pos)
+         VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, (SELECT COALESCE(MAX(stream_pos), 0) FROM memberships))",
     )?
     .execute(params![
         user_id,
