@@ -245,9 +245,22 @@ pub fn set_cross_signing(
 mod tests {
     use super::*;
 
+    /// A database where local @alice and @bob:remote share a room since before any fetch
+    /// (foreign keys off so memberships need no real events).
     fn db() -> Connection {
         let mut c = Connection::open_in_memory().expect("open");
         crate::store::migrations::apply(&mut c).expect("migrations");
+        c.pragma_update(None, "foreign_keys", "OFF").expect("fk");
+        c.execute("INSERT INTO users (nid, user_id, created_ts) VALUES (1, '@alice:hs', 0)", [])
+            .expect("user");
+        for (user, pos) in [("@alice:hs", 1), ("@bob:remote", 2)] {
+            c.execute(
+                "INSERT INTO memberships (room_nid, user_id, membership, event_nid, stream_pos)
+                 VALUES (1, ?1, 'join', 0, ?2)",
+                params![user, pos],
+            )
+            .expect("membership");
+        }
         c
     }
 
@@ -291,5 +304,16 @@ mod tests {
         assert!(get(&c, u).expect("get").expect("cached").stale);
         drop_user(&c, u).expect("drop");
         assert!(get(&c, u).expect("get").is_none());
+    }
+
+    #[test]
+    fn a_list_fetched_before_the_room_was_shared_again_is_stale() {
+        let c = db();
+        let u = "@bob:remote";
+        replace(&c, u, &CachedList { stream_id: 5, ..Default::default() }).expect("replace");
+        assert!(!get(&c, u).expect("get").expect("cached").stale);
+        // Bob left and rejoined after the fetch: updates sent meanwhile never came.
+        c.execute("UPDATE memberships SET stream_pos = 3 WHERE user_id = ?1", [u]).expect("rejoin");
+        assert!(get(&c, u).expect("get").expect("cached").stale);
     }
 }
