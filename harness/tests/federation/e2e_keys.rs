@@ -490,3 +490,23 @@ async fn test_device_list_cache_dropped_when_no_room_is_shared() {
     assert_eq!(s.fake.received_on("GET", DEVICES).len(), 1);
     s.d.destroy().await;
 }
+
+/// Charlie leaves and rejoins with no query in between: his server sent no updates while
+/// no room was shared, so the list fetched before is not trusted and is fetched again.
+#[tokio::test]
+async fn test_device_list_fetched_again_after_leave_and_rejoin() {
+    let Some(s) = crate::fakes::joined_room(None).await else { return };
+    let list = serve_devices(&s);
+    assert_eq!(charlie_devices(&s).await, ["D1"]);
+    let (_, leave) = s.fake.send_in(&s.room, Ev::member(&s.charlie, "leave"));
+    s.fake.send_transaction(&s.peer, &[leave], &[]).await.must_status(200);
+    glia_harness::rooms::wait_membership(&s.alice, &s.room, &s.charlie, "leave").await;
+    *list.lock().expect("list") = (5, vec!["D1", "D2"]);
+    s.fake.join(&s.peer, &s.room, &s.charlie).await;
+    glia_harness::rooms::wait_membership(&s.alice, &s.room, &s.charlie, "join").await;
+    assert_eq!(charlie_devices(&s).await, ["D1", "D2"]);
+    assert_eq!(s.fake.received_on("GET", DEVICES).len(), 2, "fetched again after the rejoin");
+    assert_eq!(charlie_devices(&s).await, ["D1", "D2"]);
+    assert_eq!(s.fake.received_on("GET", DEVICES).len(), 2, "then answered from the copy");
+    s.d.destroy().await;
+}

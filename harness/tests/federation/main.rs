@@ -5,6 +5,7 @@ mod acl;
 mod auth;
 mod backfill;
 mod dag_repair;
+mod device_list_out;
 mod directory;
 mod e2e_keys;
 mod fakes;

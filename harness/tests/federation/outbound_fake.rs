@@ -336,3 +336,34 @@ async fn test_gap_filling_from_hanging_origin_times_out() {
     send_text(&s.alice, &s.room, "still serving").await;
     s.d.destroy().await;
 }
+
+/// A make_join answer naming no room version means version 1 (spec, `GET /make_join`):
+/// Glia builds a v1 join from the template (a bare event ID standing for that event, as
+/// Synapse takes it) and sends it; the room's state then shows another version (SyTest:
+/// "Outbound federation rejects m.room.create events with an unknown room version"),
+/// and the join fails rather than joining a room it misreads.
+#[tokio::test]
+async fn test_make_join_without_room_version_is_v1_and_a_mismatched_create_fails() {
+    let Some((d, fake, alice, _peer)) = start_with(String::new()).await else { return };
+    let bob = fake.user_id("bob");
+    let room = fake.create_room("10", &bob);
+    let (rooms, name) = (fake.rooms.clone(), fake.server_name.clone());
+    fake.on_answer("GET", "/_matrix/federation/v1/make_join/", move |r| {
+        match room::answer(&rooms, &name, r) {
+            Some((s, mut v)) => {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("room_version");
+                }
+                Answer::Json(s, v)
+            }
+            None => Answer::Json(404, json!({})),
+        }
+    });
+    let r = join_via(&alice, &room, &fake.server_name).await;
+    assert!(r.status >= 400 && r.json()["errcode"].is_string(), "join: {} {}", r.status, r.text());
+    let sent = fake.received_on("PUT", "/_matrix/federation/v2/send_join/");
+    assert_eq!(sent.len(), 1, "the v1 join was sent");
+    assert!(sent[0].body["prev_events"][0].is_array(), "v1 references: {}", sent[0].body);
+    assert!(alice.sync(None, 0, None).await["rooms"]["join"].get(&room).is_none());
+    d.destroy().await;
+}

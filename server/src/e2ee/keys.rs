@@ -98,7 +98,8 @@ pub async fn upload(app: &App, user: &User, body: &Object) -> Result<Value> {
     fallback.retain(|(alg, _, _)| seen.insert(alg.clone()));
 
     user.require_device()?;
-    let (user_nid, device_nid) = (user.user_nid, user.device_nid);
+    let (user_nid, device_nid, device_id) =
+        (user.user_nid, user.device_nid, user.device_id.clone());
     let (counts, changed) = app
         .db
         .write(move |c| {
@@ -106,7 +107,7 @@ pub async fn upload(app: &App, user: &User, body: &Object) -> Result<Value> {
             if let Some(json) = &device_json
                 && e2e_keys::set_device_keys(c, device_nid, json, now_ms())?
             {
-                device_lists::changed(c, user_nid)?;
+                device_lists::device_changed(c, user_nid, &device_id)?;
                 changed = true;
             }
             let mut new = vec![];
@@ -154,7 +155,7 @@ pub async fn upload(app: &App, user: &User, body: &Object) -> Result<Value> {
 }
 
 /// Add `signatures[signer][key_id] = signature` entries to a key object.
-fn add_signatures(key: &mut Value, signer: &str, sigs: Vec<(String, String)>) {
+pub(crate) fn add_signatures(key: &mut Value, signer: &str, sigs: Vec<(String, String)>) {
     if sigs.is_empty() {
         return;
     }

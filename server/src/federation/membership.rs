@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use http::Method;
 use ruma::canonical_json::{CanonicalJsonObject, CanonicalJsonValue};
-use ruma::room_version_rules::{RoomIdFormatVersion, RoomVersionRules};
+use ruma::room_version_rules::{
+    EventsReferenceFormatVersion, RoomIdFormatVersion, RoomVersionRules,
+};
 use serde_json::{Value, json};
 
 use crate::app::App;
@@ -89,6 +91,18 @@ fn sign_template(
     obj.insert("origin".into(), json!(app.config.server_name.as_str()));
     obj.insert("origin_server_ts".into(), json!(now_ms()));
     obj.insert("content".into(), content);
+    if rules.events_reference_format == EventsReferenceFormatVersion::V1 {
+        // A v1 room (also what an answer naming no version means) references events as
+        // `[id, hashes]`; a bare ID is taken as that event with no hashes, as Synapse
+        // does, so the join goes ahead and the room's state decides.
+        for k in ["prev_events", "auth_events"] {
+            if let Some(Value::Array(items)) = obj.get_mut(k) {
+                for item in items.iter_mut().filter(|i| i.is_string()) {
+                    *item = json!([item.clone(), {}]);
+                }
+            }
+        }
+    }
     let obj: CanonicalJsonObject = match CanonicalJsonValue::try_from(t) {
         Ok(CanonicalJsonValue::Object(o)) => o,
         _ => return Err(Error::Unknown("make_* answered an invalid event".into())),

@@ -3,33 +3,97 @@
 
 use std::collections::BTreeSet;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Value, json};
 
 use super::account_data::next_stream_pos;
 use crate::error::Result;
 
-/// Record that a local user's devices (or cross-signing keys) changed: everyone who shares
-/// a room with them, and the user themselves, should refetch their keys. Advances the
-/// `device_lists` stream; the caller notifies once the job has committed.
+/// Record that a local user's devices as a whole (or cross-signing keys) changed:
+/// everyone who shares a room with them, and the user themselves, should refetch their
+/// keys. Other servers get an update naming no device, which tells them to refetch the
+/// list. Advances the `device_lists` stream; the caller notifies once the job has
+/// committed.
 pub fn changed(conn: &Connection, user_nid: i64) -> Result<i64> {
-    let pos = next_stream_pos(conn, "device_lists")?;
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO device_list_changes (stream_pos, user_id, observer)
-         SELECT ?1, user_id, NULL FROM users WHERE nid = ?2",
-    )?
-    .execute(params![pos, user_nid])?;
-    // Servers sharing a room with the user hear of it too, and refetch the devices.
+    let Some((pos, user_id)) = record(conn, user_nid)? else { return Ok(0) };
+    let edu = json!({"user_id": user_id, "device_id": "", "stream_id": pos, "deleted": false});
+    send_update(conn, &user_id, pos, edu)?;
+    Ok(pos)
+}
+
+/// Record that one of a local user's devices was added, renamed, got new keys or was
+/// deleted (it is gone from `devices`): as [`changed`], but other servers get the
+/// device's current state (`m.device_list_update` with its signed keys, or
+/// `deleted`) so they can apply it without refetching the list.
+pub fn device_changed(conn: &Connection, user_nid: i64, device_id: &str) -> Result<i64> {
+    let Some((pos, user_id)) = record(conn, user_nid)? else { return Ok(0) };
+    let device = conn
+        .prepare_cached(
+            "SELECT d.nid, k.key_json FROM devices d
+             LEFT JOIN e2e_device_keys k ON k.device_nid = d.nid
+             WHERE d.user_nid = ?1 AND d.device_id = ?2",
+        )?
+        .query_row(params![user_nid, device_id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+        })
+        .optional()?;
+    let mut edu = json!({"user_id": user_id, "device_id": device_id, "stream_id": pos});
+    match device {
+        None => edu["deleted"] = json!(true),
+        // No `device_display_name`: other servers do not learn device names, as from
+        // `/user/keys/query` (Synapse's `allow_device_name_lookup_over_federation` off).
+        Some((nid, keys)) => {
+            edu["deleted"] = json!(false);
+            // Keys as `/user/devices` gives them: with the owner's cross-signatures.
+            if let Some(mut k) = keys.and_then(|k| serde_json::from_str::<Value>(&k).ok()) {
+                let sigs = super::e2e_keys::device_signatures(conn, nid)?;
+                crate::e2ee::keys::add_signatures(&mut k, &user_id, sigs);
+                edu["keys"] = k;
+            }
+        }
+    }
+    send_update(conn, &user_id, pos, edu)?;
+    Ok(pos)
+}
+
+/// Advance the stream for a local user's change, which everyone sharing a room with them
+/// (and they themselves) hears of. `None` for an unknown user.
+fn record(conn: &Connection, user_nid: i64) -> Result<Option<(i64, String)>> {
     let user_id: Option<String> = conn
         .prepare_cached("SELECT user_id FROM users WHERE nid = ?1")?
         .query_row([user_nid], |r| r.get(0))
-        .ok();
-    if let Some(u) = user_id {
-        let edu = serde_json::json!({
-            "user_id": u, "device_id": "", "stream_id": pos, "prev_id": [], "deleted": false,
-        });
-        super::federation::edu_to_hosts_of(conn, &u, "m.device_list_update", &edu)?;
+        .optional()?;
+    let Some(user_id) = user_id else { return Ok(None) };
+    let pos = next_stream_pos(conn, "device_lists")?;
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO device_list_changes (stream_pos, user_id, observer)
+         VALUES (?1, ?2, NULL)",
+    )?
+    .execute(params![pos, user_id])?;
+    Ok(Some((pos, user_id)))
+}
+
+/// Queue an `m.device_list_update` to every server sharing a room with the user, each
+/// with `prev_id` set to the stream_id of the last update that server was sent for the
+/// user (as Synapse does), so a server that missed one knows to refetch.
+fn send_update(conn: &Connection, user_id: &str, pos: i64, mut edu: Value) -> Result<()> {
+    let own = user_id.split_once(':').map(|(_, s)| s).unwrap_or_default();
+    let dests = super::federation::hosts_of_user(conn, user_id, own)?;
+    let mut last = conn.prepare_cached(
+        "SELECT stream_id FROM device_list_outbound WHERE destination = ?1 AND user_id = ?2",
+    )?;
+    let mut set = conn.prepare_cached(
+        "INSERT OR REPLACE INTO device_list_outbound (destination, user_id, stream_id)
+         VALUES (?1, ?2, ?3)",
+    )?;
+    for d in dests {
+        let prev: Option<i64> = last.query_row(params![d, user_id], |r| r.get(0)).optional()?;
+        edu["prev_id"] = json!(prev.into_iter().collect::<Vec<_>>());
+        set.execute(params![d, user_id, pos])?;
+        let body = json!({"edu_type": "m.device_list_update", "content": edu}).to_string();
+        super::federation::enqueue(conn, std::slice::from_ref(&d), "edu", &body)?;
     }
-    Ok(pos)
+    Ok(())
 }
 
 /// Record that a remote user's devices changed (their server told us): local users

@@ -57,9 +57,6 @@ pub fn upsert(
     now: i64,
 ) -> Result<i64> {
     let existed = get(conn, user_nid, device_id)?.is_some();
-    if !existed {
-        super::device_lists::changed(conn, user_nid)?;
-    }
     conn.prepare_cached(
         "INSERT INTO devices (user_nid, device_id, display_name, last_seen_ts, last_seen_ip, created_ts)
          VALUES (?1, ?2, ?3, ?5, ?4, ?5)
@@ -68,6 +65,10 @@ pub fn upsert(
            last_seen_ts = excluded.last_seen_ts, last_seen_ip = excluded.last_seen_ip",
     )?
     .execute(params![user_nid, device_id, display_name, ip, now])?;
+    if !existed {
+        // After the insert, so other servers are sent the device as it now is.
+        super::device_lists::device_changed(conn, user_nid, device_id)?;
+    }
     Ok(conn
         .prepare_cached("SELECT nid FROM devices WHERE user_nid = ?1 AND device_id = ?2")?
         .query_row(params![user_nid, device_id], |r| r.get(0))?)
@@ -124,7 +125,7 @@ pub fn rename(conn: &Connection, user_nid: i64, device_id: &str, name: &str) -> 
         .execute(params![user_nid, device_id, name])?;
     if n > 0 {
         // The name is in `/keys/query` (`unsigned.device_display_name`).
-        super::device_lists::changed(conn, user_nid)?;
+        super::device_lists::device_changed(conn, user_nid, device_id)?;
     }
     Ok(n > 0)
 }
@@ -136,30 +137,33 @@ pub fn delete(conn: &Connection, user_nid: i64, device_id: &str) -> Result<()> {
         .prepare_cached("DELETE FROM devices WHERE user_nid = ?1 AND device_id = ?2")?
         .execute(params![user_nid, device_id])?;
     if n > 0 {
-        super::device_lists::changed(conn, user_nid)?;
+        super::device_lists::device_changed(conn, user_nid, device_id)?;
     }
     Ok(())
 }
 
 /// Log out every device except `keep` (used on password change with `logout_devices`).
 pub fn delete_all_except(conn: &Connection, user_nid: i64, keep: Option<i64>) -> Result<()> {
-    let n = conn
-        .prepare_cached("DELETE FROM devices WHERE user_nid = ?1 AND nid IS NOT ?2")?
-        .execute(params![user_nid, keep])?;
-    if n > 0 {
-        super::device_lists::changed(conn, user_nid)?;
+    let gone: Vec<String> = conn
+        .prepare_cached(
+            "DELETE FROM devices WHERE user_nid = ?1 AND nid IS NOT ?2 RETURNING device_id",
+        )?
+        .query_map(params![user_nid, keep], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for d in gone {
+        super::device_lists::device_changed(conn, user_nid, &d)?;
     }
     Ok(())
 }
 
 /// Logout invalidates the token and deletes its device, as the spec requires.
 pub fn delete_by_nid(conn: &Connection, device_nid: i64) -> Result<()> {
-    let owner: Option<i64> = conn
-        .prepare_cached("DELETE FROM devices WHERE nid = ?1 RETURNING user_nid")?
-        .query_row([device_nid], |r| r.get(0))
+    let owner: Option<(i64, String)> = conn
+        .prepare_cached("DELETE FROM devices WHERE nid = ?1 RETURNING user_nid, device_id")?
+        .query_row([device_nid], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    if let Some(user_nid) = owner {
-        super::device_lists::changed(conn, user_nid)?;
+    if let Some((user_nid, device_id)) = owner {
+        super::device_lists::device_changed(conn, user_nid, &device_id)?;
     }
     Ok(())
 }

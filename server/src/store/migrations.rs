@@ -21,6 +21,11 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0013_federation_queries", include_str!("../../migrations/0013_federation_queries.sql")),
     ("0014_redaction_targets", include_str!("../../migrations/0014_redaction_targets.sql")),
     ("0015_remote_device_lists", include_str!("../../migrations/0015_remote_device_lists.sql")),
+    ("0016_device_list_outbound", include_str!("../../migrations/0016_device_list_outbound.sql")),
+    (
+        "0017_remote_device_lists_shared_pos",
+        include_str!("../../migrations/0017_remote_device_lists_shared_pos.sql"),
+    ),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

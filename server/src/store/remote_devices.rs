@@ -42,6 +42,23 @@ pub fn shares_room(conn: &Connection, user_id: &str) -> Result<bool> {
         .is_some())
 }
 
+/// Whether a local user and `user_id` have both been joined to some room since before
+/// their list was fetched (`memberships` holds each user's latest membership).
+fn shared_since_fetch(conn: &Connection, user_id: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM remote_device_lists l
+             JOIN memberships b ON b.user_id = l.user_id
+             JOIN memberships a ON a.room_nid = b.room_nid
+             JOIN users u ON u.user_id = a.user_id
+             WHERE l.user_id = ?1 AND a.membership = 'join' AND b.membership = 'join'
+               AND a.stream_pos <= l.fetched_pos AND b.stream_pos <= l.fetched_pos LIMIT 1",
+        )?
+        .query_row([user_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 pub fn get(conn: &Connection, user_id: &str) -> Result<Option<CachedList>> {
     let head = conn
         .prepare_cached(
@@ -58,6 +75,9 @@ pub fn get(conn: &Connection, user_id: &str) -> Result<Option<CachedList>> {
         })
         .optional()?;
     let Some((stream_id, stale, master, ssk)) = head else { return Ok(None) };
+    // A room shared only since the fetch means one was not shared in between (a leave
+    // and a rejoin): updates sent meanwhile never reached us, so fetch it again.
+    let stale = stale || !shared_since_fetch(conn, user_id)?;
     let mut st = conn.prepare_cached(
         "SELECT device_id, keys, display_name FROM remote_devices WHERE user_id = ?1
          ORDER BY device_id",
@@ -84,8 +104,9 @@ pub fn replace(conn: &Connection, user_id: &str, list: &CachedList) -> Result<()
     drop_user(conn, user_id)?;
     conn.prepare_cached(
         "INSERT INTO remote_device_lists
-           (user_id, stream_id, seen_ids, stale, master_key, self_signing_key, fetched_ts)
-         VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6)",
+           (user_id, stream_id, seen_ids, stale, master_key, self_signing_key, fetched_ts,
+            fetched_pos)
+         VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, (SELECT COALESCE(MAX(stream_pos), 0) FROM memberships))",
     )?
     .execute(params![
         user_id,
@@ -160,12 +181,14 @@ pub fn apply_update(conn: &Connection, user_id: &str, u: &Update) -> Result<Appl
         .optional()?;
     let Some((stream_id, seen)) = row else { return Ok(Applied::NotCached) };
     let mut seen: Vec<i64> = serde_json::from_str(&seen).unwrap_or_default();
-    if seen.contains(&u.stream_id) {
+    // Already applied, or older than the list we hold (as Synapse, which skips those).
+    if seen.contains(&u.stream_id) || u.stream_id <= stream_id {
         return Ok(Applied::Applied);
     }
-    // An update that names no device (or neither deletes nor carries keys) says only
-    // "something changed": fetch the list again.
-    let usable = !u.device_id.is_empty() && (u.deleted || u.keys.is_some());
+    // An update that names no device says only "something changed": fetch the list
+    // again. One without keys is a device without keys (the spec: "absent if the device
+    // has no E2E keys defined").
+    let usable = !u.device_id.is_empty();
     if !usable || u.prev_ids.iter().any(|p| !seen.contains(p)) {
         mark_stale(conn, user_id)?;
         return Ok(Applied::NeedsResync);
@@ -222,9 +245,22 @@ pub fn set_cross_signing(
 mod tests {
     use super::*;
 
+    /// A database where local @alice and @bob:remote share a room since before any fetch
+    /// (foreign keys off so memberships need no real events).
     fn db() -> Connection {
         let mut c = Connection::open_in_memory().expect("open");
         crate::store::migrations::apply(&mut c).expect("migrations");
+        c.pragma_update(None, "foreign_keys", "OFF").expect("fk");
+        c.execute("INSERT INTO users (nid, user_id, created_ts) VALUES (1, '@alice:hs', 0)", [])
+            .expect("user");
+        for (user, pos) in [("@alice:hs", 1), ("@bob:remote", 2)] {
+            c.execute(
+                "INSERT INTO memberships (room_nid, user_id, membership, event_nid, stream_pos)
+                 VALUES (1, ?1, 'join', 0, ?2)",
+                params![user, pos],
+            )
+            .expect("membership");
+        }
         c
     }
 
@@ -268,5 +304,16 @@ mod tests {
         assert!(get(&c, u).expect("get").expect("cached").stale);
         drop_user(&c, u).expect("drop");
         assert!(get(&c, u).expect("get").is_none());
+    }
+
+    #[test]
+    fn a_list_fetched_before_the_room_was_shared_again_is_stale() {
+        let c = db();
+        let u = "@bob:remote";
+        replace(&c, u, &CachedList { stream_id: 5, ..Default::default() }).expect("replace");
+        assert!(!get(&c, u).expect("get").expect("cached").stale);
+        // Bob left and rejoined after the fetch: updates sent meanwhile never came.
+        c.execute("UPDATE memberships SET stream_pos = 3 WHERE user_id = ?1", [u]).expect("rejoin");
+        assert!(get(&c, u).expect("get").expect("cached").stale);
     }
 }

@@ -98,9 +98,12 @@ pub fn deactivate(conn: &Connection, user_nid: i64) -> Result<()> {
          avatar_url = NULL WHERE nid = ?1",
     )?
     .execute([user_nid])?;
-    let n = conn.prepare_cached("DELETE FROM devices WHERE user_nid = ?1")?.execute([user_nid])?;
-    if n > 0 {
-        super::device_lists::changed(conn, user_nid)?;
+    let gone: Vec<String> = conn
+        .prepare_cached("DELETE FROM devices WHERE user_nid = ?1 RETURNING device_id")?
+        .query_map([user_nid], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for d in gone {
+        super::device_lists::device_changed(conn, user_nid, &d)?;
     }
     // Server-side key backups go too, as in Synapse.
     super::key_backup::delete_all(conn, user_nid)?;

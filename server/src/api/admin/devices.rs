@@ -70,8 +70,8 @@ async fn create(app: Arc<App>, req: Req) -> Result<Resp> {
     app.db
         .write(move |c| {
             if devices::get(c, nid, &device_id)?.is_none() {
+                // A new device: `upsert` records the device-list change.
                 devices::upsert(c, nid, &device_id, None, None, now_ms())?;
-                crate::store::device_lists::changed(c, nid)?;
             }
             Ok(())
         })

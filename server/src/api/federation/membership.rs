@@ -288,9 +288,10 @@ async fn receive_invite(
     }
     let t = target.clone();
     let user = app.db.read(move |c| crate::store::users::get(c, &t)).await?;
-    if user.is_none_or(|u| u.deactivated) {
-        return Err(Error::NotFound("Unknown user".into()));
-    }
+    // An invite for a user who does not exist (or is deactivated) is signed and accepted
+    // all the same, as Synapse does, so the answer does not tell which users exist; it
+    // is not kept, as nobody can see it.
+    let deliver = user.is_some_and(|u| !u.deactivated);
     let pdu = inbound::verify_pdu(app, &rules, &raw).await?;
     if pdu.event_id.as_str() != event_id {
         return Err(bad_json("The event ID does not match the event"));
@@ -302,6 +303,9 @@ async fn receive_invite(
     ruma::signatures::sign_json(app.config.server_name.as_str(), &app.signing_key.pair, &mut obj)
         .map_err(|e| Error::internal(format!("signing: {e}")))?;
     let signed: Value = serde_json::to_value(&obj).map_err(Error::internal)?;
+    if !deliver {
+        return Ok(signed);
+    }
     crate::federation::membership::store_remote_invite(
         app,
         &room_id,
