@@ -4,10 +4,11 @@
 
 use tokio::sync::watch;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 pub struct Notifier {
-    tx: watch::Sender<u64>,
+    tx: Arc<watch::Sender<u64>>,
     /// Position of the in-memory typing stream (typing notifications are not stored).
     typing: AtomicI64,
     /// `/sync` long-polls of this server parked until something happens.
@@ -16,7 +17,11 @@ pub struct Notifier {
 
 impl Default for Notifier {
     fn default() -> Self {
-        Notifier { tx: watch::channel(0).0, typing: AtomicI64::new(0), waiting: Waiting::default() }
+        Notifier {
+            tx: Arc::new(watch::channel(0).0),
+            typing: AtomicI64::new(0),
+            waiting: Waiting::default(),
+        }
     }
 }
 
@@ -51,6 +56,12 @@ impl Notifier {
         self.tx.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// A handle that wakes waiters from anywhere (the writer thread calls it right after
+    /// a commit, so a long-poll need not wait for the sending task to be scheduled).
+    pub fn waker(&self) -> Waker {
+        Waker(self.tx.clone())
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.tx.subscribe()
     }
@@ -64,5 +75,15 @@ impl Notifier {
         let p = self.typing.fetch_add(1, Ordering::AcqRel) + 1;
         self.notify();
         p
+    }
+}
+
+/// See [`Notifier::waker`].
+#[derive(Clone)]
+pub struct Waker(Arc<watch::Sender<u64>>);
+
+impl Waker {
+    pub fn notify(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
     }
 }

@@ -436,7 +436,7 @@ impl Queued {
         for job in self.pushes {
             app.pushes.enqueue(job);
         }
-        app.notifier.notify();
+        // `/sync` was woken on the writer thread at the commit (see `persist_queued`).
         app.appservices.wake(&self.owed);
         Ok(redacted_state)
     }
@@ -475,6 +475,7 @@ pub async fn persist_queued(
     let current_group = room.state_group;
     let ticket = room.pipe.ticket(current_group);
     let link = ticket.link();
+    let waker = app.notifier.waker();
     let mut rows: Vec<(PduRef, Option<Txn>, String, Vec<push::PushAction>)> = vec![];
     let mut pushes = vec![];
     for (pdu, txn, json, actions) in jobs {
@@ -552,7 +553,14 @@ pub async fn persist_queued(
             link.set_group(group);
             Ok((woken, redacted_state))
         },
-        move |outcome| ticket.finish(outcome.is_ok()),
+        move |outcome| {
+            ticket.finish(outcome.is_ok());
+            // Waking here, on the writer thread right after the commit, spares a long-poll
+            // the wait for the sending task to be scheduled and the send to return.
+            if outcome.is_ok() {
+                waker.notify();
+            }
+        },
     )?;
     Ok(Queued { stored: Box::pin(stored), pushes, owed: owed.concat() })
 }

@@ -1,5 +1,7 @@
 //! The `events`, `event_edges`, `forward_extremities`, `memberships` and `txn_ids` tables.
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::account_data::next_stream_pos;
@@ -490,22 +492,55 @@ pub fn unread_counts(
     room_nid: i64,
     user_id: &str,
 ) -> Result<Vec<(String, Unread)>> {
-    let receipt_pos = "COALESCE((SELECT MAX(e.stream_pos) FROM receipts r
-        JOIN events e ON e.event_id = r.event_id
-        WHERE r.room_nid = ?1 AND r.user_id = ?2 AND r.thread_id = {thread}), 0)";
-    let sql = format!(
-        "SELECT a.thread_id, COUNT(*), COALESCE(SUM(a.highlight), 0) FROM event_push_actions a
-         WHERE a.room_nid = ?1 AND a.user_id = ?2
-           AND a.stream_pos > MAX({}, {})
-         GROUP BY a.thread_id",
-        receipt_pos.replace("{thread}", "''"),
-        receipt_pos.replace("{thread}", "a.thread_id"),
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![room_nid, user_id], |r| {
-        Ok((r.get(0)?, Unread { notifications: r.get(1)?, highlights: r.get(2)? }))
+    // The user's receipts first (a handful of rows), so the count below is one range scan
+    // of the push actions' primary key instead of a receipt lookup per unread action.
+    let mut receipts: HashMap<String, i64> = HashMap::new();
+    let mut st = conn.prepare_cached(
+        "SELECT r.thread_id, MAX(e.stream_pos) FROM receipts r
+         JOIN events e ON e.event_id = r.event_id
+         WHERE r.room_nid = ?1 AND r.user_id = ?2 GROUP BY r.thread_id",
+    )?;
+    let rows = st.query_map(params![room_nid, user_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    for row in rows {
+        let (thread, pos) = row?;
+        if let Some(pos) = pos {
+            receipts.insert(thread, pos);
+        }
+    }
+    let unthreaded = receipts.get("").copied().unwrap_or(0);
+    let mut counts: std::collections::BTreeMap<String, Unread> = Default::default();
+    let mut st = conn.prepare_cached(
+        "SELECT thread_id, COUNT(*), COALESCE(SUM(highlight), 0) FROM event_push_actions
+         WHERE room_nid = ?1 AND user_id = ?2 AND stream_pos > ?3 GROUP BY thread_id",
+    )?;
+    let rows = st.query_map(params![room_nid, user_id, unthreaded], |r| {
+        Ok((r.get::<_, String>(0)?, Unread { notifications: r.get(1)?, highlights: r.get(2)? }))
+    })?;
+    for row in rows {
+        let (thread, u) = row?;
+        counts.insert(thread, u);
+    }
+    // A thread's own receipt further on than the unthreaded one: take off what it read.
+    let mut read = conn.prepare_cached(
+        "SELECT COUNT(*), COALESCE(SUM(highlight), 0) FROM event_push_actions
+         WHERE room_nid = ?1 AND user_id = ?2 AND thread_id = ?3
+           AND stream_pos > ?4 AND stream_pos <= ?5",
+    )?;
+    for (thread, pos) in &receipts {
+        if thread.is_empty() || *pos <= unthreaded {
+            continue;
+        }
+        let Some(u) = counts.get_mut(thread) else { continue };
+        let (n, h): (i64, i64) = read
+            .query_row(params![room_nid, user_id, thread, unthreaded, pos], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        u.notifications -= n;
+        u.highlights -= h;
+    }
+    Ok(counts.into_iter().filter(|(_, u)| u.notifications > 0).collect())
 }
 
 /// The room's backward extremities: prev_events of its timeline events that we lack or

@@ -17,32 +17,33 @@ const MAX_CHAIN: i64 = 64;
 
 /// The full state at a group: (type, state_key) -> event nid.
 pub fn state_at(conn: &Connection, group: i64) -> Result<HashMap<StateKey, i64>> {
-    let mut chain = vec![];
-    let mut cur = Some(group);
-    let mut parent_st = conn.prepare_cached("SELECT parent FROM state_groups WHERE id = ?1")?;
-    while let Some(g) = cur {
-        chain.push(g);
-        cur = parent_st.query_row([g], |r| r.get::<_, Option<i64>>(0)).optional()?.flatten();
-    }
+    // One statement for the whole chain: a statement per group (two, with the parent
+    // lookup) cost more than reading the entries themselves.
+    let mut entries = conn.prepare_cached(&format!(
+        "{CHAIN} SELECT e.event_type, e.state_key, e.event_nid
+         FROM chain JOIN state_group_entries e ON e.group_id = chain.id ORDER BY chain.n DESC"
+    ))?;
+    let rows = entries.query_map([group], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?))
+    })?;
     let mut state = HashMap::new();
-    let mut entries = conn.prepare_cached(
-        "SELECT event_type, state_key, event_nid FROM state_group_entries WHERE group_id = ?1",
-    )?;
     // Oldest first, so newer deltas overwrite.
-    for g in chain.iter().rev() {
-        let rows = entries.query_map([g], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?))
-        })?;
-        for row in rows {
-            let (t, k, nid) = row?;
-            match nid {
-                Some(n) => state.insert((t, k), n),
-                None => state.remove(&(t, k)),
-            };
-        }
+    for row in rows {
+        let (t, k, nid) = row?;
+        match nid {
+            Some(n) => state.insert((t, k), n),
+            None => state.remove(&(t, k)),
+        };
     }
     Ok(state)
 }
+
+/// The groups from `?1` up to its full snapshot, `n` counting up from `?1` itself.
+const CHAIN: &str = "WITH RECURSIVE chain(id, n) AS (
+    SELECT ?1, 0
+    UNION ALL
+    SELECT g.parent, chain.n + 1 FROM state_groups g JOIN chain ON g.id = chain.id
+    WHERE g.parent IS NOT NULL)";
 
 /// One key's value at a group, without loading the whole state.
 pub fn lookup(
@@ -51,22 +52,16 @@ pub fn lookup(
     event_type: &str,
     state_key: &str,
 ) -> Result<Option<i64>> {
-    let mut cur = Some(group);
-    let mut entry = conn.prepare_cached(
-        "SELECT event_nid FROM state_group_entries
-         WHERE group_id = ?1 AND event_type = ?2 AND state_key = ?3",
-    )?;
-    let mut parent_st = conn.prepare_cached("SELECT parent FROM state_groups WHERE id = ?1")?;
-    while let Some(g) = cur {
-        if let Some(v) = entry
-            .query_row(params![g, event_type, state_key], |r| r.get::<_, Option<i64>>(0))
-            .optional()?
-        {
-            return Ok(v);
-        }
-        cur = parent_st.query_row([g], |r| r.get::<_, Option<i64>>(0)).optional()?.flatten();
-    }
-    Ok(None)
+    // The nearest group with an entry for the key decides (a NULL entry removed it).
+    let mut entry = conn.prepare_cached(&format!(
+        "{CHAIN} SELECT e.event_nid FROM chain JOIN state_group_entries e
+         ON e.group_id = chain.id AND e.event_type = ?2 AND e.state_key = ?3
+         ORDER BY chain.n LIMIT 1"
+    ))?;
+    Ok(entry
+        .query_row(params![group, event_type, state_key], |r| r.get::<_, Option<i64>>(0))
+        .optional()?
+        .flatten())
 }
 
 /// A new group: `parent` plus `delta` (None removes a key).

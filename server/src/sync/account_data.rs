@@ -1,5 +1,6 @@
 //! The global `account_data` section.
 
+use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -20,13 +21,16 @@ pub fn type_wanted(f: Option<&EventFilter>, event_type: &str) -> bool {
     f.types.as_ref().is_none_or(|t| t.iter().any(matches))
 }
 
-pub async fn section(ctx: &Ctx<'_>) -> Result<Value> {
+pub fn section(c: &Connection, ctx: &Ctx<'_>) -> Result<Value> {
     let nid = ctx.user.user_nid;
     let (from, to) = (ctx.since.map(|s| s.account_data).unwrap_or(0), ctx.upto.account_data);
-    let mut rows = ctx.app.db.read(move |c| account_data::changed_global(c, nid, from, to)).await?;
+    let mut rows = account_data::changed_global(c, nid, from, to)?;
     if ctx.since.is_none() && !rows.iter().any(|(t, _)| t == push_rules::TYPE) {
         // Clients read their push rules from the initial sync; defaults are not stored.
-        let rules = crate::api::client::push_rules::load_json(ctx.app, ctx.user).await?;
+        let rules = crate::api::client::push_rules::parse_stored(
+            push_rules::get(c, nid)?,
+            &ctx.user.user_id,
+        )?;
         let content = json!({"global": rules});
         rows.push((push_rules::TYPE.to_string(), content.to_string()));
     }

@@ -2,6 +2,7 @@
 //! "End-to-end encryption", extensions to sync): `to_device`, `device_lists`,
 //! `device_one_time_keys_count` and `device_unused_fallback_key_types`.
 
+use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -10,38 +11,28 @@ use crate::error::Result;
 use crate::store::{device_lists, e2e_keys, to_device};
 
 /// Add the sections to `body`. To-device messages at or before `since` were delivered by an
-/// earlier response the client has now acknowledged by syncing from it: they are deleted.
-pub async fn section(ctx: &Ctx<'_>, body: &mut Value) -> Result<()> {
-    let (user_id, device_nid) = (ctx.user.user_id.clone(), ctx.user.device_nid);
-    let (since, upto) = (ctx.since, ctx.upto);
+/// earlier response the client has now acknowledged by syncing from it: the caller deletes
+/// them when this returns true.
+pub fn section(c: &Connection, ctx: &Ctx<'_>, body: &mut Value) -> Result<bool> {
+    let (since, upto, device_nid) = (ctx.since, ctx.upto, ctx.user.device_nid);
     let from = since.map(|s| s.to_device).unwrap_or(0);
-    let (messages, acked, counts, fallback, lists) = ctx
-        .app
-        .db
-        .read(move |c| {
-            let (messages, acked) = to_device::pending(c, device_nid, from, upto.to_device)?;
-            let counts = e2e_keys::one_time_key_counts(c, device_nid)?;
-            let fallback = e2e_keys::unused_fallback_key_types(c, device_nid)?;
-            // Device list changes are only reported incrementally.
-            let lists = match since {
-                None => Default::default(),
-                Some(s) => device_lists::changes(
-                    c,
-                    &user_id,
-                    device_lists::Range {
-                        lists_from: s.device_lists,
-                        lists_to: upto.device_lists,
-                        events_from: s.events,
-                        events_to: upto.events,
-                    },
-                )?,
-            };
-            Ok((messages, acked, counts, fallback, lists))
-        })
-        .await?;
-    if acked {
-        ctx.app.db.write(move |c| to_device::delete_acked(c, device_nid, from)).await?;
-    }
+    let (messages, acked) = to_device::pending(c, device_nid, from, upto.to_device)?;
+    let counts = e2e_keys::one_time_key_counts(c, device_nid)?;
+    let fallback = e2e_keys::unused_fallback_key_types(c, device_nid)?;
+    // Device list changes are only reported incrementally.
+    let lists = match since {
+        None => Default::default(),
+        Some(s) => device_lists::changes(
+            c,
+            &ctx.user.user_id,
+            device_lists::Range {
+                lists_from: s.device_lists,
+                lists_to: upto.device_lists,
+                events_from: s.events,
+                events_to: upto.events,
+            },
+        )?,
+    };
     let events: Vec<Value> = messages.into_iter().map(e2ee::to_device::event).collect();
     let (changed, left) = lists;
     // Empty sections are left out, as Synapse does (Complement checks that an acknowledged
@@ -64,5 +55,5 @@ pub async fn section(ctx: &Ctx<'_>, body: &mut Value) -> Result<()> {
         o.insert("device_one_time_keys_count".into(), json!(counts));
         o.insert("device_unused_fallback_key_types".into(), json!(fallback));
     }
-    Ok(())
+    Ok(acked)
 }

@@ -11,6 +11,7 @@ pub mod token;
 
 use std::time::{Duration, Instant};
 
+use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use crate::app::App;
@@ -31,7 +32,6 @@ pub struct SyncRequest {
 
 /// What every section builder needs.
 pub struct Ctx<'a> {
-    pub app: &'a App,
     pub user: &'a User,
     pub since: Option<SyncToken>,
     pub upto: SyncToken,
@@ -100,11 +100,9 @@ pub async fn sync(app: &App, user: &User, req: SyncRequest) -> Result<Value> {
     }
 }
 
-async fn presence_section(ctx: &Ctx<'_>) -> Result<Value> {
-    let (uid, from, to) =
-        (ctx.user.user_id.clone(), ctx.since.map(|s| s.presence).unwrap_or(0), ctx.upto.presence);
-    let rows =
-        ctx.app.db.read(move |c| crate::store::presence::changed_for(c, &uid, from, to)).await?;
+fn presence_section(c: &Connection, ctx: &Ctx<'_>) -> Result<Value> {
+    let (from, to) = (ctx.since.map(|s| s.presence).unwrap_or(0), ctx.upto.presence);
+    let rows = crate::store::presence::changed_for(c, &ctx.user.user_id, from, to)?;
     let events: Vec<Value> = rows
         .iter()
         .map(|r| json!({"type": "m.presence", "sender": r.user_id, "content": crate::api::client::presence::content(r)}))
@@ -137,13 +135,28 @@ async fn build(
     upto: SyncToken,
     req: &SyncRequest,
 ) -> Result<Value> {
-    let ctx = Ctx { app, user, since, upto, filter: &req.filter, full_state: req.full_state };
-    let mut body = json!({
-        "next_batch": upto.to_string(),
-        "account_data": account_data::section(&ctx).await?,
-        "rooms": rooms::section(&ctx).await?,
-        "presence": presence_section(&ctx).await?,
-    });
-    e2ee::section(&ctx, &mut body).await?;
+    let typing = app.typing.snapshot();
+    let (user, filter, full_state) = (user.clone(), req.filter.clone(), req.full_state);
+    let device_nid = user.device_nid;
+    // Every section from one reader connection in one blocking task: a hop to the
+    // blocking pool per section cost more than most sections themselves.
+    let (body, acked) = app
+        .db
+        .read(move |c| {
+            let ctx = Ctx { user: &user, since, upto, filter: &filter, full_state };
+            let mut body = json!({
+                "next_batch": upto.to_string(),
+                "account_data": account_data::section(c, &ctx)?,
+                "rooms": rooms::section(c, &ctx, typing)?,
+                "presence": presence_section(c, &ctx)?,
+            });
+            let acked = e2ee::section(c, &ctx, &mut body)?;
+            Ok((body, acked))
+        })
+        .await?;
+    if acked {
+        let from = since.map(|s| s.to_device).unwrap_or(0);
+        app.db.write(move |c| crate::store::to_device::delete_acked(c, device_nid, from)).await?;
+    }
     Ok(body)
 }

@@ -52,46 +52,37 @@ struct Params<'a> {
     ignored: HashSet<String>,
 }
 
-pub async fn section(ctx: &Ctx<'_>) -> Result<Value> {
-    let room_filter = ctx.filter.room.clone();
-    let since = ctx.since.map(|s| s.events);
-    let upto = ctx.upto.events;
-    let full_state = ctx.full_state;
-    let (uid, dev, nid) = (ctx.user.user_id.clone(), ctx.user.device_id.clone(), ctx.user.user_nid);
-    let (ad_from, ad_to) = (ctx.since.map(|s| s.account_data).unwrap_or(0), ctx.upto.account_data);
-    let typing = ctx.app.typing.snapshot();
-    let (typing_since, typing_now) = (ctx.since.map(|s| s.typing), ctx.upto.typing);
-    let (receipts_from, receipts_to) =
-        (ctx.since.map(|s| s.receipts).unwrap_or(0), ctx.upto.receipts);
-    ctx.app
-        .db
-        .read(move |c| {
-            let limit = room_filter
-                .as_ref()
-                .and_then(|f| f.timeline.as_ref())
-                .and_then(|t| t.base.limit)
-                .unwrap_or(DEFAULT_TIMELINE_LIMIT)
-                .clamp(0, 1000) as i64;
-            let p = Params {
-                user_id: &uid,
-                viewer: Viewer { user_nid: nid, user_id: &uid, device_id: &dev },
-                since,
-                upto,
-                full_state,
-                room_filter: room_filter.as_ref(),
-                timeline_limit: limit,
-                account_data_from: ad_from,
-                account_data_to: ad_to,
-                typing,
-                typing_since,
-                typing_now,
-                receipts_from,
-                receipts_to,
-                ignored: ignored_users(c, nid)?,
-            };
-            build(c, &p)
-        })
-        .await
+/// `typing` is the typing state of every room (it lives in memory).
+pub fn section(
+    c: &Connection,
+    ctx: &Ctx<'_>,
+    typing: HashMap<String, (Vec<String>, i64)>,
+) -> Result<Value> {
+    let room_filter = ctx.filter.room.as_ref();
+    let limit = room_filter
+        .and_then(|f| f.timeline.as_ref())
+        .and_then(|t| t.base.limit)
+        .unwrap_or(DEFAULT_TIMELINE_LIMIT)
+        .clamp(0, 1000) as i64;
+    let u = ctx.user;
+    let p = Params {
+        user_id: &u.user_id,
+        viewer: Viewer { user_nid: u.user_nid, user_id: &u.user_id, device_id: &u.device_id },
+        since: ctx.since.map(|s| s.events),
+        upto: ctx.upto.events,
+        full_state: ctx.full_state,
+        room_filter,
+        timeline_limit: limit,
+        account_data_from: ctx.since.map(|s| s.account_data).unwrap_or(0),
+        account_data_to: ctx.upto.account_data,
+        typing,
+        typing_since: ctx.since.map(|s| s.typing),
+        typing_now: ctx.upto.typing,
+        receipts_from: ctx.since.map(|s| s.receipts).unwrap_or(0),
+        receipts_to: ctx.upto.receipts,
+        ignored: ignored_users(c, u.user_nid)?,
+    };
+    build(c, &p)
 }
 
 /// The user IDs in the user's `m.ignored_user_list` account data.

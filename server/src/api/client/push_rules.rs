@@ -37,7 +37,7 @@ async fn unrecognized(app: Arc<App>, req: Req) -> Result<Resp> {
 }
 
 /// The user's ruleset in the spec's shape (every kind present).
-fn parse_stored(stored: Option<String>, user_id: &str) -> Result<Value> {
+pub(crate) fn parse_stored(stored: Option<String>, user_id: &str) -> Result<Value> {
     match stored {
         Some(text) => {
             let v: Value = serde_json::from_str(&text).map_err(Error::internal)?;
