@@ -148,8 +148,11 @@ async fn test_redact_unknown_event() {
     // Alice (the creator, power 100) may redact an event not seen yet.
     let r = redact(&alice, &room, "$doesnotexist", json!({})).await;
     let id = r.must_status(200)["event_id"].as_str().expect("event_id").to_string();
-    let redaction = get_event(&alice, &room, &id).await.must_status(200);
-    assert_eq!(redaction["type"], "m.room.redaction", "{redaction}");
+    // Glia serves the redaction; Synapse answers 404 for it (its target is unknown).
+    if !d.is_external() {
+        let redaction = get_event(&alice, &room, &id).await.must_status(200);
+        assert_eq!(redaction["type"], "m.room.redaction", "{redaction}");
+    }
     // Eve, joined with power 0, may not.
     eve.request("POST", &cs(&["rooms", &room, "join"]), json!({})).await.must_status(200);
     redact(&eve, &room, "$alsounknown", json!({})).await.must_error(404, "M_NOT_FOUND");
@@ -182,8 +185,10 @@ async fn test_local_redaction_is_never_seen_before_its_effect() {
         let (poller, room2, id2) = (bob.clone(), room.clone(), id.clone());
         let watch = tokio::spawn(async move {
             let deadline = std::time::Instant::now() + glia_harness::rooms::WAIT;
-            loop {
-                let r = poller.sync(Some(&since), 0, None).await;
+            // A new timeout each poll: Synapse answers a repeated identical /sync from its
+            // response cache, which would never show the redaction.
+            for timeout in 0.. {
+                let r = poller.sync(Some(&since), timeout, None).await;
                 let events = r["rooms"]["join"][&room2]["timeline"]["events"].clone();
                 let events = events.as_array().cloned().unwrap_or_default();
                 let redacts = |e: &Value| {
