@@ -156,25 +156,33 @@ async fn serve(config_path: Option<PathBuf>) -> Result<(), String> {
             Config::embedded_default()
         }
     };
+    // Handlers first: a SIGTERM that arrives once the server answers must not find the
+    // default action (exit by signal) still in place.
+    let stop = shutdown_signal();
     let server = glia::Server::start(config).await.map_err(|e| e.to_string())?;
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down: finishing in-flight requests");
     server.shutdown().await;
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT. The handlers are installed when this is called, not when awaited.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async move {
+        match (term, int) {
+            (Some(mut term), Some(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
 
