@@ -323,8 +323,8 @@ impl FakeRoom {
     }
 }
 
-/// Percent-decode one path segment or query value.
-fn decode(s: &str) -> String {
+/// Percent-decode one path segment or query value (or a whole request URI).
+pub fn decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use base64::Engine;
 use glia_harness::client::encode_segment;
 use glia_harness::federation::FakeServer;
-use glia_harness::federation::room::{Ev, ids_in};
+use glia_harness::federation::room::{self, Ev, ids_in};
 use glia_harness::rooms::has_event;
 use glia_harness::wait_until;
 use serde_json::{Value, json};
@@ -197,10 +197,10 @@ async fn test_corrupted_auth_chain() {
     assert!(answer["pdus"].get(&send_ev).is_some(), "{answer}");
     let asked = fake.received_on("GET", "/_matrix/federation/v1/state_ids/");
     let wanted = format!("event_id={state_ids_ev}");
-    let asked_at = |r: &glia_harness::federation::Received| decode(&r.uri).ends_with(&wanted);
+    let asked_at = |r: &glia_harness::federation::Received| room::decode(&r.uri).ends_with(&wanted);
     assert!(asked.iter().any(asked_at), "no /state_ids request: {asked:?}");
     let fetched = fake.received_on("GET", "/_matrix/federation/v1/event/");
-    let asked_b = |r: &glia_harness::federation::Received| decode(&r.uri).ends_with(&b);
+    let asked_b = |r: &glia_harness::federation::Received| room::decode(&r.uri).ends_with(&b);
     assert!(fetched.iter().any(asked_b), "B was not asked for: {fetched:?}");
 
     // A message on Bob's first join goes in; Bob is still as he joined.
@@ -225,27 +225,6 @@ async fn test_corrupted_auth_chain() {
         assert!(!ids.contains(id), "{id} is in the timeline: {ids:?}");
     }
     d.destroy().await;
-}
-
-/// A request URI with its %XX escapes decoded.
-fn decode(uri: &str) -> String {
-    let b = uri.as_bytes();
-    let mut out = vec![];
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What Glia's `/event_auth` gives for `id`: the IDs, each once.
@@ -424,7 +403,7 @@ async fn gap_past_get_missing_events(fillers: usize) {
     assert_eq!(pdu_result(&answer, &m2), &json!({}), "{answer}");
     let asked = fake.received_on("GET", "/_matrix/federation/v1/state_ids/");
     let wanted = format!("event_id={gap_end}");
-    assert!(asked.iter().any(|r| decode(&r.uri).ends_with(&wanted)), "{asked:?}");
+    assert!(asked.iter().any(|r| room::decode(&r.uri).ends_with(&wanted)), "{asked:?}");
     let whole = fake.received_on("GET", "/_matrix/federation/v1/state/");
     assert_eq!(whole.is_empty(), fillers == 0, "{fillers} fillers: /state asked {whole:?}");
     let ids = timeline_ids(&alice, &room).await;
