@@ -50,7 +50,7 @@ impl App {
             return crate::appservice::auth::user(self, req, a).await;
         }
         let hash = hash_token(token);
-        let owner = self.db.read(move |c| devices::owner_of_token(c, &hash)).await?;
+        let owner = self.db.read_point(|c| devices::owner_of_token(c, &hash)).await?;
         match owner {
             Some(o) if !o.deactivated => Ok(User {
                 user_nid: o.user_nid,

@@ -193,53 +193,59 @@ pub fn notification(
 }
 
 async fn deliver(app: Arc<App>, job: Job) {
-    for (user_id, tweaks) in &job.targets {
-        if let Err(e) = deliver_to(&app, &job, user_id, tweaks).await {
-            tracing::warn!(user_id, event_id = %job.event_id, error = %e, "push failed");
+    let user_ids: Vec<String> = job.targets.iter().map(|(u, _)| u.clone()).collect();
+    let found = match pushers_and_badges(&app, user_ids).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(event_id = %job.event_id, error = %e, "push failed");
+            return;
+        }
+    };
+    for ((user_id, tweaks), (list, unread)) in job.targets.iter().zip(found) {
+        for p in list {
+            app.pushes.badge_changed(&p, unread);
+            let body = notification(&job, user_id, tweaks, &p, unread);
+            let app = app.clone();
+            tokio::spawn(async move { post_with_retries(&app, &p, body).await });
         }
     }
 }
 
-async fn deliver_to(
-    app: &Arc<App>,
-    job: &Job,
-    user_id: &str,
-    tweaks: &Map<String, Value>,
-) -> crate::error::Result<()> {
-    let (list, unread) = pushers_and_badge(app, user_id).await?;
-    for p in list {
-        app.pushes.badge_changed(&p, unread);
-        let body = notification(job, user_id, tweaks, &p, unread);
-        let app = app.clone();
-        tokio::spawn(async move { post_with_retries(&app, &p, body).await });
-    }
-    Ok(())
-}
-
-/// The user's HTTP pushers and, when there are any, their badge.
-async fn pushers_and_badge(
+/// Each user's HTTP pushers and, when there are any, their badge: one read for all of an
+/// event's targets (a read each made every message cost a blocking-pool round trip per
+/// member).
+async fn pushers_and_badges(
     app: &App,
-    user_id: &str,
-) -> crate::error::Result<(Vec<pushers::Pusher>, i64)> {
-    let uid = user_id.to_string();
-    app.db
-        .read(move |c| {
-            let Some(user) = users::get(c, &uid)? else { return Ok((vec![], 0)) };
-            let list: Vec<_> =
-                pushers::for_user(c, user.nid)?.into_iter().filter(|p| p.kind == "http").collect();
-            let badge = if list.is_empty() { 0 } else { events::badge(c, &uid)? };
-            Ok((list, badge))
-        })
-        .await
+    user_ids: Vec<String>,
+) -> crate::error::Result<Vec<(Vec<pushers::Pusher>, i64)>> {
+    let n = user_ids.len();
+    let load = move |c: &rusqlite::Connection| {
+        let _snapshot = c.unchecked_transaction()?;
+        user_ids
+            .iter()
+            .map(|uid| {
+                let Some(user) = users::get(c, uid)? else { return Ok((vec![], 0)) };
+                let list: Vec<_> = pushers::for_user(c, user.nid)?
+                    .into_iter()
+                    .filter(|p| p.kind == "http")
+                    .collect();
+                let badge = if list.is_empty() { 0 } else { events::badge(c, uid)? };
+                Ok((list, badge))
+            })
+            .collect()
+    };
+    app.db.read_keyed(n, load).await
 }
 
 async fn send_badge(app: Arc<App>, user_id: String) {
-    match pushers_and_badge(&app, &user_id).await {
-        Ok((list, badge)) => {
-            for p in list.into_iter().filter(|p| app.pushes.badge_changed(p, badge)) {
-                let body = badge_notification(&p, badge);
-                let app = app.clone();
-                tokio::spawn(async move { post_with_retries(&app, &p, body).await });
+    match pushers_and_badges(&app, vec![user_id.clone()]).await {
+        Ok(found) => {
+            for (list, badge) in found {
+                for p in list.into_iter().filter(|p| app.pushes.badge_changed(p, badge)) {
+                    let body = badge_notification(&p, badge);
+                    let app = app.clone();
+                    tokio::spawn(async move { post_with_retries(&app, &p, body).await });
+                }
             }
         }
         Err(e) => tracing::warn!(user_id, error = %e, "badge push failed"),

@@ -368,10 +368,9 @@ pub async fn send(
 
 /// The event a transaction ID already produced, if it is stored.
 async fn txn_prior(app: &App, t: &Txn) -> Result<Option<OwnedEventId>> {
-    let t = t.clone();
     let prior = app
         .db
-        .read(move |c| events::txn_event(c, t.user_nid, &t.device_id, &t.scope, &t.txn_id))
+        .read_point(|c| events::txn_event(c, t.user_nid, &t.device_id, &t.scope, &t.txn_id))
         .await?;
     prior.map(|id| OwnedEventId::try_from(id).map_err(Error::internal)).transpose()
 }

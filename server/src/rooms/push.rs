@@ -169,19 +169,17 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
     // One read for every member's push rules: a read per member per event made each send
     // cost about 75 µs per member (1.5 ms in a room of 20).
     let ids: Vec<String> = candidates.iter().map(|(u, _)| u.clone()).collect();
-    let stored_rules: Vec<Option<Option<String>>> = app
-        .db
-        .read(move |c| {
-            // One read transaction for all of them, not one per statement.
-            let _snapshot = c.unchecked_transaction()?;
-            ids.iter()
-                .map(|id| match crate::store::users::get(c, id)? {
-                    Some(u) => Ok(Some(push_rules::get(c, u.nid)?)),
-                    None => Ok(None),
-                })
-                .collect()
-        })
-        .await?;
+    let load = move |c: &rusqlite::Connection| {
+        // One read transaction for all of them, not one per statement.
+        let _snapshot = c.unchecked_transaction()?;
+        ids.iter()
+            .map(|id| match crate::store::users::get(c, id)? {
+                Some(u) => Ok(Some(push_rules::get(c, u.nid)?)),
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<Option<Option<String>>>>>()
+    };
+    let stored_rules = app.db.read_keyed(candidates.len(), load).await?;
     for ((user_id, display_name), stored) in candidates.into_iter().zip(stored_rules) {
         // Not a user of this server (any more).
         let Some(stored) = stored else { continue };

@@ -37,6 +37,9 @@ use tokio::sync::Semaphore;
 use crate::error::{Error, Result};
 pub use writer::Writer;
 
+/// Most rows `read_keyed` looks up on the calling task.
+const INLINE_KEYS: usize = 64;
+
 #[derive(Clone)]
 pub struct Db {
     writer: Writer,
@@ -54,7 +57,31 @@ fn configure(conn: &Connection, synchronous_full: bool) -> rusqlite::Result<()> 
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", if synchronous_full { "FULL" } else { "NORMAL" })?;
     conn.set_prepared_statement_cache_capacity(128);
+    // Without the query planner stability guarantee, SQLite marks a statement with
+    // `column = ?` bound to an integer to be planned again when the value is rebound, and
+    // rusqlite's statement cache clears the bindings of every statement it takes back,
+    // which expires such a statement: each use of a cached statement parsed and planned
+    // its SQL again (a fifth of the server's CPU in a send load). Glia never runs ANALYZE,
+    // so the plans do not depend on values anyway.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
+}
+
+impl ReaderPool {
+    /// Run `f` on a pooled connection; the caller holds a permit, so one is free.
+    fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self
+            .conns
+            .lock()
+            .map_err(|_| Error::internal("reader pool poisoned"))?
+            .pop()
+            .ok_or_else(|| Error::internal("reader pool empty"))?;
+        let out = f(&conn);
+        if let Ok(mut conns) = self.conns.lock() {
+            conns.push(conn);
+        }
+        out
+    }
 }
 
 impl Db {
@@ -100,21 +127,28 @@ impl Db {
         let pool = self.readers.clone();
         let _permit = pool.permits.acquire().await.map_err(Error::internal)?;
         let pool2 = pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = pool2
-                .conns
-                .lock()
-                .map_err(|_| Error::internal("reader pool poisoned"))?
-                .pop()
-                .ok_or_else(|| Error::internal("reader pool empty"))?;
-            let out = f(&conn);
-            if let Ok(mut conns) = pool2.conns.lock() {
-                conns.push(conn);
-            }
-            out
-        })
-        .await
-        .map_err(Error::internal)?
+        tokio::task::spawn_blocking(move || pool2.with_conn(f)).await.map_err(Error::internal)?
+    }
+
+    /// Run `f`, a lookup of a few rows by index, on a read connection on the calling task.
+    /// The hand-off to the blocking pool and back (two thread wake-ups) cost more than
+    /// such a read; the send path makes several per message.
+    pub async fn read_point<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T>,
+    {
+        let _permit = self.readers.permits.acquire().await.map_err(Error::internal)?;
+        self.readers.with_conn(f)
+    }
+
+    /// `f` looks up `keys` rows by index: on the calling task when they are few
+    /// (`read_point`), else on the blocking pool, so a large room cannot hold up the runtime.
+    pub async fn read_keyed<T, F>(&self, keys: usize, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        if keys <= INLINE_KEYS { self.read_point(f).await } else { self.read(f).await }
     }
 
     /// Queue `f` for the writer; resolves once the batch holding it has committed.
@@ -156,4 +190,32 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_statements_are_not_prepared_again_for_each_use() {
+        let conn = Connection::open_in_memory().expect("open");
+        configure(&conn, true).expect("configure");
+        conn.execute_batch(
+            "CREATE TABLE t (k INTEGER PRIMARY KEY, g INTEGER NOT NULL, v TEXT);
+             CREATE INDEX t_g ON t(g);
+             INSERT INTO t VALUES (1, 0, 'a'), (2, 1, 'b'), (3, 7, 'c');",
+        )
+        .expect("schema");
+        let sql = "SELECT v FROM t WHERE g = ?1 ORDER BY k";
+        for g in [0i64, 7, 1, 7, 0] {
+            let mut st = conn.prepare_cached(sql).expect("prepare");
+            let _: Vec<String> = st
+                .query_map([g], |r| r.get(0))
+                .expect("query")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows");
+        }
+        let st = conn.prepare_cached(sql).expect("prepare");
+        assert_eq!(st.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
 }

@@ -54,10 +54,10 @@ async fn send(app: Arc<App>, req: Req) -> Result<Resp> {
     let txn_id = req.params.get(2).cloned().unwrap_or_else(|| crate::users::random_string(24));
     let t = txn(&user, format!("{room_id}/send"), &txn_id);
     if !app.ratelimits.disabled {
-        let k = t.clone();
+        let k = &t;
         let seen = app
             .db
-            .read(move |c| events::txn_event(c, k.user_nid, &k.device_id, &k.scope, &k.txn_id))
+            .read_point(|c| events::txn_event(c, k.user_nid, &k.device_id, &k.scope, &k.txn_id))
             .await?;
         let rl = &app.ratelimits;
         if seen.is_none() {
