@@ -4,6 +4,7 @@
 
 pub mod account_data;
 pub mod appservice;
+mod checkpoint;
 pub mod device_lists;
 pub mod devices;
 pub mod e2e_keys;
@@ -64,6 +65,12 @@ fn configure(conn: &Connection, synchronous_full: bool) -> rusqlite::Result<()> 
     // its SQL again (a fifth of the server's CPU in a send load). Glia never runs ANALYZE,
     // so the plans do not depend on values anyway.
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    // A WAL that grew past this (a large transaction) is cut back to it at its next
+    // restart; below it the file is reused in place, whose fsync costs less than one
+    // that must also journal a size change.
+    conn.pragma_update_and_check(None, "journal_size_limit", 64 * 1024 * 1024, |r| {
+        r.get::<_, i64>(0)
+    })?;
     Ok(())
 }
 

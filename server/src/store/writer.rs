@@ -26,11 +26,19 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(conn: Connection) -> Result<Writer> {
+    pub fn start(mut conn: Connection) -> Result<Writer> {
+        let checkpointer = super::checkpoint::start(&mut conn)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("glia-db-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || {
+                writer_loop(&conn, rx);
+                // Dropping the connection drops its WAL hook, which ends the checkpointer.
+                drop(conn);
+                if let Some(c) = checkpointer {
+                    let _ = c.join();
+                }
+            })
             .map_err(Error::internal)?;
         Ok(Writer {
             tx: Arc::new(Mutex::new(Some(tx))),
@@ -95,15 +103,18 @@ impl Writer {
 }
 
 /// A failing job rolls back only its own savepoint; the rest of the batch still commits.
+/// The statements are cached: parsing them again for every job showed in profiles.
 fn run_in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("SAVEPOINT job")?;
+    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     let out = f(conn);
-    let end = if out.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-    conn.execute_batch(end)?;
+    if out.is_err() {
+        conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+    }
+    conn.prepare_cached("RELEASE job")?.execute([])?;
     out
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn writer_loop(conn: &Connection, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -112,7 +123,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])) {
             // Dropping the jobs unanswered makes every caller see an error.
             tracing::error!(error = %e, "database writer cannot begin a transaction");
             continue;
@@ -120,9 +131,13 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
         crate::metrics::WRITER_BATCHES.observe(batch.len() as f64);
         let mut pending = Vec::with_capacity(batch.len());
         for job in batch {
-            pending.push(job(&conn));
+            pending.push(job(conn));
         }
-        let outcome = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let outcome = conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+            .map_err(|e| e.to_string());
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "database commit failed");
             let _ = conn.execute_batch("ROLLBACK");
