@@ -215,30 +215,86 @@ pub async fn workload(
     Ok(rows)
 }
 
-/// The table: both figures and how many times better Glia is on each row.
-pub fn table(glia: &[Row], synapse: &[Row]) -> String {
-    let mut out = String::from(
-        "| workload | Glia | Synapse | Glia vs Synapse |\n| --- | ---: | ---: | ---: |\n",
-    );
+/// How many times better `g` is than `s` on a row.
+fn ratio(better: Better, g: f64, s: f64) -> f64 {
+    match better {
+        Better::Higher => g / s,
+        Better::Lower => s / g,
+    }
+}
+
+/// The table: Glia as shipped (`synchronous: full`), Glia with `synchronous: normal` (the
+/// relaxed durability DESIGN.md section 3 allows) when it ran, Synapse, and how many times
+/// better each Glia is on each row.
+pub fn table(glia: &[Row], glia_normal: Option<&[Row]>, synapse: &[Row]) -> String {
+    let mut out = match glia_normal {
+        Some(_) => String::from(
+            "| workload | Glia (sync FULL, default) | Glia (sync NORMAL) | Synapse (sync FULL) \
+             | Glia FULL vs Synapse | Glia NORMAL vs Synapse |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: |\n",
+        ),
+        None => String::from(
+            "| workload | Glia | Synapse | Glia vs Synapse |\n| --- | ---: | ---: | ---: |\n",
+        ),
+    };
     for g in glia {
         let Some(s) = synapse.iter().find(|s| s.name == g.name) else { continue };
-        let ratio = match g.better {
-            Better::Higher => g.value / s.value,
-            Better::Lower => s.value / g.value,
-        };
-        out.push_str(&format!(
-            "| {} ({}, {} is better) | {} | {} | {:.1}x |\n",
+        let name = format!(
+            "{} ({}, {} is better)",
             g.name,
             g.unit,
-            if g.better == Better::Higher { "higher" } else { "lower" },
-            fmt(g.value),
-            fmt(s.value),
-            ratio
-        ));
+            if g.better == Better::Higher { "higher" } else { "lower" }
+        );
+        let full = ratio(g.better, g.value, s.value);
+        match glia_normal {
+            Some(n) => {
+                let (nv, nr) = match n.iter().find(|n| n.name == g.name) {
+                    Some(n) => (fmt(n.value), format!("{:.1}x", ratio(g.better, n.value, s.value))),
+                    None => ("-".into(), "-".into()),
+                };
+                out.push_str(&format!(
+                    "| {name} | {} | {nv} | {} | {full:.1}x | {nr} |\n",
+                    fmt(g.value),
+                    fmt(s.value)
+                ));
+            }
+            None => out.push_str(&format!(
+                "| {name} | {} | {} | {full:.1}x |\n",
+                fmt(g.value),
+                fmt(s.value)
+            )),
+        }
     }
     out
 }
 
 fn fmt(v: f64) -> String {
     if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_puts_each_glia_beside_synapse_with_its_own_ratio() {
+        let g = vec![
+            row("send", "msg/s", Better::Higher, 400.0),
+            row("sync", "ms", Better::Lower, 2.0),
+        ];
+        let n = vec![row("send", "msg/s", Better::Higher, 1000.0)];
+        let s = vec![
+            row("send", "msg/s", Better::Higher, 50.0),
+            row("sync", "ms", Better::Lower, 10.0),
+        ];
+        let t = table(&g, Some(&n), &s);
+        assert!(t.contains("| Glia (sync FULL, default) | Glia (sync NORMAL) |"), "{t}");
+        assert!(
+            t.contains("| send (msg/s, higher is better) | 400 | 1000 | 50.00 | 8.0x | 20.0x |"),
+            "{t}"
+        );
+        assert!(t.contains("| sync (ms, lower is better) | 2.00 | - | 10.00 | 5.0x | - |"), "{t}");
+        let t = table(&g, None, &s);
+        assert!(t.contains("| send (msg/s, higher is better) | 400 | 50.00 | 8.0x |"), "{t}");
+    }
 }

@@ -85,6 +85,10 @@ enum Cmd {
         synapse_pid: u32,
         #[arg(long)]
         glia: Option<PathBuf>,
+        /// Run Glia only as shipped (`synchronous: full`), without the extra
+        /// `synchronous: normal` column.
+        #[arg(long)]
+        no_normal: bool,
     },
 }
 
@@ -131,22 +135,29 @@ async fn run(cli: Cli) -> Result<(), String> {
                 return Err("the servers did not converge, or requests failed".into());
             }
         }
-        Cmd::Compare { synapse, synapse_pid, glia } => {
+        Cmd::Compare { synapse, synapse_pid, glia, no_normal } => {
             let bin = glia_binary(glia.as_deref())?;
-            let server = GliaServer::start(&bin, "").await?;
-            // Idle: started and answering, nothing else asked of it yet.
             let w = Workload::default();
-            println!("Glia ({}) at {}", bin.display(), server.base_url);
-            let g = compare::workload(&Hs::new(&server.base_url), server.pid(), w, &|l| {
-                println!("  glia: {l}")
-            })
-            .await?;
+            // Each Glia is a fresh server with its own data directory, stopped before the
+            // next one starts.
+            let mut glia_rows = vec![];
+            let modes: &[&str] = if no_normal { &["full"] } else { &["full", "normal"] };
+            for mode in modes {
+                let server = GliaServer::start_synchronous(&bin, mode).await?;
+                // Idle: started and answering, nothing else asked of it yet.
+                println!("Glia ({}, synchronous: {mode}) at {}", bin.display(), server.base_url);
+                let rows = compare::workload(&Hs::new(&server.base_url), server.pid(), w, &|l| {
+                    println!("  glia ({mode}): {l}")
+                })
+                .await?;
+                glia_rows.push(rows);
+            }
             println!("Synapse at {synapse}");
             let s = compare::workload(&Hs::new(&synapse), synapse_pid, w, &|l| {
                 println!("  synapse: {l}")
             })
             .await?;
-            println!("\n{}", compare::table(&g, &s));
+            println!("\n{}", compare::table(&glia_rows[0], glia_rows.get(1).map(|r| &r[..]), &s));
         }
     }
     Ok(())

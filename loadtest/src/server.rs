@@ -64,7 +64,13 @@ impl GliaServer {
     /// Start `glia serve` with open registration and `extra_yaml` appended (rate limits
     /// are off unless `extra_yaml` sets `rc_disabled` itself).
     pub async fn start(binary: &Path, extra_yaml: &str) -> Result<GliaServer, String> {
-        GliaServer::start_with(binary, extra_yaml, false).await
+        GliaServer::start_with(binary, extra_yaml, false, "").await
+    }
+
+    /// `start` with `database.args.synchronous` set (`full`, the default, or `normal`).
+    pub async fn start_synchronous(binary: &Path, synchronous: &str) -> Result<GliaServer, String> {
+        let args = format!("    synchronous: {synchronous}\n");
+        GliaServer::start_with(binary, "", false, &args).await
     }
 
     /// `start`, federating: named `localhost:<port>`, serving federation over TLS on that
@@ -72,13 +78,15 @@ impl GliaServer {
     /// configuration of the harness's `Deployment::federated`). Clients still use the
     /// plain listener at `base_url`.
     pub async fn start_federating(binary: &Path, extra_yaml: &str) -> Result<GliaServer, String> {
-        GliaServer::start_with(binary, extra_yaml, true).await
+        GliaServer::start_with(binary, extra_yaml, true, "").await
     }
 
+    /// `db_args`: more lines under `database.args` (indented four spaces).
     async fn start_with(
         binary: &Path,
         extra_yaml: &str,
         federate: bool,
+        db_args: &str,
     ) -> Result<GliaServer, String> {
         let dir = tempfile::Builder::new()
             .prefix("glia-loadtest.")
@@ -114,7 +122,7 @@ impl GliaServer {
              listeners:\n  - port: {port}\n    bind_addresses: ['127.0.0.1']\n    type: http\n\
              \x20   resources:\n      - names: [client]\n{tls_listener}\
              \x20 - port: {metrics_port}\n    bind_addresses: ['127.0.0.1']\n    type: metrics\n\
-             database:\n  name: sqlite3\n  args:\n    database: \"{d}/homeserver.db\"\n\
+             database:\n  name: sqlite3\n  args:\n    database: \"{d}/homeserver.db\"\n{db_args}\
              signing_key_path: \"{d}/signing.key\"\n\
              media_store_path: \"{d}/media\"\n\
              enable_registration: true\n\
