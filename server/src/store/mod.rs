@@ -107,6 +107,10 @@ impl Db {
             return Err(Error::internal(format!("SQLite refused WAL mode (got {mode})")));
         }
         configure(&conn, synchronous_full)?;
+        // Each writer job runs in a savepoint, whose sub-journal (the pages it changed,
+        // for a rollback of that job alone) went to a temporary file once past 64 KiB,
+        // which most sends are: a pwrite per page. In memory it holds one job's pages.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         migrations::apply(&mut conn)?;
 
         let mut pool = Vec::with_capacity(readers);
