@@ -4,6 +4,7 @@
 
 pub mod account_data;
 pub mod appservice;
+pub mod auth_order;
 pub mod device_lists;
 pub mod devices;
 pub mod e2e_keys;
