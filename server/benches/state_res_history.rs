@@ -135,7 +135,7 @@ fn room(history: usize) -> (Room, Vec<IdState>) {
         let u = Room::user(i);
         r.send("m.room.member", &u, &u, join.clone(), &[c, pl, jr]);
     }
-    let mut joined = vec![true; MEMBERS];
+    let mut joined = [true; MEMBERS];
     for k in 0..history {
         if k % 100 == 99 {
             r.send("m.room.power_levels", "", admin, levels(Some(k % MEMBERS)), &[c, pl, me]);

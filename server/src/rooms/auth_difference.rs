@@ -16,6 +16,9 @@ use super::PduRef;
 /// Per state, the events of its chain that are not in every state's chain.
 pub type Differences = Vec<HashSet<OwnedEventId>>;
 
+/// An event's place in an order that puts every event after its auth events.
+pub type Order<'a> = &'a dyn Fn(&str) -> Option<i64>;
+
 /// Walk back from the states' events in decreasing `order`, each event carrying the set
 /// of states whose chains hold it, until every event still to visit is held by all
 /// states (then so is everything behind it). `order` must place every event after its
@@ -25,7 +28,7 @@ pub type Differences = Vec<HashSet<OwnedEventId>>;
 pub fn by_walk(
     states: &[Vec<OwnedEventId>],
     fetch: &dyn Fn(&str) -> Option<PduRef>,
-    order: &dyn Fn(&str) -> Option<i64>,
+    order: Order<'_>,
 ) -> Option<Differences> {
     let n = states.len();
     if n == 0 || n > 64 {
@@ -75,7 +78,7 @@ impl Walk {
         states: u64,
         from: Option<i64>,
         fetch: &dyn Fn(&str) -> Option<PduRef>,
-        order: &dyn Fn(&str) -> Option<i64>,
+        order: Order<'_>,
     ) -> Option<()> {
         let Some(at) = order(id.as_str()) else {
             // Unknown events are left out; one we could fetch but not order is not.

@@ -121,7 +121,7 @@ pub fn resolve_ordered(
     rules: &RoomVersionRules,
     states: &[IdState],
     fetch: &dyn Fn(&str) -> Option<PduRef>,
-    order: Option<&dyn Fn(&str) -> Option<i64>>,
+    order: Option<auth_difference::Order<'_>>,
 ) -> Result<IdState> {
     let mut distinct: Vec<&IdState> = vec![];
     for s in states {
@@ -152,7 +152,7 @@ fn resolve_distinct(
     rules: &RoomVersionRules,
     distinct: &[&IdState],
     fetch: &dyn Fn(&str) -> Option<PduRef>,
-    order: Option<&dyn Fn(&str) -> Option<i64>>,
+    order: Option<auth_difference::Order<'_>>,
 ) -> Result<IdState> {
     // Room version 1 keeps the original algorithm, which ruma doesn't implement.
     let Some(v2) = rules.state_res.v2_rules() else {
