@@ -8,10 +8,12 @@
 //! commit (`pipeline`), so sends to one room share commits.
 
 pub mod acl;
+pub mod auth_difference;
 pub mod builder;
 pub mod create;
 pub mod format;
 pub mod membership;
+pub mod parsed_events;
 pub mod pdu;
 pub mod pipeline;
 pub mod push;

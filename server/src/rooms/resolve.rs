@@ -4,7 +4,6 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use ruma::events::StateEventType;
 use ruma::room_version_rules::RoomVersionRules;
@@ -12,7 +11,7 @@ use ruma::state_res::utils::event_id_set::EventIdSet;
 use ruma::{EventId, OwnedEventId};
 use rusqlite::Connection;
 
-use super::{Pdu, PduRef};
+use super::{PduRef, auth_difference};
 use crate::error::{Error, Result};
 use crate::store::events;
 
@@ -24,25 +23,51 @@ pub struct EventCache<'c> {
     conn: &'c Connection,
     rules: RoomVersionRules,
     cache: RefCell<HashMap<String, Option<PduRef>>>,
+    nids: RefCell<HashMap<String, Option<i64>>>,
 }
 
 impl<'c> EventCache<'c> {
     pub fn new(conn: &'c Connection, rules: &RoomVersionRules, extra: &[PduRef]) -> Self {
         let cache = extra.iter().map(|p| (p.event_id.to_string(), Some(p.clone()))).collect();
-        EventCache { conn, rules: rules.clone(), cache: RefCell::new(cache) }
+        EventCache {
+            conn,
+            rules: rules.clone(),
+            cache: RefCell::new(cache),
+            nids: RefCell::new(HashMap::new()),
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<PduRef> {
         if let Some(hit) = self.cache.borrow().get(id) {
             return hit.clone();
         }
-        let loaded = events::by_id(self.conn, id).ok().flatten().and_then(|r| {
-            let mut p = Pdu::from_stored(&r.event_id, &r.json, &self.rules).ok()?;
-            p.rejected = r.rejected.is_some();
-            Some(Arc::new(p))
-        });
+        let found = super::parsed_events::get(self.conn, &self.rules, id);
+        if let Some((nid, _)) = &found {
+            self.nids.borrow_mut().insert(id.to_string(), Some(*nid));
+        }
+        let loaded = found.map(|(_, p)| p);
         self.cache.borrow_mut().insert(id.to_string(), loaded.clone());
         loaded
+    }
+
+    /// A stored event's nid, its place in `auth_difference::by_walk`'s order.
+    pub fn nid(&self, id: &str) -> Option<i64> {
+        if let Some(hit) = self.nids.borrow().get(id) {
+            return *hit;
+        }
+        let nid = crate::store::auth_order::nid_of(self.conn, id).ok().flatten();
+        self.nids.borrow_mut().insert(id.to_string(), nid);
+        nid
+    }
+
+    /// Whether the room of these states keeps auth events stored before the events citing
+    /// them, so that nids order its auth DAG.
+    fn nids_ordered(&self, states: &[IdState]) -> bool {
+        states
+            .iter()
+            .flat_map(|s| s.values())
+            .find_map(|id| crate::store::auth_order::ordered_room_of(self.conn, id).ok().flatten())
+            .unwrap_or(false)
     }
 
     /// Every event reachable through auth_events from `start`.
@@ -53,7 +78,12 @@ impl<'c> EventCache<'c> {
 
 /// Resolve `states` into one. A single state (or identical ones) is returned as is.
 pub fn resolve(cache: &EventCache<'_>, states: &[IdState]) -> Result<IdState> {
-    resolve_with(&cache.rules, states, &|id: &str| cache.get(id))
+    let fetch = |id: &str| cache.get(id);
+    if states.len() > 1 && cache.nids_ordered(states) {
+        resolve_ordered(&cache.rules, states, &fetch, Some(&|id: &str| cache.nid(id)))
+    } else {
+        resolve_ordered(&cache.rules, states, &fetch, None)
+    }
 }
 
 /// Every event reachable through auth_events from `start`, events found by `fetch`.
@@ -82,6 +112,17 @@ pub fn resolve_with(
     states: &[IdState],
     fetch: &dyn Fn(&str) -> Option<PduRef>,
 ) -> Result<IdState> {
+    resolve_ordered(rules, states, fetch, None)
+}
+
+/// [`resolve_with`], the auth difference found by `auth_difference::by_walk` when `order`
+/// places every event after its auth events, else from the full auth chains.
+pub fn resolve_ordered(
+    rules: &RoomVersionRules,
+    states: &[IdState],
+    fetch: &dyn Fn(&str) -> Option<PduRef>,
+    order: Option<auth_difference::Order<'_>>,
+) -> Result<IdState> {
     let mut distinct: Vec<&IdState> = vec![];
     for s in states {
         if !distinct.contains(&s) {
@@ -102,7 +143,7 @@ pub fn resolve_with(
         .filter(|k| distinct.iter().any(|s| s.get(*k) != distinct[0].get(*k)))
         .count();
     crate::metrics::STATE_CONFLICTS.observe(conflicted as f64);
-    let out = resolve_distinct(rules, &distinct, fetch);
+    let out = resolve_distinct(rules, &distinct, fetch, order);
     crate::metrics::STATE_RESOLUTION.observe(started.elapsed().as_secs_f64());
     out
 }
@@ -111,6 +152,7 @@ fn resolve_distinct(
     rules: &RoomVersionRules,
     distinct: &[&IdState],
     fetch: &dyn Fn(&str) -> Option<PduRef>,
+    order: Option<auth_difference::Order<'_>>,
 ) -> Result<IdState> {
     // Room version 1 keeps the original algorithm, which ruma doesn't implement.
     let Some(v2) = rules.state_res.v2_rules() else {
@@ -129,21 +171,21 @@ fn resolve_distinct(
                 .collect()
         })
         .collect();
-    let chains: Vec<EventIdSet<OwnedEventId>> = maps
-        .iter()
-        .map(|m| {
-            let ids: Vec<OwnedEventId> = m.values().cloned().collect();
-            let mut chain = auth_chain_with(&ids, fetch);
-            chain.extend(ids);
-            chain.into_iter().collect()
-        })
-        .collect();
+    // ruma only takes ∪ − ∩ of these, so each state's chain minus what all of them share
+    // will do.
+    let ids: Vec<Vec<OwnedEventId>> = maps.iter().map(|m| m.values().cloned().collect()).collect();
+    let differences = order
+        .and_then(|order| auth_difference::by_walk(&ids, fetch, order))
+        .unwrap_or_else(|| auth_difference::by_full_walk(&ids, fetch));
+    let chains: Vec<EventIdSet<OwnedEventId>> =
+        differences.into_iter().map(|d| d.into_iter().collect()).collect();
     let resolved = ruma::state_res::resolve(
         &rules.authorization,
         v2,
         maps.iter(),
         chains,
-        |id: &EventId| fetch(id.as_str()).map(|p| (*p).clone()),
+        // Shared, not deep copies: ruma fetches the same events many times.
+        |id: &EventId| fetch(id.as_str()),
         |_| None,
     )
     .map_err(|e| Error::internal(format!("state resolution: {e}")))?;

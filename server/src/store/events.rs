@@ -271,6 +271,7 @@ pub fn insert(
         place.soft_failed
     ])?;
     let nid = conn.last_insert_rowid();
+    super::auth_order::on_insert(conn, room_nid, e.event_id, e.json)?;
     let mut edge = conn.prepare_cached(
         "INSERT OR IGNORE INTO event_edges (event_nid, prev_event_id) VALUES (?1, ?2)",
     )?;

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0017_remote_device_lists_shared_pos",
         include_str!("../../migrations/0017_remote_device_lists_shared_pos.sql"),
     ),
+    ("0018_auth_order", include_str!("../../migrations/0018_auth_order.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -4,6 +4,7 @@
 
 pub mod account_data;
 pub mod appservice;
+pub mod auth_order;
 mod checkpoint;
 pub mod device_lists;
 pub mod devices;

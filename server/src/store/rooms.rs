@@ -350,6 +350,7 @@ pub fn purge(conn: &Connection, room_nid: i64) -> Result<()> {
          DELETE FROM events WHERE room_nid = {room_nid};
          DELETE FROM state_groups WHERE room_nid = {room_nid};"
     ))?;
+    super::auth_order::purge(conn, room_nid)?;
     for table in ["account_data", "room_key_backup_keys", "server_notice_rooms"] {
         conn.execute(&format!("DELETE FROM {table} WHERE room_id = ?1"), [&room_id])?;
     }
