@@ -1,11 +1,13 @@
 //! `auth_difference::by_walk` against the full walk on randomly generated auth DAGs
 //! (seeded): forks, merges, rejected events, auth events that are not stored, and states
-//! holding events in any mix.
+//! holding events in any mix; and the conflicted state subgraph (state res v2.1) against
+//! its definition.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use glia::rooms::auth_difference::{by_full_walk, by_walk};
+use glia::rooms::conflicted_subgraph::conflicted_subgraph;
 use glia::rooms::{Pdu, PduRef, rules_for};
 use ruma::OwnedEventId;
 use ruma::canonical_json::CanonicalJsonObject;
@@ -165,4 +167,85 @@ fn walk_refuses_an_order_it_sees_broken() {
     let full = by_full_walk(&states, &fetch);
     assert_eq!(full[0], [id(1), id(2)].into());
     assert!(full[1].is_empty());
+}
+
+/// Events reachable from `start` through auth_events, `start` included.
+fn reachable(
+    start: &OwnedEventId,
+    fetch: &dyn Fn(&str) -> Option<PduRef>,
+) -> HashSet<OwnedEventId> {
+    let mut seen: HashSet<OwnedEventId> = [start.clone()].into();
+    let mut todo = vec![start.clone()];
+    while let Some(i) = todo.pop() {
+        for a in fetch(i.as_str()).map(|e| e.auth_events.clone()).unwrap_or_default() {
+            if seen.insert(a.clone()) {
+                todo.push(a);
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn conflicted_subgraph_matches_its_definition_on_random_dags() {
+    let mut rng = Rng(0x50b9);
+    let mut inner = 0;
+    for round in 0..120 {
+        let n = 5 + rng.below(100);
+        let d = dag(&mut rng, n);
+        let fetch = |i: &str| d.events.get(i).cloned();
+        let order = |i: &str| d.order.get(i).copied();
+        for _ in 0..5 {
+            let conflicted: Vec<OwnedEventId> = states(&mut rng, n)
+                .into_iter()
+                .flatten()
+                .filter(|i| fetch(i.as_str()).is_some())
+                .collect();
+            // By the definition: x lies on a path from one conflicted event to another
+            // when a conflicted event reaches x and x reaches a conflicted event.
+            let below: Vec<HashSet<OwnedEventId>> =
+                conflicted.iter().map(|c| reachable(c, &fetch)).collect();
+            let want: HashSet<OwnedEventId> = below
+                .iter()
+                .flatten()
+                .filter(|x| {
+                    let from_x = reachable(x, &fetch);
+                    conflicted.iter().any(|c| from_x.contains(c))
+                })
+                .cloned()
+                .collect();
+            let cs: HashSet<OwnedEventId> = conflicted.iter().cloned().collect();
+            inner += want.difference(&cs).count();
+            assert_eq!(
+                conflicted_subgraph(&conflicted, &fetch, Some(&order)),
+                want,
+                "round {round}"
+            );
+            assert_eq!(conflicted_subgraph(&conflicted, &fetch, None), want, "round {round}");
+        }
+    }
+    // Paths through events outside the conflicted set must occur.
+    assert!(inner > 300, "only {inner} events between conflicted ones");
+}
+
+#[test]
+fn conflicted_subgraph_walks_again_when_the_order_is_broken() {
+    // e3 cites e2, e2 cites e1, e1 cites e0; e2 is numbered after e3.
+    let events: HashMap<String, PduRef> = [
+        (id(0).to_string(), pdu(0, &[], false)),
+        (id(1).to_string(), pdu(1, &[id(0)], false)),
+        (id(2).to_string(), pdu(2, &[id(1)], false)),
+        (id(3).to_string(), pdu(3, &[id(2)], false)),
+    ]
+    .into();
+    let order: HashMap<String, i64> = [
+        (id(0).to_string(), 1),
+        (id(1).to_string(), 2),
+        (id(2).to_string(), 9),
+        (id(3).to_string(), 4),
+    ]
+    .into();
+    let fetch = |i: &str| events.get(i).cloned();
+    let got = conflicted_subgraph(&[id(3), id(1)], &fetch, Some(&|i: &str| order.get(i).copied()));
+    assert_eq!(got, [id(3), id(2), id(1)].into());
 }

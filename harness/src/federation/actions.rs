@@ -116,7 +116,7 @@ impl FakeServer {
         user_id: &str,
     ) -> Response {
         let vers = if kind == "join" {
-            format!("?{}", (1..=11).map(|v| format!("ver={v}")).collect::<Vec<_>>().join("&"))
+            format!("?{}", (1..=12).map(|v| format!("ver={v}")).collect::<Vec<_>>().join("&"))
         } else {
             String::new()
         };

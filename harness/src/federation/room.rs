@@ -158,6 +158,10 @@ impl FakeRoom {
             ("m.room.power_levels", String::new()),
             ("m.room.member", ev.sender.clone()),
         ];
+        // From room version 12 the create event is implied by the room ID, never cited.
+        if self.rules.authorization.room_create_event_id_as_room_id {
+            keys.remove(0);
+        }
         if ev.event_type == "m.room.member" {
             let target = ev.state_key.clone().unwrap_or_default();
             keys.push(("m.room.member", target));

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use crate::fakes::{
-    WAIT, cs, get_event, join_via, pdu_result, send_text, start_with, timeline_ids,
+    WAIT, cs, get_event, join_via, joined_room, pdu_result, prev_events_at_fake, send_text,
+    start_with, timeline_ids,
 };
 
 const GME: &str = "/_matrix/federation/v1/get_missing_events/";
@@ -497,4 +498,44 @@ async fn test_corrupted_auth_chain_in_send_join() {
     let member = alice.get(&cs(&["rooms", &room, "state", "m.room.member", &charlie])).await;
     assert_eq!(member.must_status(200)["membership"], "join");
     d.destroy().await;
+}
+
+/// State resolution v2.1 (room version 12) takes the conflicted state subgraph into the
+/// full conflicted set. Alice sets the topic while, on a fork that starts before it,
+/// Charlie (the fake server) changes his display name: Glia resolves the two forks (which
+/// failed when it had no subgraph to give ruma), keeps both changes, and Alice's next
+/// message merges the forks.
+#[tokio::test]
+async fn test_v12_forks_resolve_with_the_conflicted_subgraph() {
+    let Some(s) = joined_room(Some("12")).await else { return };
+    let (fake, alice, room, charlie) = (&s.fake, &s.alice, &s.room, &s.charlie);
+    let charlie_join = fake.room(room, |r| r.state_id("m.room.member", charlie)).expect("join");
+    let topic = alice
+        .must_do("PUT", &cs(&["rooms", room, "state", "m.room.topic", ""]), json!({"topic": "A"}))
+        .await["event_id"]
+        .as_str()
+        .expect("event_id")
+        .to_string();
+    let renamed = json!({"membership": "join", "displayname": "Charlie on a fork"});
+    let (rename, pdu) = fake
+        .send_in(room, Ev::state("m.room.member", charlie, charlie, renamed).prev(&[charlie_join]));
+    let answer = fake.send_transaction(&s.peer, &[pdu], &[]).await.must_status(200);
+    assert_eq!(pdu_result(&answer, &rename), &json!({}), "{answer}");
+
+    let member = cs(&["rooms", room, "state", "m.room.member", charlie]);
+    wait_until("Charlie's new name in Glia's state", WAIT, || {
+        let got = alice.get(&member);
+        async move {
+            let r = got.await;
+            (r.status == 200 && r.json()["displayname"] == "Charlie on a fork").then_some(())
+        }
+    })
+    .await;
+    let got = alice.get(&cs(&["rooms", room, "state", "m.room.topic", ""])).await;
+    assert_eq!(got.must_status(200)["topic"], "A");
+    let message = send_text(alice, room, "after the fork").await;
+    let prevs: BTreeSet<String> =
+        prev_events_at_fake(fake, room, &message).await.into_iter().collect();
+    assert_eq!(prevs, [topic, rename].into(), "the message's prev_events");
+    s.d.destroy().await;
 }

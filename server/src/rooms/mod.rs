@@ -10,6 +10,7 @@
 pub mod acl;
 pub mod auth_difference;
 pub mod builder;
+pub mod conflicted_subgraph;
 pub mod create;
 pub mod format;
 pub mod membership;

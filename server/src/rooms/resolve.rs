@@ -11,6 +11,7 @@ use ruma::state_res::utils::event_id_set::EventIdSet;
 use ruma::{EventId, OwnedEventId};
 use rusqlite::Connection;
 
+use super::conflicted_subgraph::conflicted_subgraph;
 use super::{PduRef, auth_difference};
 use crate::error::{Error, Result};
 use crate::store::events;
@@ -186,7 +187,11 @@ fn resolve_distinct(
         chains,
         // Shared, not deep copies: ruma fetches the same events many times.
         |id: &EventId| fetch(id.as_str()),
-        |_| None,
+        // Asked for by state resolution v2.1 (room version 12) only.
+        |conflicted| {
+            let ids: Vec<OwnedEventId> = conflicted.values().flatten().cloned().collect();
+            Some(conflicted_subgraph(&ids, fetch, order).into_iter().collect())
+        },
     )
     .map_err(|e| Error::internal(format!("state resolution: {e}")))?;
     Ok(resolved.into_iter().map(|((t, k), id)| ((t.to_string(), k), id.to_string())).collect())
