@@ -34,7 +34,7 @@ pub async fn for_batch(app: &App, room: &RoomHandle, batch: &[PduRef]) -> Result
     let mut joined: HashSet<String> = room
         .state
         .iter()
-        .filter(|((t, _), e)| t == "m.room.member" && e.content_value()["membership"] == "join")
+        .filter(|((t, _), e)| t == "m.room.member" && e.content_ref()["membership"] == "join")
         .map(|((_, k), _)| k.clone())
         .collect();
     let mut out = vec![];
@@ -43,7 +43,7 @@ pub async fn for_batch(app: &App, room: &RoomHandle, batch: &[PduRef]) -> Result
             && let Some(k) = &pdu.state_key
         {
             // Members joining within the batch (room creation) count for later events.
-            if pdu.content_value()["membership"] == "join" {
+            if pdu.content_ref()["membership"] == "join" {
                 joined.insert(k.clone());
             }
         }

@@ -427,7 +427,7 @@ async fn store_outside_dag(
 ) -> Result<()> {
     let id = inbound::event_id_of(&obj, rules)?;
     let pdu = Pdu::from_object(id, obj, rules)?;
-    let membership = pdu.content_value()["membership"].as_str().unwrap_or("leave").to_string();
+    let membership = pdu.content_ref()["membership"].as_str().unwrap_or("leave").to_string();
     let (rid, v) = (room_id.to_string(), version.to_string());
     app.db
         .write(move |c| {

@@ -66,7 +66,7 @@ impl RoomHandle {
 
     pub fn membership_of(&self, user_id: &str) -> Option<String> {
         self.get("m.room.member", user_id)
-            .and_then(|e| e.content_value()["membership"].as_str().map(str::to_string))
+            .and_then(|e| e.content_ref()["membership"].as_str().map(str::to_string))
     }
 }
 
@@ -509,7 +509,7 @@ pub async fn persist_queued(
             }
             for ((pdu, txn, json, actions), owed) in rows.iter().zip(&owed2) {
                 let membership = (pdu.type_str() == "m.room.member")
-                    .then(|| pdu.content_value()["membership"].as_str().map(str::to_string))
+                    .then(|| pdu.content_ref()["membership"].as_str().map(str::to_string))
                     .flatten();
                 let prev: Vec<String> = pdu.prev_events.iter().map(|e| e.to_string()).collect();
                 let type_str = pdu.type_str();
@@ -582,7 +582,7 @@ pub fn destinations(
     if pdu.type_str() == "m.room.member"
         && let Some(target) = pdu.state_key.as_deref().and_then(|k| ruma::UserId::parse(k).ok())
         && target.server_name() != own
-        && pdu.content_value()["membership"] != "invite"
+        && pdu.content_ref()["membership"] != "invite"
         && !dests.iter().any(|d| d == target.server_name().as_str())
     {
         dests.push(target.server_name().to_string());
@@ -633,7 +633,7 @@ pub fn privileged_creators(room: &RoomHandle) -> Vec<String> {
     let Some(create) = room.get("m.room.create", "") else { return vec![] };
     let mut out = vec![create.sender.to_string()];
     if room.rules.authorization.additional_room_creators
-        && let Some(extra) = create.content_value()["additional_creators"].as_array()
+        && let Some(extra) = create.content_ref()["additional_creators"].as_array()
     {
         out.extend(extra.iter().filter_map(Value::as_str).map(str::to_string));
     }

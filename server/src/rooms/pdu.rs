@@ -31,6 +31,9 @@ pub struct Pdu {
     pub rejected: bool,
     /// The whole signed event, as sent over federation.
     pub json: CanonicalJsonObject,
+    /// `content` parsed once: membership and display names are read from state events
+    /// for every member on every send (push evaluation), where parsing each time showed.
+    parsed_content: Value,
 }
 
 pub type PduRef = Arc<Pdu>;
@@ -95,7 +98,8 @@ impl Pdu {
             .ok_or_else(|| bad_json("event has no origin_server_ts"))?;
         let content =
             v.get("content").cloned().unwrap_or_else(|| Value::Object(Default::default()));
-        let content = serde_json::value::to_raw_value(&content).map_err(Error::internal)?;
+        let parsed_content = content;
+        let content = serde_json::value::to_raw_value(&parsed_content).map_err(Error::internal)?;
         let redacts = s("redacts")
             .or_else(|| v.get("content").and_then(|c| c.get("redacts")).and_then(Value::as_str))
             .and_then(|r| OwnedEventId::try_from(r).ok());
@@ -114,6 +118,7 @@ impl Pdu {
             depth: v.get("depth").and_then(Value::as_u64).unwrap_or(0),
             rejected: false,
             json,
+            parsed_content,
         })
     }
 
@@ -125,7 +130,12 @@ impl Pdu {
     }
 
     pub fn content_value(&self) -> Value {
-        serde_json::from_str(self.content.get()).unwrap_or(Value::Null)
+        self.parsed_content.clone()
+    }
+
+    /// `content`, borrowed: no parse, no copy.
+    pub fn content_ref(&self) -> &Value {
+        &self.parsed_content
     }
 
     pub fn is_state(&self) -> bool {

@@ -76,7 +76,7 @@ fn power_ctx(room: &RoomHandle) -> Option<PushConditionPowerLevelsCtx> {
 /// is an `m.thread` relation; for another relation (a reaction, an edit) to an event in a
 /// thread, that thread (as Synapse); else `main`.
 pub fn thread_of(conn: &rusqlite::Connection, pdu: &PduRef) -> Result<String> {
-    let content = pdu.content_value();
+    let content = pdu.content_ref();
     let rel = &content["m.relates_to"];
     let Some(related) = rel["event_id"].as_str() else { return Ok("main".into()) };
     if rel["rel_type"] == "m.thread" {
@@ -130,9 +130,9 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
     let mut members: Vec<(String, String)> = room
         .state
         .iter()
-        .filter(|((t, _), e)| t == "m.room.member" && e.content_value()["membership"] == "join")
+        .filter(|((t, _), e)| t == "m.room.member" && e.content_ref()["membership"] == "join")
         .map(|((_, k), e)| {
-            (k.clone(), e.content_value()["displayname"].as_str().unwrap_or(k).to_string())
+            (k.clone(), e.content_ref()["displayname"].as_str().unwrap_or(k).to_string())
         })
         .collect();
     let member_count = UInt::new(members.len() as u64).unwrap_or_default();
@@ -141,7 +141,7 @@ pub async fn evaluate(app: &App, room: &RoomHandle, pdu: &PduRef) -> Result<Vec<
     // (the default `.m.rule.invite_for_me`), as in Synapse.
     if pdu.type_str() == "m.room.member"
         && let Some(invitee) = &pdu.state_key
-        && pdu.content_value()["membership"] == "invite"
+        && pdu.content_ref()["membership"] == "invite"
         && !members.iter().any(|(u, _)| u == invitee)
     {
         members.push((invitee.clone(), invitee.clone()));
