@@ -25,7 +25,7 @@ pub fn client_event(
     row: &EventRow,
     viewer: Option<Viewer<'_>>,
 ) -> Result<Value> {
-    client_event_cached(conn, row, viewer, &mut HashMap::new())
+    client_event_cached(conn, row, viewer, &mut HashMap::new(), None)
 }
 
 /// [`client_event`] with the viewer's membership per state group remembered across
@@ -35,6 +35,7 @@ fn client_event_cached(
     row: &EventRow,
     viewer: Option<Viewer<'_>>,
     memberships: &mut HashMap<i64, String>,
+    states: Option<&state::Snapshots>,
 ) -> Result<Value> {
     let pdu: Value = serde_json::from_str(&row.json).map_err(Error::internal)?;
     let mut ev = Map::new();
@@ -84,7 +85,7 @@ fn client_event_cached(
             Some(group) => match memberships.get(&group) {
                 Some(m) => m.clone(),
                 None => {
-                    let m = membership_at(conn, group, v.user_id)?;
+                    let m = membership_at(conn, group, v.user_id, states)?;
                     memberships.insert(group, m.clone());
                     m
                 }
@@ -99,8 +100,17 @@ fn client_event_cached(
 
 /// The viewer's membership in state `group` (the state after an event), "leave" if they
 /// had none (spec v1.11: `unsigned.membership`, MSC4115).
-fn membership_at(conn: &Connection, group: i64, user_id: &str) -> Result<String> {
-    let Some(nid) = state::lookup(conn, group, "m.room.member", user_id)? else {
+fn membership_at(
+    conn: &Connection,
+    group: i64,
+    user_id: &str,
+    states: Option<&state::Snapshots>,
+) -> Result<String> {
+    let nid = match states {
+        Some(s) => s.lookup(conn, group, "m.room.member", user_id)?,
+        None => state::lookup(conn, group, "m.room.member", user_id)?,
+    };
+    let Some(nid) = nid else {
         return Ok("leave".into());
     };
     let Some(member) = events::by_nid(conn, nid)? else {
@@ -115,8 +125,18 @@ pub fn client_events(
     rows: &[EventRow],
     viewer: Option<Viewer<'_>>,
 ) -> Result<Vec<Value>> {
+    client_events_with(conn, rows, viewer, None)
+}
+
+/// [`client_events`], looking memberships up in `states` (full states read already).
+pub fn client_events_with(
+    conn: &Connection,
+    rows: &[EventRow],
+    viewer: Option<Viewer<'_>>,
+    states: Option<&state::Snapshots>,
+) -> Result<Vec<Value>> {
     let mut memberships = HashMap::new();
-    rows.iter().map(|r| client_event_cached(conn, r, viewer, &mut memberships)).collect()
+    rows.iter().map(|r| client_event_cached(conn, r, viewer, &mut memberships, states)).collect()
 }
 
 /// Stripped state (for invites and knocks): type, state_key, content, sender.
