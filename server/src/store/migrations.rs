@@ -26,6 +26,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0017_remote_device_lists_shared_pos",
         include_str!("../../migrations/0017_remote_device_lists_shared_pos.sql"),
     ),
+    ("0019_push_actions_rare", include_str!("../../migrations/0019_push_actions_rare.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {
