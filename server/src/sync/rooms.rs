@@ -11,8 +11,8 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::Connection;
 use serde_json::{Map, Value, json};
 
-use super::Ctx;
 use super::account_data::type_wanted;
+use super::{Ctx, object};
 use crate::error::{Error, Result};
 use crate::filter::{RoomEventFilter, RoomFilter};
 use crate::rooms::format::{self, Viewer};
@@ -144,7 +144,12 @@ fn build(c: &Connection, p: &Params<'_>) -> Result<Value> {
             _ => {}
         }
     }
-    Ok(json!({"join": join, "invite": invite, "leave": leave, "knock": knock}))
+    Ok(object([
+        ("join", Value::Object(join)),
+        ("invite", Value::Object(invite)),
+        ("leave", Value::Object(leave)),
+        ("knock", Value::Object(knock)),
+    ]))
 }
 
 /// Events of the timeline in `(from, to]`, oldest first, and whether older ones were cut.
@@ -225,6 +230,19 @@ fn group_at(c: &Connection, room_nid: i64, pos: i64) -> Result<Option<i64>> {
     Ok(events::timeline_desc(c, room_nid, 0, pos, 1)?.first().and_then(|r| r.state_after))
 }
 
+/// `{"events": [...]}`.
+fn events_object(events: Vec<Value>) -> Value {
+    object([("events", Value::Array(events))])
+}
+
+fn timeline_object(events: Vec<Value>, limited: bool, prev_batch: String) -> Value {
+    object([
+        ("events", Value::Array(events)),
+        ("limited", Value::Bool(limited)),
+        ("prev_batch", Value::String(prev_batch)),
+    ])
+}
+
 fn strip_room_id(mut v: Value) -> Value {
     if let Some(o) = v.as_object_mut() {
         o.remove("room_id");
@@ -294,7 +312,7 @@ fn room_account_data(
     for row in rows {
         let (t, content) = row?;
         let content: Value = serde_json::from_str(&content).map_err(Error::internal)?;
-        out.push(json!({"type": t, "content": content}));
+        out.push(object([("type", Value::String(t)), ("content", content)]));
     }
     Ok(out)
 }
@@ -351,14 +369,14 @@ fn joined_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Opti
             .map(strip_room_id)
             .collect();
     let (unread, unread_threads) = unread_section(c, p, m.room_nid)?;
-    let mut room = json!({
-        "timeline": {"events": timeline_events, "limited": limited, "prev_batch": prev_batch},
-        "state": {"events": state},
-        "account_data": {"events": account_data},
-        "ephemeral": {"events": ephemeral},
-        "summary": summary(c, m.room_nid, p.user_id)?,
-        "unread_notifications": unread,
-    });
+    let mut room = object([
+        ("timeline", timeline_object(timeline_events, limited, prev_batch)),
+        ("state", events_object(state)),
+        ("account_data", events_object(account_data)),
+        ("ephemeral", events_object(ephemeral)),
+        ("summary", summary(c, m.room_nid, p.user_id)?),
+        ("unread_notifications", unread),
+    ]);
     if let Some(threads) = unread_threads {
         room["unread_thread_notifications"] = threads;
     }
@@ -481,9 +499,9 @@ fn left_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Option
             .into_iter()
             .map(strip_room_id)
             .collect();
-    Ok(Some(json!({
-        "timeline": {"events": timeline_events, "limited": limited, "prev_batch": prev_batch},
-        "state": {"events": state},
-        "account_data": {"events": []},
-    })))
+    Ok(Some(object([
+        ("timeline", timeline_object(timeline_events, limited, prev_batch)),
+        ("state", events_object(state)),
+        ("account_data", events_object(vec![])),
+    ])))
 }
