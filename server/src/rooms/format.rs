@@ -37,14 +37,7 @@ fn client_event_cached(
     memberships: &mut HashMap<i64, String>,
     states: Option<&state::Snapshots>,
 ) -> Result<Value> {
-    let pdu: Value = serde_json::from_str(&row.json).map_err(Error::internal)?;
-    let mut ev = Map::new();
-    for key in ["content", "origin_server_ts", "room_id", "sender", "state_key", "type", "redacts"]
-    {
-        if let Some(v) = pdu.get(key) {
-            ev.insert(key.into(), v.clone());
-        }
-    }
+    let mut ev = client_fields(&row.json)?;
     ev.insert("event_id".into(), json!(row.event_id));
     // A v12 create event has no room_id; clients get the one it names (its own hash).
     if !ev.contains_key("room_id")
@@ -98,6 +91,67 @@ fn client_event_cached(
     Ok(Value::Object(ev))
 }
 
+/// The PDU's fields a client sees, the others skipped while parsing rather than parsed
+/// into values and dropped (a PDU's hashes, signatures and DAG references are most of it).
+fn client_fields(json: &str) -> Result<Map<String, Value>> {
+    /// A field present (even as null) keeps its value; `Option<Value>` alone reads null
+    /// as absent.
+    fn present<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Option<Value>, D::Error> {
+        serde::Deserialize::deserialize(d).map(Some)
+    }
+    #[derive(serde::Deserialize)]
+    struct Fields {
+        #[serde(default, deserialize_with = "present")]
+        content: Option<Value>,
+        #[serde(default, deserialize_with = "present")]
+        origin_server_ts: Option<Value>,
+        #[serde(default, deserialize_with = "present")]
+        room_id: Option<Value>,
+        #[serde(default, deserialize_with = "present")]
+        sender: Option<Value>,
+        #[serde(default, deserialize_with = "present")]
+        state_key: Option<Value>,
+        #[serde(default, deserialize_with = "present", rename = "type")]
+        event_type: Option<Value>,
+        #[serde(default, deserialize_with = "present")]
+        redacts: Option<Value>,
+    }
+    let f: Fields = match serde_json::from_str(json) {
+        Ok(f) => f,
+        // Whatever a struct cannot take (a repeated key, say) is read as before.
+        Err(_) => {
+            let pdu: Value = serde_json::from_str(json).map_err(Error::internal)?;
+            let field = |key: &str| pdu.get(key).cloned();
+            Fields {
+                content: field("content"),
+                origin_server_ts: field("origin_server_ts"),
+                room_id: field("room_id"),
+                sender: field("sender"),
+                state_key: field("state_key"),
+                event_type: field("type"),
+                redacts: field("redacts"),
+            }
+        }
+    };
+    let mut ev = Map::new();
+    for (key, v) in [
+        ("content", f.content),
+        ("origin_server_ts", f.origin_server_ts),
+        ("room_id", f.room_id),
+        ("sender", f.sender),
+        ("state_key", f.state_key),
+        ("type", f.event_type),
+        ("redacts", f.redacts),
+    ] {
+        if let Some(v) = v {
+            ev.insert(key.into(), v);
+        }
+    }
+    Ok(ev)
+}
+
 /// The viewer's membership in state `group` (the state after an event), "leave" if they
 /// had none (spec v1.11: `unsigned.membership`, MSC4115).
 fn membership_at(
@@ -148,4 +202,29 @@ pub fn stripped(row: &EventRow) -> Result<Value> {
         "content": pdu["content"],
         "sender": pdu["sender"],
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_fields_keeps_the_client_keys_only_and_nulls_as_given() {
+        let pdu = r#"{"auth_events":["$a"],"content":{"body":"hi","n":[1,{"x":null}]},
+            "depth":3,"hashes":{"sha256":"h"},"origin_server_ts":5,"prev_events":["$p"],
+            "redacts":null,"room_id":"!r:x","sender":"@a:x","signatures":{},"type":"m.room.message"}"#;
+        let ev = client_fields(pdu).expect("fields");
+        assert_eq!(
+            Value::Object(ev),
+            json!({"content": {"body": "hi", "n": [1, {"x": null}]}, "origin_server_ts": 5,
+                   "redacts": null, "room_id": "!r:x", "sender": "@a:x", "type": "m.room.message"})
+        );
+    }
+
+    #[test]
+    fn client_fields_reads_a_repeated_key_as_a_json_value_does() {
+        let pdu = r#"{"type":"a","type":"b","content":{}}"#;
+        let ev = client_fields(pdu).expect("fields");
+        assert_eq!(Value::Object(ev), json!({"type": "b", "content": {}}));
+    }
 }
