@@ -219,3 +219,27 @@ async fn test_unread_highlights_in_threads_and_unthreaded_receipt() {
     .await;
     d.destroy().await;
 }
+
+/// A redacted event no longer counts (Synapse removes its push actions): redacting an
+/// unread mention takes it off both counts.
+#[tokio::test]
+async fn test_unread_counts_after_redaction() {
+    let d = Deployment::new(1).await;
+    let (alice, bob, room) = alice_and_bob(&d).await;
+    send(&alice, &room, "plain", json!({"msgtype": "m.text", "body": "hello"})).await;
+    let body =
+        json!({"msgtype": "m.text", "body": "bob!", "m.mentions": {"user_ids": [bob.user_id]}});
+    let mention = send(&alice, &room, "mention", body).await;
+    let project = |joined: &Value| joined["unread_notifications"].clone();
+    let n = |notifications: i64, highlights: i64| json!({"notification_count": notifications, "highlight_count": highlights});
+    wait_for_unread(&bob, &room, None, "a message and a mention", project, n(2, 1)).await;
+    alice
+        .must_do(
+            "PUT",
+            &["_matrix", "client", "v3", "rooms", &room, "redact", &mention, "r1"],
+            json!({}),
+        )
+        .await;
+    wait_for_unread(&bob, &room, None, "the mention redacted", project, n(1, 0)).await;
+    d.destroy().await;
+}

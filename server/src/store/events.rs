@@ -445,6 +445,18 @@ pub fn mark_redacted(
     Ok(())
 }
 
+/// Forget every member's push actions for the event at `stream_pos`. Looked up per user
+/// who ever had a membership (those with actions are among them), so the delete stays on
+/// the primary key.
+pub fn remove_push_actions(conn: &Connection, room_nid: i64, stream_pos: i64) -> Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM event_push_actions WHERE room_nid = ?1 AND stream_pos = ?2
+           AND user_id IN (SELECT user_id FROM memberships WHERE room_nid = ?1)",
+    )?
+    .execute(params![room_nid, stream_pos])?;
+    Ok(())
+}
+
 pub fn add_push_action(
     conn: &Connection,
     room_nid: i64,
