@@ -37,6 +37,31 @@ async fn send(c: &Client, room: &str, txn: &str, body: Value) -> String {
         .to_string()
 }
 
+/// Initial-sync `c` with `filter` until `project`, given the room's entry, is `want`.
+async fn wait_for_unread(
+    c: &Client,
+    room: &str,
+    filter: Option<&str>,
+    what: &str,
+    project: fn(&Value) -> Value,
+    want: Value,
+) {
+    // Synapse answers identical initial syncs from a cache for a while; a new `timeout`
+    // (which an initial sync does not wait for) makes each poll new.
+    let mut poll = 0;
+    glia_harness::wait::wait_until(what, WAIT, || {
+        poll += 1;
+        let (timeout, want) = (poll, want.clone());
+        async move {
+            let r = c.sync(None, timeout, filter).await;
+            let got = project(&r["rooms"]["join"][room]);
+            eprintln!("{what}: {got}");
+            (got == want).then_some(())
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn test_unread_notification_counts() {
     let d = Deployment::new(1).await;
@@ -102,28 +127,16 @@ async fn test_unread_thread_notifications() {
     .await;
     let threads_on = json!({"room": {"timeline": {"unread_thread_notifications": true}}});
     let threads_on = threads_on.to_string();
-    let counts = |filter: Option<String>, what: &'static str, want: serde_json::Value| {
+    let counts = |filter: Option<String>, what: &'static str, want: Value| {
         let (bob, room) = (bob.clone(), room.clone());
         async move {
-            // Synapse answers identical initial syncs from a cache for a while; a new
-            // `timeout` (which an initial sync does not wait for) makes each poll new.
-            let mut poll = 0;
-            glia_harness::wait::wait_until(what, WAIT, || {
-                let (bob, room, filter, want) = (&bob, &room, filter.clone(), want.clone());
-                poll += 1;
-                let timeout = poll;
-                async move {
-                    let r = bob.sync(None, timeout, filter.as_deref()).await;
-                    let joined = &r["rooms"]["join"][room.as_str()];
-                    let got = json!({
-                        "main": joined["unread_notifications"]["notification_count"],
-                        "threads": joined["unread_thread_notifications"],
-                    });
-                    eprintln!("{what}: {got}");
-                    (got == want).then_some(())
-                }
-            })
-            .await;
+            let project = |joined: &Value| {
+                json!({
+                    "main": joined["unread_notifications"]["notification_count"],
+                    "threads": joined["unread_thread_notifications"],
+                })
+            };
+            wait_for_unread(&bob, &room, filter.as_deref(), what, project, want).await;
         }
     };
     let thread_counts =
@@ -153,5 +166,80 @@ async fn test_unread_thread_notifications() {
     )
     .await;
     counts(Some(threads_on), "everything read", json!({"main": 0, "threads": null})).await;
+    d.destroy().await;
+}
+
+/// Highlights count per thread as notifications do, and an unthreaded receipt reads every
+/// thread up to the event it names: a thread mention and a main-timeline mention both
+/// highlight; a receipt without `thread_id` on the newer one clears both, and what comes
+/// after it counts again.
+#[tokio::test]
+async fn test_unread_highlights_in_threads_and_unthreaded_receipt() {
+    let d = Deployment::new(1).await;
+    let (alice, bob, room) = alice_and_bob(&d).await;
+    let mention = |body: &str| json!({"msgtype": "m.text", "body": body, "m.mentions": {"user_ids": [bob.user_id]}});
+    let root = send(&alice, &room, "root", json!({"msgtype": "m.text", "body": "root"})).await;
+    let mut reply = mention("in the thread, bob");
+    reply["m.relates_to"] = json!({"rel_type": "m.thread", "event_id": root});
+    send(&alice, &room, "reply", reply).await;
+    let main_mention = send(&alice, &room, "main", mention("bob, in main")).await;
+    let filter = json!({"room": {"timeline": {"unread_thread_notifications": true}}}).to_string();
+    let counts = |what: &'static str, want: Value| {
+        let (bob, room, filter) = (bob.clone(), room.clone(), filter.clone());
+        async move {
+            let project = |joined: &Value| {
+                json!({
+                    "main": joined["unread_notifications"],
+                    "threads": joined["unread_thread_notifications"],
+                })
+            };
+            wait_for_unread(&bob, &room, Some(&filter), what, project, want).await;
+        }
+    };
+    let n = |notifications: i64, highlights: i64| json!({"notification_count": notifications, "highlight_count": highlights});
+    counts(
+        "main: root and mention, thread: one mention",
+        json!({"main": n(2, 1), "threads": {root.clone(): n(1, 1)}}),
+    )
+    .await;
+    bob.must_do(
+        "POST",
+        &["_matrix", "client", "v3", "rooms", &room, "receipt", "m.read", &main_mention],
+        json!({}),
+    )
+    .await;
+    counts("everything read", json!({"main": n(0, 0), "threads": null})).await;
+    let mut later = mention("again in the thread");
+    later["m.relates_to"] = json!({"rel_type": "m.thread", "event_id": root});
+    send(&alice, &room, "later", later).await;
+    counts(
+        "the newer thread mention unread",
+        json!({"main": n(0, 0), "threads": {root.clone(): n(1, 1)}}),
+    )
+    .await;
+    d.destroy().await;
+}
+
+/// A redacted event no longer counts (Synapse removes its push actions): redacting an
+/// unread mention takes it off both counts.
+#[tokio::test]
+async fn test_unread_counts_after_redaction() {
+    let d = Deployment::new(1).await;
+    let (alice, bob, room) = alice_and_bob(&d).await;
+    send(&alice, &room, "plain", json!({"msgtype": "m.text", "body": "hello"})).await;
+    let body =
+        json!({"msgtype": "m.text", "body": "bob!", "m.mentions": {"user_ids": [bob.user_id]}});
+    let mention = send(&alice, &room, "mention", body).await;
+    let project = |joined: &Value| joined["unread_notifications"].clone();
+    let n = |notifications: i64, highlights: i64| json!({"notification_count": notifications, "highlight_count": highlights});
+    wait_for_unread(&bob, &room, None, "a message and a mention", project, n(2, 1)).await;
+    alice
+        .must_do(
+            "PUT",
+            &["_matrix", "client", "v3", "rooms", &room, "redact", &mention, "r1"],
+            json!({}),
+        )
+        .await;
+    wait_for_unread(&bob, &room, None, "the mention redacted", project, n(1, 0)).await;
     d.destroy().await;
 }

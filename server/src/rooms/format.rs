@@ -25,7 +25,7 @@ pub fn client_event(
     row: &EventRow,
     viewer: Option<Viewer<'_>>,
 ) -> Result<Value> {
-    client_event_cached(conn, row, viewer, &mut HashMap::new())
+    client_event_cached(conn, row, viewer, &mut HashMap::new(), None)
 }
 
 /// [`client_event`] with the viewer's membership per state group remembered across
@@ -35,15 +35,9 @@ fn client_event_cached(
     row: &EventRow,
     viewer: Option<Viewer<'_>>,
     memberships: &mut HashMap<i64, String>,
+    states: Option<&state::Snapshots>,
 ) -> Result<Value> {
-    let pdu: Value = serde_json::from_str(&row.json).map_err(Error::internal)?;
-    let mut ev = Map::new();
-    for key in ["content", "origin_server_ts", "room_id", "sender", "state_key", "type", "redacts"]
-    {
-        if let Some(v) = pdu.get(key) {
-            ev.insert(key.into(), v.clone());
-        }
-    }
+    let mut ev = client_fields(&row.json)?;
     ev.insert("event_id".into(), json!(row.event_id));
     // A v12 create event has no room_id; clients get the one it names (its own hash).
     if !ev.contains_key("room_id")
@@ -84,7 +78,7 @@ fn client_event_cached(
             Some(group) => match memberships.get(&group) {
                 Some(m) => m.clone(),
                 None => {
-                    let m = membership_at(conn, group, v.user_id)?;
+                    let m = membership_at(conn, group, v.user_id, states)?;
                     memberships.insert(group, m.clone());
                     m
                 }
@@ -97,10 +91,80 @@ fn client_event_cached(
     Ok(Value::Object(ev))
 }
 
+/// The PDU's fields a client sees, the others skipped while parsing rather than parsed
+/// into values and dropped (a PDU's hashes, signatures and DAG references are most of it).
+fn client_fields(json: &str) -> Result<Map<String, Value>> {
+    /// A field present (even as null) keeps its value; `Option<Value>` alone reads null
+    /// as absent.
+    fn present<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Option<Value>, D::Error> {
+        serde::Deserialize::deserialize(d).map(Some)
+    }
+    #[derive(serde::Deserialize)]
+    struct Fields {
+        #[serde(default, deserialize_with = "present")]
+        content: Option<Value>,
+        #[serde(default, deserialize_with = "present")]
+        origin_server_ts: Option<Value>,
+        #[serde(default, deserialize_with = "present")]
+        room_id: Option<Value>,
+        #[serde(default, deserialize_with = "present")]
+        sender: Option<Value>,
+        #[serde(default, deserialize_with = "present")]
+        state_key: Option<Value>,
+        #[serde(default, deserialize_with = "present", rename = "type")]
+        event_type: Option<Value>,
+        #[serde(default, deserialize_with = "present")]
+        redacts: Option<Value>,
+    }
+    let f: Fields = match serde_json::from_str(json) {
+        Ok(f) => f,
+        // Whatever a struct cannot take (a repeated key, say) is read as before.
+        Err(_) => {
+            let pdu: Value = serde_json::from_str(json).map_err(Error::internal)?;
+            let field = |key: &str| pdu.get(key).cloned();
+            Fields {
+                content: field("content"),
+                origin_server_ts: field("origin_server_ts"),
+                room_id: field("room_id"),
+                sender: field("sender"),
+                state_key: field("state_key"),
+                event_type: field("type"),
+                redacts: field("redacts"),
+            }
+        }
+    };
+    let mut ev = Map::new();
+    for (key, v) in [
+        ("content", f.content),
+        ("origin_server_ts", f.origin_server_ts),
+        ("room_id", f.room_id),
+        ("sender", f.sender),
+        ("state_key", f.state_key),
+        ("type", f.event_type),
+        ("redacts", f.redacts),
+    ] {
+        if let Some(v) = v {
+            ev.insert(key.into(), v);
+        }
+    }
+    Ok(ev)
+}
+
 /// The viewer's membership in state `group` (the state after an event), "leave" if they
 /// had none (spec v1.11: `unsigned.membership`, MSC4115).
-fn membership_at(conn: &Connection, group: i64, user_id: &str) -> Result<String> {
-    let Some(nid) = state::lookup(conn, group, "m.room.member", user_id)? else {
+fn membership_at(
+    conn: &Connection,
+    group: i64,
+    user_id: &str,
+    states: Option<&state::Snapshots>,
+) -> Result<String> {
+    let nid = match states {
+        Some(s) => s.lookup(conn, group, "m.room.member", user_id)?,
+        None => state::lookup(conn, group, "m.room.member", user_id)?,
+    };
+    let Some(nid) = nid else {
         return Ok("leave".into());
     };
     let Some(member) = events::by_nid(conn, nid)? else {
@@ -115,8 +179,18 @@ pub fn client_events(
     rows: &[EventRow],
     viewer: Option<Viewer<'_>>,
 ) -> Result<Vec<Value>> {
+    client_events_with(conn, rows, viewer, None)
+}
+
+/// [`client_events`], looking memberships up in `states` (full states read already).
+pub fn client_events_with(
+    conn: &Connection,
+    rows: &[EventRow],
+    viewer: Option<Viewer<'_>>,
+    states: Option<&state::Snapshots>,
+) -> Result<Vec<Value>> {
     let mut memberships = HashMap::new();
-    rows.iter().map(|r| client_event_cached(conn, r, viewer, &mut memberships)).collect()
+    rows.iter().map(|r| client_event_cached(conn, r, viewer, &mut memberships, states)).collect()
 }
 
 /// Stripped state (for invites and knocks): type, state_key, content, sender.
@@ -128,4 +202,29 @@ pub fn stripped(row: &EventRow) -> Result<Value> {
         "content": pdu["content"],
         "sender": pdu["sender"],
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_fields_keeps_the_client_keys_only_and_nulls_as_given() {
+        let pdu = r#"{"auth_events":["$a"],"content":{"body":"hi","n":[1,{"x":null}]},
+            "depth":3,"hashes":{"sha256":"h"},"origin_server_ts":5,"prev_events":["$p"],
+            "redacts":null,"room_id":"!r:x","sender":"@a:x","signatures":{},"type":"m.room.message"}"#;
+        let ev = client_fields(pdu).expect("fields");
+        assert_eq!(
+            Value::Object(ev),
+            json!({"content": {"body": "hi", "n": [1, {"x": null}]}, "origin_server_ts": 5,
+                   "redacts": null, "room_id": "!r:x", "sender": "@a:x", "type": "m.room.message"})
+        );
+    }
+
+    #[test]
+    fn client_fields_reads_a_repeated_key_as_a_json_value_does() {
+        let pdu = r#"{"type":"a","type":"b","content":{}}"#;
+        let ev = client_fields(pdu).expect("fields");
+        assert_eq!(Value::Object(ev), json!({"type": "b", "content": {}}));
+    }
 }

@@ -43,6 +43,10 @@ pub fn redact_in(
     .map_err(Error::internal)?;
     let text = serde_json::to_string(&redacted).map_err(Error::internal)?;
     events::mark_redacted(c, target, redaction_id, &text)?;
+    // A redacted event no longer counts as unread, as in Synapse.
+    if let Some(pos) = row.stream_pos {
+        events::remove_push_actions(c, room_nid, pos)?;
+    }
     Ok(Some(row.state_key.is_some()))
 }
 

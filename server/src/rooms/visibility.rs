@@ -8,7 +8,6 @@
 //! - `joined`: from the user's join onwards.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 
 use rusqlite::Connection;
 use serde_json::Value;
@@ -37,8 +36,23 @@ pub fn visible(
 /// What `visible` reads per state group: the history visibility and the user's membership.
 /// Consecutive messages share their state group, so a page of them reads it once.
 #[derive(Default)]
-pub struct Cache {
+pub struct Cache<'a> {
     by_group: HashMap<i64, (String, Option<String>)>,
+    /// Full states the caller has read already (lookups in them cost no query).
+    states: Option<&'a state::Snapshots>,
+}
+
+impl<'a> Cache<'a> {
+    pub fn with_states(states: &'a state::Snapshots) -> Cache<'a> {
+        Cache { by_group: HashMap::new(), states: Some(states) }
+    }
+
+    fn lookup(&self, c: &Connection, group: i64, t: &str, k: &str) -> Result<Option<i64>> {
+        match self.states {
+            Some(s) => s.lookup(c, group, t, k),
+            None => state::lookup(c, group, t, k),
+        }
+    }
 }
 
 /// `visible`, reading each state group's facts once per `cache`.
@@ -47,19 +61,19 @@ pub fn visible_cached(
     row: &EventRow,
     user_id: &str,
     currently_joined: bool,
-    cache: &mut Cache,
+    cache: &mut Cache<'_>,
 ) -> Result<bool> {
     let Some(group) = row.state_before else { return Ok(true) };
-    if let Entry::Vacant(slot) = cache.by_group.entry(group) {
+    if !cache.by_group.contains_key(&group) {
         let hv = content_field(
             c,
-            state::lookup(c, group, "m.room.history_visibility", "")?,
+            cache.lookup(c, group, "m.room.history_visibility", "")?,
             "history_visibility",
         )?
         .unwrap_or_else(|| "shared".into());
         let membership =
-            content_field(c, state::lookup(c, group, "m.room.member", user_id)?, "membership")?;
-        slot.insert((hv, membership));
+            content_field(c, cache.lookup(c, group, "m.room.member", user_id)?, "membership")?;
+        cache.by_group.insert(group, (hv, membership));
     }
     let Some((hv, membership)) = cache.by_group.get(&group) else { return Ok(false) };
     Ok(decide(hv, membership.as_deref(), row, user_id, currently_joined))

@@ -446,6 +446,18 @@ pub fn mark_redacted(
     Ok(())
 }
 
+/// Forget every member's push actions for the event at `stream_pos`. Looked up per user
+/// who ever had a membership (those with actions are among them), so the delete stays on
+/// the primary key.
+pub fn remove_push_actions(conn: &Connection, room_nid: i64, stream_pos: i64) -> Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM event_push_actions WHERE room_nid = ?1 AND stream_pos = ?2
+           AND user_id IN (SELECT user_id FROM memberships WHERE room_nid = ?1)",
+    )?
+    .execute(params![room_nid, stream_pos])?;
+    Ok(())
+}
+
 pub fn add_push_action(
     conn: &Connection,
     room_nid: i64,
@@ -511,37 +523,71 @@ pub fn unread_counts(
         }
     }
     let unthreaded = receipts.get("").copied().unwrap_or(0);
-    let mut counts: std::collections::BTreeMap<String, Unread> = Default::default();
+    let main_read = receipts.get("main").copied().unwrap_or(0).max(unthreaded);
+    // Every action past the main timeline's receipt, counted from the primary key alone;
+    // the few highlights and thread actions come from their partial index, so no unread
+    // plain notification is read column by column.
+    let past_main: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM event_push_actions
+             WHERE room_nid = ?1 AND user_id = ?2 AND stream_pos > ?3",
+        )?
+        .query_row(params![room_nid, user_id, main_read], |r| r.get(0))?;
     let mut st = conn.prepare_cached(
-        "SELECT thread_id, COUNT(*), COALESCE(SUM(highlight), 0) FROM event_push_actions
-         WHERE room_nid = ?1 AND user_id = ?2 AND stream_pos > ?3 GROUP BY thread_id",
+        "SELECT stream_pos, thread_id, highlight FROM event_push_actions
+         INDEXED BY event_push_actions_rare
+         WHERE room_nid = ?1 AND user_id = ?2 AND stream_pos > ?3
+           AND (highlight <> 0 OR thread_id <> 'main')",
     )?;
-    let rows = st.query_map(params![room_nid, user_id, unthreaded], |r| {
-        Ok((r.get::<_, String>(0)?, Unread { notifications: r.get(1)?, highlights: r.get(2)? }))
-    })?;
-    for row in rows {
-        let (thread, u) = row?;
-        counts.insert(thread, u);
-    }
-    // A thread's own receipt further on than the unthreaded one: take off what it read.
-    let mut read = conn.prepare_cached(
-        "SELECT COUNT(*), COALESCE(SUM(highlight), 0) FROM event_push_actions
-         WHERE room_nid = ?1 AND user_id = ?2 AND thread_id = ?3
-           AND stream_pos > ?4 AND stream_pos <= ?5",
-    )?;
-    for (thread, pos) in &receipts {
-        if thread.is_empty() || *pos <= unthreaded {
+    let rare = st
+        .query_map(params![room_nid, user_id, unthreaded], |r| {
+            Ok(RareAction { stream_pos: r.get(0)?, thread: r.get(1)?, highlight: r.get(2)? })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(tally_unread(&receipts, past_main, rare))
+}
+
+/// A push action that is a highlight or in a thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RareAction {
+    stream_pos: i64,
+    thread: String,
+    highlight: i64,
+}
+
+/// Unread counts per thread from the user's receipts (thread -> stream position, `""` for
+/// the unthreaded one), the number of actions of any thread past the main timeline's
+/// receipt, and the highlights and thread actions past the unthreaded receipt. An action
+/// is unread when it is past both the unthreaded receipt and its own thread's.
+fn tally_unread(
+    receipts: &HashMap<String, i64>,
+    past_main: i64,
+    rare: Vec<RareAction>,
+) -> Vec<(String, Unread)> {
+    let unthreaded = receipts.get("").copied().unwrap_or(0);
+    let read_up_to = |thread: &str| receipts.get(thread).copied().unwrap_or(0).max(unthreaded);
+    let main_read = read_up_to("main");
+    let mut counts: std::collections::BTreeMap<String, Unread> = Default::default();
+    let mut main = Unread { notifications: past_main, highlights: 0 };
+    for a in rare {
+        if a.thread == "main" {
+            if a.stream_pos > main_read {
+                main.highlights += a.highlight;
+            }
             continue;
         }
-        let Some(u) = counts.get_mut(thread) else { continue };
-        let (n, h): (i64, i64) = read
-            .query_row(params![room_nid, user_id, thread, unthreaded, pos], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-        u.notifications -= n;
-        u.highlights -= h;
+        // A thread's action among those counted for the main timeline: not its own.
+        if a.stream_pos > main_read {
+            main.notifications -= 1;
+        }
+        if a.stream_pos > read_up_to(&a.thread) {
+            let u = counts.entry(a.thread).or_default();
+            u.notifications += 1;
+            u.highlights += a.highlight;
+        }
     }
-    Ok(counts.into_iter().filter(|(_, u)| u.notifications > 0).collect())
+    counts.insert("main".into(), main);
+    counts.into_iter().filter(|(_, u)| u.notifications > 0).collect()
 }
 
 /// The room's backward extremities: prev_events of its timeline events that we lack or
@@ -635,6 +681,107 @@ pub fn redactions_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Unread counts by definition: each action past both the unthreaded receipt and its
+    /// thread's receipt.
+    fn unread_by_definition(
+        receipts: &HashMap<String, i64>,
+        actions: &[(i64, &str, i64)],
+    ) -> Vec<(String, Unread)> {
+        let unthreaded = receipts.get("").copied().unwrap_or(0);
+        let mut counts: std::collections::BTreeMap<String, Unread> = Default::default();
+        for &(pos, thread, highlight) in actions {
+            if pos > unthreaded && pos > receipts.get(thread).copied().unwrap_or(0) {
+                let u = counts.entry(thread.to_string()).or_default();
+                u.notifications += 1;
+                u.highlights += highlight;
+            }
+        }
+        counts.into_iter().filter(|(_, u)| u.notifications > 0).collect()
+    }
+
+    /// What unread_counts hands tally_unread for these actions.
+    fn tally(
+        receipts: &HashMap<String, i64>,
+        actions: &[(i64, &str, i64)],
+    ) -> Vec<(String, Unread)> {
+        let unthreaded = receipts.get("").copied().unwrap_or(0);
+        let main_read = receipts.get("main").copied().unwrap_or(0).max(unthreaded);
+        let past_main = actions.iter().filter(|a| a.0 > main_read).count() as i64;
+        let rare = actions
+            .iter()
+            .filter(|a| a.0 > unthreaded && (a.2 != 0 || a.1 != "main"))
+            .map(|&(stream_pos, thread, highlight)| RareAction {
+                stream_pos,
+                thread: thread.to_string(),
+                highlight,
+            })
+            .collect();
+        tally_unread(receipts, past_main, rare)
+    }
+
+    #[test]
+    fn tally_unread_matches_the_definition_under_threaded_and_unthreaded_receipts() {
+        let threads = ["main", "$t1", "$t2"];
+        // A small deterministic generator: every mix of threads, highlights and receipts.
+        let mut seed: u64 = 7;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for _ in 0..500 {
+            let mut actions: Vec<(i64, &str, i64)> = vec![];
+            for pos in 1..=20 {
+                if next(3) != 0 {
+                    actions.push((pos, threads[next(3) as usize], (next(4) == 0) as i64));
+                }
+            }
+            let mut receipts = HashMap::new();
+            for key in ["", "main", "$t1", "$t2"] {
+                if next(2) == 0 {
+                    receipts.insert(key.to_string(), next(22) as i64);
+                }
+            }
+            assert_eq!(
+                tally(&receipts, &actions),
+                unread_by_definition(&receipts, &actions),
+                "receipts {receipts:?}, actions {actions:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tally_unread_leaves_out_threads_with_nothing_unread() {
+        let receipts = HashMap::from([("$t1".to_string(), 5)]);
+        let actions = [(3, "$t1", 1), (4, "main", 0), (5, "$t1", 0)];
+        assert_eq!(
+            tally(&receipts, &actions),
+            vec![("main".to_string(), Unread { notifications: 1, highlights: 0 })]
+        );
+    }
+
+    #[test]
+    fn unread_counts_reads_plain_highlighted_and_threaded_actions() {
+        let c = db();
+        for (pos, highlight, thread) in
+            [(1, 0, "main"), (2, 1, "main"), (3, 0, "$t"), (4, 1, "$t"), (5, 0, "main")]
+        {
+            c.execute(
+                "INSERT INTO event_push_actions (room_nid, user_id, stream_pos, highlight, thread_id)
+                 VALUES (1, '@b:x', ?1, ?2, ?3)",
+                params![pos, highlight, thread],
+            )
+            .expect("action");
+        }
+        assert_eq!(
+            unread_counts(&c, 1, "@b:x").expect("counts"),
+            vec![
+                ("$t".to_string(), Unread { notifications: 2, highlights: 1 }),
+                ("main".to_string(), Unread { notifications: 3, highlights: 1 }),
+            ]
+        );
+        assert_eq!(unread_counts(&c, 1, "@c:x").expect("counts"), vec![]);
+    }
 
     fn db() -> Connection {
         let mut c = Connection::open_in_memory().expect("db");

@@ -27,6 +27,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0017_remote_device_lists_shared_pos.sql"),
     ),
     ("0018_auth_order", include_str!("../../migrations/0018_auth_order.sql")),
+    ("0019_push_actions_rare", include_str!("../../migrations/0019_push_actions_rare.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

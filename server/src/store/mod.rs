@@ -64,7 +64,8 @@ fn configure(conn: &Connection, synchronous_full: bool) -> rusqlite::Result<()> 
     // rusqlite's statement cache clears the bindings of every statement it takes back,
     // which expires such a statement: each use of a cached statement parsed and planned
     // its SQL again (a fifth of the server's CPU in a send load). Glia never runs ANALYZE,
-    // so the plans do not depend on values anyway.
+    // so the plans do not depend on values anyway (partial indexes are matched by
+    // literals in their queries).
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     // A WAL that grew past this (a large transaction) is cut back to it at its next
     // restart; below it the file is reused in place, whose fsync costs less than one

@@ -4,7 +4,9 @@
 //! key). A new group is a full snapshot instead of a delta once the chain below it would
 //! pass `MAX_CHAIN`, so reading any state walks at most that many groups.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -36,6 +38,39 @@ pub fn state_at(conn: &Connection, group: i64) -> Result<HashMap<StateKey, i64>>
         };
     }
     Ok(state)
+}
+
+/// Full states read while building one answer, by group: a group never changes once
+/// written, and the sections of one answer keep asking about the same few groups.
+#[derive(Default)]
+pub struct Snapshots {
+    by_group: RefCell<HashMap<i64, Rc<HashMap<StateKey, i64>>>>,
+}
+
+impl Snapshots {
+    /// [`state_at`], read once per group.
+    pub fn at(&self, conn: &Connection, group: i64) -> Result<Rc<HashMap<StateKey, i64>>> {
+        if let Some(s) = self.by_group.borrow().get(&group) {
+            return Ok(s.clone());
+        }
+        let s = Rc::new(state_at(conn, group)?);
+        self.by_group.borrow_mut().insert(group, s.clone());
+        Ok(s)
+    }
+
+    /// [`lookup`], answered from the group's full state when it has been read already.
+    pub fn lookup(
+        &self,
+        conn: &Connection,
+        group: i64,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<Option<i64>> {
+        if let Some(s) = self.by_group.borrow().get(&group) {
+            return Ok(s.get(&(event_type.to_owned(), state_key.to_owned())).copied());
+        }
+        lookup(conn, group, event_type, state_key)
+    }
 }
 
 /// The groups from `?1` up to its full snapshot, `n` counting up from `?1` itself.

@@ -1,9 +1,9 @@
 //! The global `account_data` section.
 
 use rusqlite::Connection;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::Ctx;
+use super::{Ctx, object};
 use crate::error::{Error, Result};
 use crate::filter::EventFilter;
 use crate::store::{account_data, push_rules};
@@ -24,27 +24,32 @@ pub fn type_wanted(f: Option<&EventFilter>, event_type: &str) -> bool {
 pub fn section(c: &Connection, ctx: &Ctx<'_>) -> Result<Value> {
     let nid = ctx.user.user_nid;
     let (from, to) = (ctx.since.map(|s| s.account_data).unwrap_or(0), ctx.upto.account_data);
-    let mut rows = account_data::changed_global(c, nid, from, to)?;
-    if ctx.since.is_none() && !rows.iter().any(|(t, _)| t == push_rules::TYPE) {
+    let rows = account_data::changed_global(c, nid, from, to)?;
+    let af = ctx.filter.account_data.as_ref();
+    // Contents are moved in, not copied (the push rules are large).
+    let event = |event_type: String, content: Value| {
+        object([("type", Value::String(event_type)), ("content", content)])
+    };
+    let mut events = vec![];
+    let mut has_push_rules = false;
+    for (event_type, content) in rows {
+        has_push_rules |= event_type == push_rules::TYPE;
+        if !type_wanted(af, &event_type) {
+            continue;
+        }
+        let content: Value = serde_json::from_str(&content).map_err(Error::internal)?;
+        events.push(event(event_type, content));
+    }
+    if ctx.since.is_none() && !has_push_rules && type_wanted(af, push_rules::TYPE) {
         // Clients read their push rules from the initial sync; defaults are not stored.
         let rules = crate::api::client::push_rules::parse_stored(
             push_rules::get(c, nid)?,
             &ctx.user.user_id,
         )?;
-        let content = json!({"global": rules});
-        rows.push((push_rules::TYPE.to_string(), content.to_string()));
-    }
-    let af = ctx.filter.account_data.as_ref();
-    let mut events = vec![];
-    for (event_type, content) in rows {
-        if !type_wanted(af, &event_type) {
-            continue;
-        }
-        let content: Value = serde_json::from_str(&content).map_err(Error::internal)?;
-        events.push(json!({"type": event_type, "content": content}));
+        events.push(event(push_rules::TYPE.to_string(), object([("global", rules)])));
     }
     if let Some(limit) = af.and_then(|f| f.limit) {
         events.truncate(limit as usize);
     }
-    Ok(json!({"events": events}))
+    Ok(object([("events", Value::Array(events))]))
 }

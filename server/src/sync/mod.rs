@@ -20,6 +20,12 @@ use crate::filter::Filter;
 use crate::http::auth::User;
 pub use token::SyncToken;
 
+/// A JSON object of owned values, moved in: `json!` copies each value by serializing it,
+/// which for the rooms of an initial sync was a copy of the whole answer.
+pub(crate) fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Object(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
 /// The longest a client may ask the server to hold a request open.
 const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -144,12 +150,12 @@ async fn build(
         .db
         .read(move |c| {
             let ctx = Ctx { user: &user, since, upto, filter: &filter, full_state };
-            let mut body = json!({
-                "next_batch": upto.to_string(),
-                "account_data": account_data::section(c, &ctx)?,
-                "rooms": rooms::section(c, &ctx, typing)?,
-                "presence": presence_section(c, &ctx)?,
-            });
+            let mut body = object([
+                ("next_batch", Value::String(upto.to_string())),
+                ("account_data", account_data::section(c, &ctx)?),
+                ("rooms", rooms::section(c, &ctx, typing)?),
+                ("presence", presence_section(c, &ctx)?),
+            ]);
             let acked = e2ee::section(c, &ctx, &mut body)?;
             Ok((body, acked))
         })

@@ -11,13 +11,13 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::Connection;
 use serde_json::{Map, Value, json};
 
-use super::Ctx;
 use super::account_data::type_wanted;
+use super::{Ctx, object};
 use crate::error::{Error, Result};
 use crate::filter::{RoomEventFilter, RoomFilter};
 use crate::rooms::format::{self, Viewer};
 use crate::store::events::{self, EventRow, MembershipRow};
-use crate::store::state::{self, StateKey};
+use crate::store::state;
 
 /// Synapse's default number of timeline events per room.
 const DEFAULT_TIMELINE_LIMIT: u64 = 10;
@@ -50,6 +50,9 @@ struct Params<'a> {
     receipts_to: i64,
     /// Senders in the user's `m.ignored_user_list`: their events and invites are hidden.
     ignored: HashSet<String>,
+    /// Full states read for this answer: the timeline's visibility checks, memberships and
+    /// the state section mostly ask about the same group.
+    states: state::Snapshots,
 }
 
 /// `typing` is the typing state of every room (it lives in memory).
@@ -81,6 +84,7 @@ pub fn section(
         receipts_from: ctx.since.map(|s| s.receipts).unwrap_or(0),
         receipts_to: ctx.upto.receipts,
         ignored: ignored_users(c, u.user_nid)?,
+        states: state::Snapshots::default(),
     };
     build(c, &p)
 }
@@ -140,10 +144,16 @@ fn build(c: &Connection, p: &Params<'_>) -> Result<Value> {
             _ => {}
         }
     }
-    Ok(json!({"join": join, "invite": invite, "leave": leave, "knock": knock}))
+    Ok(object([
+        ("join", Value::Object(join)),
+        ("invite", Value::Object(invite)),
+        ("leave", Value::Object(leave)),
+        ("knock", Value::Object(knock)),
+    ]))
 }
 
 /// Events of the timeline in `(from, to]`, oldest first, and whether older ones were cut.
+/// `full_state`: the caller will read the whole state at the start of the timeline.
 fn timeline(
     c: &Connection,
     room_nid: i64,
@@ -151,10 +161,11 @@ fn timeline(
     to: i64,
     p: &Params<'_>,
     currently_joined: bool,
+    full_state: bool,
 ) -> Result<(Vec<EventRow>, bool)> {
     let limit = p.timeline_limit;
     let f = p.room_filter.and_then(|f| f.timeline.as_ref());
-    let mut seen = crate::rooms::visibility::Cache::default();
+    let mut seen = crate::rooms::visibility::Cache::with_states(&p.states);
     let mut shown = |r: &EventRow| -> Result<bool> {
         if r.state_key.is_none() && p.ignored.contains(&r.sender) {
             return Ok(false);
@@ -180,9 +191,21 @@ fn timeline(
     let mut rows = vec![];
     let mut upper = to;
     let batch = if f.is_some() || !p.ignored.is_empty() { (limit * 2).max(50) } else { limit + 1 };
+    let mut first_page = true;
     loop {
         let page = events::timeline_desc(c, room_nid, from, upper, batch)?;
         let exhausted = (page.len() as i64) < batch;
+        // The state at the start of the timeline is (with no state event among the
+        // newest events) the state each of them is checked against: read it whole once,
+        // so those checks and the state section become lookups in it.
+        if full_state
+            && std::mem::take(&mut first_page)
+            && let Some(g) = page
+                .get((limit.max(1) as usize).min(page.len()).wrapping_sub(1))
+                .and_then(|r| r.state_before)
+        {
+            p.states.at(c, g)?;
+        }
         for r in page {
             upper = r.stream_pos.unwrap_or(0) - 1;
             if shown(&r)? {
@@ -207,6 +230,19 @@ fn group_at(c: &Connection, room_nid: i64, pos: i64) -> Result<Option<i64>> {
     Ok(events::timeline_desc(c, room_nid, 0, pos, 1)?.first().and_then(|r| r.state_after))
 }
 
+/// `{"events": [...]}`.
+fn events_object(events: Vec<Value>) -> Value {
+    object([("events", Value::Array(events))])
+}
+
+fn timeline_object(events: Vec<Value>, limited: bool, prev_batch: String) -> Value {
+    object([
+        ("events", Value::Array(events)),
+        ("limited", Value::Bool(limited)),
+        ("prev_batch", Value::String(prev_batch)),
+    ])
+}
+
 fn strip_room_id(mut v: Value) -> Value {
     if let Some(o) = v.as_object_mut() {
         o.remove("room_id");
@@ -214,8 +250,8 @@ fn strip_room_id(mut v: Value) -> Value {
     v
 }
 
-fn state_events(c: &Connection, nids: Vec<i64>, f: Option<&RoomEventFilter>) -> Result<Vec<Value>> {
-    let mut rows = events::by_nids(c, &nids)?;
+fn state_events(c: &Connection, nids: &[i64], f: Option<&RoomEventFilter>) -> Result<Vec<Value>> {
+    let mut rows = events::by_nids(c, nids)?;
     if let Some(f) = f {
         rows.retain(|r| type_wanted(Some(&f.base), &r.event_type));
     }
@@ -234,25 +270,27 @@ fn state_section(
     p: &Params<'_>,
 ) -> Result<Vec<Value>> {
     let Some(start) = start_group else { return Ok(vec![]) };
-    let at_start = state::state_at(c, start)?;
-    let mut chosen: HashMap<StateKey, i64> = if full {
-        at_start
-    } else {
-        let before = match since_group {
-            Some(g) => state::state_at(c, g)?,
-            None => HashMap::new(),
-        };
-        at_start.into_iter().filter(|(k, v)| before.get(k) != Some(v)).collect()
+    let at_start = p.states.at(c, start)?;
+    let before = match since_group {
+        Some(g) if !full => Some(p.states.at(c, g)?),
+        _ => None,
     };
     let sf = p.room_filter.and_then(|f| f.state.as_ref());
-    if sf.and_then(|f| f.lazy_load_members).unwrap_or(false) {
-        let mut wanted: HashSet<&str> = timeline.iter().map(|e| e.sender.as_str()).collect();
+    let lazy = sf.and_then(|f| f.lazy_load_members).unwrap_or(false);
+    let mut wanted: HashSet<&str> = HashSet::new();
+    if lazy {
+        wanted.extend(timeline.iter().map(|e| e.sender.as_str()));
         wanted.insert(p.user_id);
-        chosen.retain(|(t, k), _| t != "m.room.member" || wanted.contains(k.as_str()));
     }
     let in_timeline: HashSet<i64> = timeline.iter().map(|e| e.nid).collect();
-    let nids = chosen.into_values().filter(|n| !in_timeline.contains(n)).collect();
-    state_events(c, nids, sf)
+    let nids: Vec<i64> = at_start
+        .iter()
+        .filter(|(k, v)| before.as_ref().is_none_or(|b| b.get(*k) != Some(*v)))
+        .filter(|((t, k), _)| !lazy || t != "m.room.member" || wanted.contains(k.as_str()))
+        .map(|(_, n)| *n)
+        .filter(|n| !in_timeline.contains(n))
+        .collect();
+    state_events(c, &nids, sf)
 }
 
 fn room_account_data(
@@ -274,7 +312,7 @@ fn room_account_data(
     for row in rows {
         let (t, content) = row?;
         let content: Value = serde_json::from_str(&content).map_err(Error::internal)?;
-        out.push(json!({"type": t, "content": content}));
+        out.push(object([("type", Value::String(t)), ("content", content)]));
     }
     Ok(out)
 }
@@ -299,7 +337,8 @@ fn summary(c: &Connection, room_nid: i64, user_id: &str) -> Result<Value> {
 fn joined_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Option<Value>> {
     let newly_joined = p.since.is_none_or(|s| m.stream_pos > s);
     let from = if newly_joined && p.since.is_none() { 0 } else { p.since.unwrap_or(0) };
-    let (rows, limited) = timeline(c, m.room_nid, from, p.upto, p, true)?;
+    let full = p.since.is_none() || newly_joined || p.full_state;
+    let (rows, limited) = timeline(c, m.room_nid, from, p.upto, p, true, full)?;
     let account_data = room_account_data(c, p, &m.room_id, p.since.is_none() || newly_joined)?;
     let ephemeral = ephemeral(c, p, m, newly_joined)?;
     if p.since.is_some()
@@ -315,7 +354,6 @@ fn joined_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Opti
         Some(first) => first.state_before,
         None => group_at(c, m.room_nid, p.upto)?,
     };
-    let full = p.since.is_none() || newly_joined || p.full_state;
     let since_group = match p.since {
         Some(s) if !full => group_at(c, m.room_nid, s)?,
         _ => None,
@@ -326,16 +364,19 @@ fn joined_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Opti
         None => format!("p{}", p.upto),
     };
     let timeline_events: Vec<Value> =
-        format::client_events(c, &rows, Some(p.viewer))?.into_iter().map(strip_room_id).collect();
+        format::client_events_with(c, &rows, Some(p.viewer), Some(&p.states))?
+            .into_iter()
+            .map(strip_room_id)
+            .collect();
     let (unread, unread_threads) = unread_section(c, p, m.room_nid)?;
-    let mut room = json!({
-        "timeline": {"events": timeline_events, "limited": limited, "prev_batch": prev_batch},
-        "state": {"events": state},
-        "account_data": {"events": account_data},
-        "ephemeral": {"events": ephemeral},
-        "summary": summary(c, m.room_nid, p.user_id)?,
-        "unread_notifications": unread,
-    });
+    let mut room = object([
+        ("timeline", timeline_object(timeline_events, limited, prev_batch)),
+        ("state", events_object(state)),
+        ("account_data", events_object(account_data)),
+        ("ephemeral", events_object(ephemeral)),
+        ("summary", summary(c, m.room_nid, p.user_id)?),
+        ("unread_notifications", unread),
+    ]);
     if let Some(threads) = unread_threads {
         room["unread_thread_notifications"] = threads;
     }
@@ -437,7 +478,8 @@ fn left_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Option
     // The timeline stops at the leave: later events are not the user's to see.
     let to = m.stream_pos.min(p.upto);
     let from = p.since.unwrap_or(0);
-    let (rows, limited) = timeline(c, m.room_nid, from, to, p, false)?;
+    let full = p.since.is_none() || p.full_state;
+    let (rows, limited) = timeline(c, m.room_nid, from, to, p, false, full)?;
     // An empty timeline (`limit: 0`) leaves the state at the leave, the leave included.
     let start_group = match rows.first() {
         Some(first) => first.state_before,
@@ -447,17 +489,19 @@ fn left_room(c: &Connection, p: &Params<'_>, m: &MembershipRow) -> Result<Option
         Some(s) => group_at(c, m.room_nid, s)?,
         None => None,
     };
-    let state =
-        state_section(c, start_group, since_group, p.since.is_none() || p.full_state, &rows, p)?;
+    let state = state_section(c, start_group, since_group, full, &rows, p)?;
     let prev_batch = match rows.first().and_then(|r| r.stream_pos) {
         Some(pos) => format!("p{}", pos - 1),
         None => format!("p{to}"),
     };
     let timeline_events: Vec<Value> =
-        format::client_events(c, &rows, Some(p.viewer))?.into_iter().map(strip_room_id).collect();
-    Ok(Some(json!({
-        "timeline": {"events": timeline_events, "limited": limited, "prev_batch": prev_batch},
-        "state": {"events": state},
-        "account_data": {"events": []},
-    })))
+        format::client_events_with(c, &rows, Some(p.viewer), Some(&p.states))?
+            .into_iter()
+            .map(strip_room_id)
+            .collect();
+    Ok(Some(object([
+        ("timeline", timeline_object(timeline_events, limited, prev_batch)),
+        ("state", events_object(state)),
+        ("account_data", events_object(vec![])),
+    ])))
 }
