@@ -7,20 +7,30 @@
 mod fixtures;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use glia::rooms::resolve::resolve_with;
+use glia::rooms::resolve::{resolve_ordered, resolve_with};
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("state_res");
+    // `walk`: the auth difference from the ordered walk, as the server resolves;
+    // `full_chains`: from every state's whole auth chain (what rooms without a sound order
+    // fall back to).
     for f in fixtures::all() {
-        let fetch = f.fetch();
-        group.bench_function(f.name.trim_end_matches(".json"), |b| {
+        let (fetch, order) = (f.fetch(), f.order());
+        let name = f.name.trim_end_matches(".json");
+        group.bench_function(format!("{name}/walk"), |b| {
+            b.iter(|| resolve_ordered(&f.rules, &f.forks, &fetch, Some(&order)).expect("resolve"))
+        });
+        group.bench_function(format!("{name}/full_chains"), |b| {
             b.iter(|| resolve_with(&f.rules, &f.forks, &fetch).expect("resolve"))
         });
     }
     let big = fixtures::generated(10_000);
-    let fetch = big.fetch();
+    let (fetch, order) = (big.fetch(), big.order());
     group.sample_size(10);
-    group.bench_function("generated_10k_members", |b| {
+    group.bench_function("generated_10k_members/walk", |b| {
+        b.iter(|| resolve_ordered(&big.rules, &big.forks, &fetch, Some(&order)).expect("resolve"))
+    });
+    group.bench_function("generated_10k_members/full_chains", |b| {
         b.iter(|| resolve_with(&big.rules, &big.forks, &fetch).expect("resolve"))
     });
     group.finish();

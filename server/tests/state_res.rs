@@ -1,12 +1,12 @@
 //! State resolution on the fixtures of `fixtures/state-res/` and on a generated room of
 //! 10,000 members with competing forks: Glia's resolution (ruma's v2 algorithm over
 //! Glia's events) must produce exactly the expected state, whichever order the forks
-//! come in.
+//! come in, and whether the auth difference comes from the full chains or the ordered walk.
 
 #[path = "support/state_res_fixtures.rs"]
 mod fixtures;
 
-use glia::rooms::resolve::resolve_with;
+use glia::rooms::resolve::{resolve_ordered, resolve_with};
 
 fn check(f: &fixtures::Fixture) {
     let fetch = f.fetch();
@@ -17,6 +17,10 @@ fn check(f: &fixtures::Fixture) {
     reversed.reverse();
     let backward = resolve_with(&f.rules, &reversed, &fetch).expect("resolve");
     assert_eq!(backward, expected, "{}: depends on fork order", f.name);
+    // As the server resolves: the auth difference from the ordered walk.
+    let order = f.order();
+    let walked = resolve_ordered(&f.rules, &f.forks, &fetch, Some(&order)).expect("resolve");
+    assert_eq!(walked, expected, "{}: the ordered walk differs", f.name);
 }
 
 #[test]

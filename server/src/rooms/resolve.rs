@@ -136,17 +136,27 @@ pub fn resolve_ordered(
         _ => {}
     }
     let started = std::time::Instant::now();
-    let conflicted = distinct
-        .iter()
-        .flat_map(|s| s.keys())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .filter(|k| distinct.iter().any(|s| s.get(*k) != distinct[0].get(*k)))
-        .count();
+    let conflicted = conflicted_keys(&distinct);
     crate::metrics::STATE_CONFLICTS.observe(conflicted as f64);
     let out = resolve_distinct(rules, &distinct, fetch, order);
     crate::metrics::STATE_RESOLUTION.observe(started.elapsed().as_secs_f64());
     out
+}
+
+/// How many keys the states disagree on (absent from some counts): a key of the first
+/// state that another holds differently, or a key the first lacks, counted once.
+fn conflicted_keys(states: &[&IdState]) -> usize {
+    let (first, rest) = match states.split_first() {
+        Some(split) => split,
+        None => return 0,
+    };
+    let differing =
+        first.iter().filter(|(k, v)| rest.iter().any(|s| s.get(*k) != Some(*v))).count();
+    let mut missing: Vec<&(String, String)> =
+        rest.iter().flat_map(|s| s.keys()).filter(|k| !first.contains_key(*k)).collect();
+    missing.sort_unstable();
+    missing.dedup();
+    differing + missing.len()
 }
 
 fn resolve_distinct(
@@ -224,4 +234,25 @@ pub fn to_nids(conn: &Connection, state: &IdState) -> Result<HashMap<(String, St
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(entries: &[(&str, &str)]) -> IdState {
+        entries.iter().map(|(k, v)| ((k.to_string(), String::new()), v.to_string())).collect()
+    }
+
+    #[test]
+    fn conflicted_keys_counts_each_disagreement_once() {
+        let a = state(&[("topic", "$1"), ("name", "$2"), ("avatar", "$3")]);
+        let b = state(&[("topic", "$9"), ("name", "$2"), ("alias", "$4")]);
+        let c = state(&[("topic", "$1"), ("name", "$2"), ("alias", "$5"), ("tags", "$6")]);
+        // topic differs, avatar is absent from b, alias and tags are absent from a.
+        assert_eq!(conflicted_keys(&[&a, &b, &c]), 4);
+        assert_eq!(conflicted_keys(&[&a, &b]), 3);
+        assert_eq!(conflicted_keys(&[&a, &a]), 0);
+        assert_eq!(conflicted_keys(&[]), 0);
+    }
 }

@@ -21,11 +21,18 @@ pub struct Fixture {
     pub forks: Vec<IdState>,
     /// Resolved values of some keys (`None`: absent); other keys keep the base value.
     pub expected: Vec<((String, String), Option<String>)>,
+    /// Each event's place in the order the fixture adds them, every event after its auth
+    /// events (as Glia's nids): what lets the resolution take the ordered auth-difference walk.
+    pub order: HashMap<String, i64>,
 }
 
 impl Fixture {
     pub fn fetch(&self) -> impl Fn(&str) -> Option<PduRef> + '_ {
         |id: &str| self.events.get(id).cloned()
+    }
+
+    pub fn order(&self) -> impl Fn(&str) -> Option<i64> + '_ {
+        |id: &str| self.order.get(id).copied()
     }
 
     /// The expected resolved state: the base, with the expected keys applied and the
@@ -123,10 +130,12 @@ fn load(rules: &RoomVersionRules, base: &Value, name: &str) -> Fixture {
         None => rules.clone(),
     };
     let mut events = HashMap::new();
+    let mut order = HashMap::new();
     let mut base_state = IdState::new();
     for (i, e) in base["events"].as_array().expect("events").iter().enumerate() {
         let p = pdu(rules, e, i as u64 + 1, i as u64);
         base_state.insert(key_of(&p), p.event_id.to_string());
+        order.insert(p.event_id.to_string(), order.len() as i64);
         events.insert(p.event_id.to_string(), p);
     }
     let depth = events.len() as u64 + 1;
@@ -134,6 +143,7 @@ fn load(rules: &RoomVersionRules, base: &Value, name: &str) -> Fixture {
     for e in f["events"].as_array().expect("events") {
         let p = pdu(rules, e, e["depth"].as_u64().unwrap_or(depth), 0);
         added.insert(e["id"].as_str().unwrap_or_default().to_string(), p.clone());
+        order.insert(p.event_id.to_string(), order.len() as i64);
         events.insert(p.event_id.to_string(), p);
     }
     let forks = f["forks"]
@@ -159,7 +169,15 @@ fn load(rules: &RoomVersionRules, base: &Value, name: &str) -> Fixture {
             ((t.to_string(), sk), v.as_str().map(event_id))
         })
         .collect();
-    Fixture { name: name.into(), rules: rules.clone(), events, base: base_state, forks, expected }
+    Fixture {
+        name: name.into(),
+        rules: rules.clone(),
+        events,
+        base: base_state,
+        forks,
+        expected,
+        order,
+    }
 }
 
 /// A room of `members` joined users and two forks: on A, alice gives u1 power 50 and bans
@@ -223,9 +241,12 @@ pub fn generated(members: usize) -> Fixture {
         expected.push((key_of(&p), Some(p.event_id.to_string())));
         prev_b = id;
     }
+    // Events are added with strictly growing depths, each after its auth events.
+    let order = events.iter().map(|(id, p)| (id.clone(), p.depth as i64)).collect();
     Fixture {
         name: format!("generated room of {members} members"),
         rules: rules.clone(),
+        order,
         events,
         base,
         forks: vec![a, b],
