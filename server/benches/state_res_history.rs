@@ -11,6 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use glia::rooms::resolve::{EventCache, IdState, resolve, resolve_ordered};
 use glia::rooms::rules_for;
 use glia::store::events::{self, NewEventRow, Placement};
+use ruma::OwnedEventId;
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
@@ -70,6 +71,8 @@ impl Room {
             "signatures": {},
         });
         let json = v.to_string();
+        let auth_ids: Vec<OwnedEventId> =
+            auth.iter().filter_map(|a| OwnedEventId::try_from(a.as_str()).ok()).collect();
         let membership = content["membership"].as_str().map(str::to_string);
         let row = NewEventRow {
             event_id: &id,
@@ -80,17 +83,11 @@ impl Room {
             origin_server_ts: self.next as i64,
             json: &json,
             prev_events: &[],
+            auth_events: &auth_ids,
             membership: membership.as_deref(),
             txn: None,
         };
-        let outlier = Placement {
-            timeline: false,
-            extremity: false,
-            current: false,
-            rejected: None,
-            soft_failed: false,
-        };
-        events::insert(&self.conn, 1, None, &row, outlier).expect("insert");
+        events::insert(&self.conn, 1, None, &row, Placement::OUTLIER).expect("insert");
         if apply {
             self.state.insert((t.to_string(), k.to_string()), id.clone());
         }

@@ -170,14 +170,7 @@ async fn store_one(app: &App, room: &mut Locked, origin: &str, p: &PduRef) -> Re
             let json = serde_json::to_string(&p.json).map_err(Error::internal)?;
             let prev: Vec<String> = p.prev_events.iter().map(|e| e.to_string()).collect();
             let row = inbound::new_row(&p, &t, &json, &prev);
-            let place = Placement {
-                timeline: false,
-                extremity: false,
-                current: false,
-                rejected: None,
-                soft_failed: false,
-            };
-            Ok(events::insert(c, room_nid, group, &row, place)?.nid)
+            Ok(events::insert(c, room_nid, group, &row, Placement::OUTLIER)?.nid)
         })
         .await?;
     Ok(Some(nid))

@@ -503,13 +503,7 @@ pub(crate) async fn write_outlier(
             let prev: Vec<String> = p.prev_events.iter().map(|e| e.to_string()).collect();
             let t = p.type_str();
             let row = new_row(&p, &t, &json, &prev);
-            let place = Placement {
-                timeline: false,
-                extremity: false,
-                current: false,
-                rejected: rejected.as_deref(),
-                soft_failed: false,
-            };
+            let place = Placement { rejected: rejected.as_deref(), ..Placement::OUTLIER };
             events::insert(c, room_nid, None, &row, place)?;
             Ok(())
         })
@@ -526,6 +520,7 @@ pub fn new_row<'a>(p: &'a Pdu, t: &'a str, json: &'a str, prev: &'a [String]) ->
         origin_server_ts: u64::from(p.origin_server_ts.0) as i64,
         json,
         prev_events: prev,
+        auth_events: &p.auth_events,
         membership: None,
         txn: None,
     }

@@ -160,11 +160,7 @@ fn membership_at(
     user_id: &str,
     states: Option<&state::Snapshots>,
 ) -> Result<String> {
-    let nid = match states {
-        Some(s) => s.lookup(conn, group, "m.room.member", user_id)?,
-        None => state::lookup(conn, group, "m.room.member", user_id)?,
-    };
-    let Some(nid) = nid else {
+    let Some(nid) = state::lookup_in(states, conn, group, "m.room.member", user_id)? else {
         return Ok("leave".into());
     };
     let Some(member) = events::by_nid(conn, nid)? else {

@@ -522,6 +522,7 @@ pub async fn persist_queued(
                     origin_server_ts: u64::from(pdu.origin_server_ts.0) as i64,
                     json,
                     prev_events: &prev,
+                    auth_events: &pdu.auth_events,
                     membership: membership.as_deref(),
                     txn: txn.as_ref().map(|t| {
                         (t.user_nid, t.device_id.as_str(), t.scope.as_str(), t.txn_id.as_str())

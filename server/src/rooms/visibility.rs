@@ -46,13 +46,6 @@ impl<'a> Cache<'a> {
     pub fn with_states(states: &'a state::Snapshots) -> Cache<'a> {
         Cache { by_group: HashMap::new(), states: Some(states) }
     }
-
-    fn lookup(&self, c: &Connection, group: i64, t: &str, k: &str) -> Result<Option<i64>> {
-        match self.states {
-            Some(s) => s.lookup(c, group, t, k),
-            None => state::lookup(c, group, t, k),
-        }
-    }
 }
 
 /// `visible`, reading each state group's facts once per `cache`.
@@ -67,12 +60,15 @@ pub fn visible_cached(
     if !cache.by_group.contains_key(&group) {
         let hv = content_field(
             c,
-            cache.lookup(c, group, "m.room.history_visibility", "")?,
+            state::lookup_in(cache.states, c, group, "m.room.history_visibility", "")?,
             "history_visibility",
         )?
         .unwrap_or_else(|| "shared".into());
-        let membership =
-            content_field(c, cache.lookup(c, group, "m.room.member", user_id)?, "membership")?;
+        let membership = content_field(
+            c,
+            state::lookup_in(cache.states, c, group, "m.room.member", user_id)?,
+            "membership",
+        )?;
         cache.by_group.insert(group, (hv, membership));
     }
     let Some((hv, membership)) = cache.by_group.get(&group) else { return Ok(false) };

@@ -4,43 +4,25 @@
 //! before one of its auth events leaves a gap; when the gap is filled later the room is
 //! marked unordered and its resolutions walk the full chains instead.
 
+use ruma::OwnedEventId;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Deserialize;
 
 use crate::error::Result;
 
-#[derive(Deserialize)]
-struct AuthEvents {
-    #[serde(default)]
-    auth_events: Vec<serde_json::Value>,
-}
-
-/// The auth event IDs of an event's JSON: plain IDs, or [ID, hashes] pairs (room versions
-/// 1 and 2).
-fn auth_ids(json: &str) -> Vec<String> {
-    let Ok(a) = serde_json::from_str::<AuthEvents>(json) else { return vec![] };
-    a.auth_events
-        .into_iter()
-        .filter_map(|v| match v {
-            serde_json::Value::String(s) => Some(s),
-            serde_json::Value::Array(mut pair) if !pair.is_empty() => match pair.swap_remove(0) {
-                serde_json::Value::String(s) => Some(s),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect()
-}
-
 /// Bookkeeping for an event just inserted: remember its auth events that are not stored,
 /// and mark the rooms of events that cited this one before it was stored.
-pub fn on_insert(conn: &Connection, room_nid: i64, event_id: &str, json: &str) -> Result<()> {
+pub fn on_insert(
+    conn: &Connection,
+    room_nid: i64,
+    event_id: &str,
+    auth_events: &[OwnedEventId],
+) -> Result<()> {
     let mut known = conn.prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")?;
     let mut gap = conn
         .prepare_cached("INSERT OR IGNORE INTO auth_gaps (event_id, room_nid) VALUES (?1, ?2)")?;
-    for a in auth_ids(json) {
-        if !known.exists([&a])? {
-            gap.execute(params![a, room_nid])?;
+    for a in auth_events {
+        if !known.exists([a.as_str()])? {
+            gap.execute(params![a.as_str(), room_nid])?;
         }
     }
     let cited_by: Vec<i64> = conn
@@ -101,6 +83,8 @@ mod tests {
 
     fn store(c: &Connection, id: &str, auth: &[&str]) {
         let json = serde_json::json!({"auth_events": auth}).to_string();
+        let auth: Vec<OwnedEventId> =
+            auth.iter().map(|a| OwnedEventId::try_from(*a).expect("event ID")).collect();
         let row = NewEventRow {
             event_id: id,
             event_type: "m.room.topic",
@@ -110,17 +94,11 @@ mod tests {
             origin_server_ts: 0,
             json: &json,
             prev_events: &[],
+            auth_events: &auth,
             membership: None,
             txn: None,
         };
-        let outlier = Placement {
-            timeline: false,
-            extremity: false,
-            current: false,
-            rejected: None,
-            soft_failed: false,
-        };
-        insert(c, 1, None, &row, outlier).expect("insert");
+        insert(c, 1, None, &row, Placement::OUTLIER).expect("insert");
     }
 
     #[test]
@@ -177,12 +155,5 @@ mod tests {
         // The gap is remembered: $gone turning up unorders room 1.
         store(&c, "$gone", &[]);
         assert_eq!(ordered_room_of(&c, "$b").expect("query"), Some(false));
-    }
-
-    #[test]
-    fn auth_ids_of_both_formats() {
-        assert_eq!(auth_ids(r#"{"auth_events":["$a","$b"]}"#), vec!["$a", "$b"]);
-        assert_eq!(auth_ids(r#"{"auth_events":[["$a:x",{"sha256":"h"}]]}"#), vec!["$a:x"]);
-        assert!(auth_ids(r#"{"type":"m.room.create"}"#).is_empty());
     }
 }

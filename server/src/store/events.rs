@@ -186,6 +186,8 @@ pub struct NewEventRow<'a> {
     pub origin_server_ts: i64,
     pub json: &'a str,
     pub prev_events: &'a [String],
+    /// The auth events, as the PDU names them (for `auth_order`'s bookkeeping).
+    pub auth_events: &'a [ruma::OwnedEventId],
     /// For `m.room.member` events: the target's membership.
     pub membership: Option<&'a str>,
     /// (user nid, device ID, scope, transaction ID).
@@ -214,6 +216,15 @@ pub struct Placement<'a> {
 }
 
 impl Placement<'_> {
+    /// Stored outside the timeline, current state and the DAG's tips.
+    pub const OUTLIER: Placement<'static> = Placement {
+        timeline: false,
+        extremity: false,
+        current: false,
+        rejected: None,
+        soft_failed: false,
+    };
+
     /// A local event on the room's single chain.
     pub const LOCAL: Placement<'static> = Placement {
         timeline: true,
@@ -271,7 +282,7 @@ pub fn insert(
         place.soft_failed
     ])?;
     let nid = conn.last_insert_rowid();
-    super::auth_order::on_insert(conn, room_nid, e.event_id, e.json)?;
+    super::auth_order::on_insert(conn, room_nid, e.event_id, e.auth_events)?;
     let mut edge = conn.prepare_cached(
         "INSERT OR IGNORE INTO event_edges (event_nid, prev_event_id) VALUES (?1, ?2)",
     )?;
@@ -801,18 +812,13 @@ mod tests {
             origin_server_ts: 0,
             json,
             prev_events: prev,
+            auth_events: &[],
             membership: None,
             txn: None,
         }
     }
 
-    const HISTORY: Placement<'static> = Placement {
-        timeline: false,
-        extremity: false,
-        current: false,
-        rejected: None,
-        soft_failed: false,
-    };
+    const HISTORY: Placement<'static> = Placement::OUTLIER;
 
     /// Our join points at an event we lack; backfilling it (and the event before it)
     /// puts both before everything else, in order, and the extremity moves back.

@@ -491,6 +491,7 @@ mod tests {
                     origin_server_ts: 0,
                     json,
                     prev_events: &prev,
+                    auth_events: &[],
                     membership,
                     txn,
                 },

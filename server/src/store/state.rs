@@ -73,6 +73,20 @@ impl Snapshots {
     }
 }
 
+/// [`lookup`], through `states` when the caller holds full states already.
+pub fn lookup_in(
+    states: Option<&Snapshots>,
+    conn: &Connection,
+    group: i64,
+    event_type: &str,
+    state_key: &str,
+) -> Result<Option<i64>> {
+    match states {
+        Some(s) => s.lookup(conn, group, event_type, state_key),
+        None => lookup(conn, group, event_type, state_key),
+    }
+}
+
 /// The groups from `?1` up to its full snapshot, `n` counting up from `?1` itself.
 const CHAIN: &str = "WITH RECURSIVE chain(id, n) AS (
     SELECT ?1, 0
